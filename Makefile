@@ -1,0 +1,31 @@
+# The two commands of the README. Both create .venv and install what they need on their own.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint bench-check clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## run: serve the portal with demo data on the embedded default (SQLite, no servers) at http://127.0.0.1:8000
+run: $(VENV)/.installed
+	$(PY) manage.py serve
+
+## test: ruff, migration check and the pytest suite (PostgreSQL and Redis when reachable; CI=true requires them)
+test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

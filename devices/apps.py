@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class DevicesConfig(AppConfig):
+    name = "devices"
+    verbose_name = "Devices"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from devices.models import Device, DeviceModel, Vendor
+
+        auditlog.register(Vendor)
+        auditlog.register(DeviceModel)
+        auditlog.register(Device, mask_fields=["cik_digest"])

@@ -1,0 +1,85 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from devices.choices import ActivationOutcome, ActivationState
+
+
+class Vendor(models.Model):
+    name = models.CharField(max_length=64, unique=True, help_text="The `vendor` value devices send when activating.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeviceModel(models.Model):
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="device_models")
+    name = models.CharField(max_length=64, help_text="The `model` value devices send when activating.")
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vendor__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["vendor", "name"], name="devicemodel_unique_per_vendor")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor.name}/{self.name}"
+
+
+class Device(models.Model):
+    model = models.ForeignKey(DeviceModel, on_delete=models.PROTECT, related_name="devices")
+    serial_number = models.CharField(max_length=128)
+    extra = models.CharField(max_length=255, blank=True, help_text="Free text from the serial import (`sn,extra`).")
+    state = models.CharField(max_length=16, choices=ActivationState.choices, default=ActivationState.NOT_ADDED)
+    enabled_at = models.DateTimeField(null=True, blank=True)
+    activation_expires_at = models.DateTimeField(null=True, blank=True, help_text="End of the activation window.")
+    activated_at = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    cik_digest = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices"
+    )
+    configuration_version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_id", "serial_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "serial_number"], name="device_serial_unique_per_model"),
+            models.CheckConstraint(condition=Q(state__in=ActivationState.values), name="device_state_valid"),
+            models.CheckConstraint(
+                condition=Q(cik_digest__isnull=True) | Q(state=ActivationState.ACTIVATED),
+                name="device_cik_only_when_activated",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "activation_expires_at"], name="device_state_window_idx")]
+
+    def __str__(self) -> str:
+        return self.serial_number
+
+
+class ActivationAttempt(models.Model):
+    """Every call of /provision/activate, known serial or not (the original's ``?show=log``)."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, null=True, blank=True, related_name="attempts")
+    vendor = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=64, blank=True)
+    serial_number = models.CharField(max_length=128, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    outcome = models.CharField(max_length=24, choices=ActivationOutcome.choices)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["device", "-at"], name="attempt_device_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.serial_number} {self.outcome} at {self.at:%Y-%m-%d %H:%M:%S}"

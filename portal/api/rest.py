@@ -1,0 +1,82 @@
+"""Staff REST API login: ``POST /api/v1/auth/token/`` issues a token, ``DELETE`` revokes the caller's token."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import services
+from portal.audit import set_audit_actor
+from portal.authentication import PortalTokenAuthentication
+from portal.choices import TokenPurpose
+from portal.models import ApiToken
+
+
+class TokenLoginInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenUserOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_staff = serializers.BooleanField()
+
+
+class TokenInfoOutput(serializers.Serializer):
+    expires_at = serializers.DateTimeField(help_text="Absolute expiry.")
+    idle_timeout = serializers.IntegerField(help_text="Seconds of inactivity after which the token expires.")
+    user = TokenUserOutput()
+
+
+class TokenOutput(TokenInfoOutput):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once.")
+
+
+class TokenView(APIView):
+    """POST logs in by password; GET and DELETE act on the token that authenticates the request."""
+
+    def _is_login(self) -> bool:
+        return self.request is not None and self.request.method == "POST"
+
+    def get_authenticators(self):
+        # A login authenticates by password only: a stale Authorization header must not make it fail.
+        return [] if self._is_login() else [PortalTokenAuthentication()]
+
+    def get_permissions(self):
+        return [AllowAny()] if self._is_login() else [IsAuthenticated()]
+
+    def _describe(self, token: ApiToken, raw: str | None = None) -> dict:
+        out = {
+            "expires_at": token.expires_at,
+            "idle_timeout": int(token.idle_timeout.total_seconds()),
+            "user": token.user,
+        }
+        return {"token": raw, **out} if raw else out
+
+    @extend_schema(responses={200: TokenInfoOutput})
+    def get(self, request: Request) -> Response:
+        """The caller's own token: whom it belongs to and when it expires."""
+        return Response(TokenInfoOutput(self._describe(request.auth)).data)
+
+    @extend_schema(request=TokenLoginInput, responses={201: TokenOutput}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = TokenLoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        # The Django request goes to authenticate() so django-axes can count failures and lock out.
+        user = authenticate(request._request, **data.validated_data)
+        if user is None or not user.is_active:
+            return Response({"detail": "Unable to log in with the provided credentials."}, status=400)
+        set_audit_actor(user)
+        issued = services.token_issue(user=user, purpose=TokenPurpose.STAFF_API)
+        return Response(TokenOutput(self._describe(issued.token, issued.raw)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        services.token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)

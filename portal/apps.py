@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_groups(sender, **kwargs) -> None:
+    # Permissions exist once every app's post_migrate has run; portal is the last installed app.
+    from portal.services import groups_sync
+
+    groups_sync()
+
+
+class PortalConfig(AppConfig):
+    name = "portal"
+    verbose_name = "Portal"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from portal import audit, logging  # noqa: F401  (registers audited models and task log hooks)
+
+        post_migrate.connect(_sync_groups, sender=self, dispatch_uid="portal.groups_sync")

@@ -1,0 +1,109 @@
+"""Demo data for the embedded default: vendors, models, a few hundred serials in every state, three users.
+
+Idempotent: running it again creates nothing new and resets the demo users' passwords to the printed ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from devices.choices import ActivationState
+from devices.models import Device, DeviceModel, Vendor
+from portal.services import CUSTOMERS_GROUP, SUPPORT_GROUP, groups_sync
+
+CATALOG = {
+    "acme": [("stb-4k", "Acme 4K set-top box"), ("gw-100", "Acme home gateway")],
+    "globex": [("sensor-node", "Globex environmental sensor node")],
+}
+SERIALS_PER_MODEL = 120
+# Of every 10 serials: 4 pending activation, 3 activated, 1 expired, 1 disabled, 1 not yet enabled.
+STATE_CYCLE = [
+    ActivationState.NOT_ACTIVATED,
+    ActivationState.ACTIVATED,
+    ActivationState.NOT_ACTIVATED,
+    ActivationState.ACTIVATED,
+    ActivationState.EXPIRED,
+    ActivationState.NOT_ACTIVATED,
+    ActivationState.ACTIVATED,
+    ActivationState.DISABLED,
+    ActivationState.NOT_ACTIVATED,
+    ActivationState.NOT_ADDED,
+]
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+    is_staff: bool
+    group: str
+
+
+DEMO_USERS = (
+    DemoUser("support", "support-demo-2026", True, SUPPORT_GROUP),
+    DemoUser("alice", "alice-demo-2026", False, CUSTOMERS_GROUP),
+    DemoUser("bob", "bob-demo-2026", False, CUSTOMERS_GROUP),
+)
+
+
+def _device(model: DeviceModel, serial: str, state: str, owner, now) -> Device:
+    device = Device(model=model, serial_number=serial, state=state, owner=owner)
+    if state == ActivationState.NOT_ADDED:
+        return device
+    device.enabled_at = now - (timedelta(days=3) if state == ActivationState.EXPIRED else timedelta(hours=1))
+    device.activation_expires_at = device.enabled_at + timedelta(seconds=settings.ACTIVATION_WINDOW)
+    if state == ActivationState.ACTIVATED:
+        device.activated_at = device.enabled_at + timedelta(minutes=5)
+        # The demo never hands these keys to anyone: a digest of a random value stands for a device's CIK.
+        device.cik_digest = hashlib.sha256(secrets.token_bytes(20)).hexdigest()
+    if state == ActivationState.DISABLED:
+        device.disabled_at = now - timedelta(minutes=30)
+    return device
+
+
+def _users() -> dict[str, object]:
+    User = get_user_model()
+    users = {}
+    for spec in DEMO_USERS:
+        user, _ = User.objects.get_or_create(username=spec.username, defaults={"email": f"{spec.username}@example.com"})
+        user.is_staff = spec.is_staff
+        user.set_password(spec.password)
+        user.save()
+        user.groups.add(Group.objects.get(name=spec.group))
+        users[spec.username] = user
+    return users
+
+
+@transaction.atomic
+def demo_load() -> dict[str, int]:
+    groups_sync()
+    users = _users()
+    customers = [users["alice"], users["bob"]]
+    now = timezone.now()
+    devices = []
+    for vendor_name, models in CATALOG.items():
+        vendor, _ = Vendor.objects.get_or_create(name=vendor_name)
+        for model_name, description in models:
+            model, _ = DeviceModel.objects.get_or_create(
+                vendor=vendor, name=model_name, defaults={"description": description}
+            )
+            for n in range(SERIALS_PER_MODEL):
+                state = STATE_CYCLE[n % len(STATE_CYCLE)]
+                owner = customers[n % 2] if n < 12 else None
+                devices.append(_device(model, f"{model_name.upper()}-{n:06d}", state, owner, now))
+    before = Device.objects.count()
+    Device.objects.bulk_create(devices, ignore_conflicts=True)
+    return {
+        "vendors": Vendor.objects.count(),
+        "devices": Device.objects.count(),
+        "created": Device.objects.count() - before,
+    }

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import CustomerFactory, StaffFactory
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def staff_user(db):
+    return StaffFactory(username="staff")
+
+
+@pytest.fixture
+def customer_user(db):
+    return CustomerFactory(username="carol")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis of this machine (tests using it carry the `redis` mark)."""
+    return os.environ["PORTAL_TEST_REDIS_URL"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a newcomer's shell: none of the portal's variables, plus ``extra``."""
+    portal_vars = {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG",
+                   "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "PORTAL_VAR_DIR", "DJANGO_SETTINGS_MODULE",
+                   "PORTAL_TEST_REDIS_URL"}  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key not in portal_vars}
+    env.update(extra)
+    return env

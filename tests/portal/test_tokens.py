@@ -1,0 +1,159 @@
+"""The token store shared by every API login."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from portal import services
+from portal.choices import TokenPurpose
+from portal.exceptions import TokenExpired, TokenInvalid, TokenRevoked
+from portal.models import ApiToken
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
+def issue(user=None, purpose=TokenPurpose.STAFF_API, **kwargs):
+    return services.token_issue(user=user or UserFactory(), purpose=purpose, **kwargs)
+
+
+def test_issued_token_has_256_random_bits_and_only_its_digest_is_stored():
+    issued = issue()
+
+    assert re.fullmatch(r"[0-9a-f]{64}", issued.raw)
+    assert issued.token.digest == hashlib.sha256(issued.raw.encode()).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM portal_apitoken")
+        stored = " ".join(str(value) for row in cursor.fetchall() for value in row)
+    assert issued.raw not in stored
+
+
+def test_two_tokens_differ():
+    user = UserFactory()
+
+    assert issue(user).raw != issue(user).raw
+
+
+def test_authenticate_returns_the_token_and_its_user():
+    issued = issue()
+
+    token = services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+
+    assert token.pk == issued.token.pk
+    assert token.user == issued.token.user
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("0" * 64, id="unknown"),
+        pytest.param("f" * 10_000, id="huge"),
+        pytest.param("\x00" * 64, id="nul"),
+        pytest.param("\udcff" * 8, id="lone-surrogate"),
+    ],
+)
+def test_unknown_or_malformed_tokens_are_invalid(raw):
+    issue()
+
+    with pytest.raises(TokenInvalid):
+        services.token_authenticate(raw=raw, purpose=TokenPurpose.STAFF_API)
+
+
+def test_a_token_only_authenticates_its_own_dialect():
+    issued = issue(purpose=TokenPurpose.CRM)
+
+    with pytest.raises(TokenInvalid):
+        services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+
+
+def test_token_of_a_deactivated_user_is_invalid():
+    issued = issue()
+    issued.token.user.is_active = False
+    issued.token.user.save()
+
+    with pytest.raises(TokenInvalid):
+        services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+
+
+def test_absolute_expiry_even_when_used_continuously():
+    with time_machine.travel(START, tick=False) as clock:
+        issued = issue(absolute_ttl=3600, idle_ttl=1800)
+        for _ in range(3):  # used every 15 minutes for 45 minutes: never idle
+            clock.shift(timedelta(minutes=15) - timedelta(seconds=1))
+            services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+        clock.move_to(START + timedelta(seconds=3600))
+
+        with pytest.raises(TokenExpired):
+            services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+
+
+def test_idle_expiry():
+    with time_machine.travel(START, tick=False) as clock:
+        issued = issue(absolute_ttl=36000, idle_ttl=600)
+        clock.shift(timedelta(seconds=599))
+        services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)  # resets the idle clock
+        clock.shift(timedelta(seconds=599))
+        services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+        clock.shift(timedelta(seconds=600))
+
+        with pytest.raises(TokenExpired):
+            services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+
+
+def test_idle_clock_is_written_at_most_once_a_minute():
+    with time_machine.travel(START, tick=False) as clock:
+        issued = issue()
+        clock.shift(timedelta(seconds=30))
+        services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+        assert ApiToken.objects.get().last_used_at == START
+
+        clock.shift(timedelta(seconds=31))
+        services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+        assert ApiToken.objects.get().last_used_at == START + timedelta(seconds=61)
+
+
+def test_revoked_token_stops_working_and_revoking_twice_reports_it():
+    issued = issue()
+
+    assert services.token_revoke(token=issued.token) is True
+    assert services.token_revoke(token=issued.token) is False
+    with pytest.raises(TokenRevoked):
+        services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+
+
+def test_revoke_all_of_one_user_and_purpose_leaves_the_others():
+    user = UserFactory()
+    mine, crm, other = issue(user), issue(user, purpose=TokenPurpose.CRM), issue()
+
+    assert services.token_revoke_all(user=user, purpose=TokenPurpose.STAFF_API) == 1
+
+    with pytest.raises(TokenRevoked):
+        services.token_authenticate(raw=mine.raw, purpose=TokenPurpose.STAFF_API)
+    services.token_authenticate(raw=crm.raw, purpose=TokenPurpose.CRM)
+    services.token_authenticate(raw=other.raw, purpose=TokenPurpose.STAFF_API)
+
+
+def test_purge_deletes_only_long_dead_tokens():
+    with time_machine.travel(START, tick=False) as clock:
+        expired_long_ago = issue(absolute_ttl=60)
+        revoked_long_ago = issue()
+        services.token_revoke(token=revoked_long_ago.token)
+        clock.shift(timedelta(days=8))
+        live = issue()
+        revoked_now = issue()
+        services.token_revoke(token=revoked_now.token)
+
+        assert services.tokens_purge() == 2
+
+    assert set(ApiToken.objects.values_list("pk", flat=True)) == {live.token.pk, revoked_now.token.pk}
+    assert expired_long_ago.token.pk not in ApiToken.objects.values_list("pk", flat=True)
