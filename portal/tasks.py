@@ -15,5 +15,9 @@ def tokens_purge() -> int:
 
 @signals.worker_ready.connect
 def _announce(sender=None, **kwargs) -> None:
-    """A worker shows up in /readyz as soon as it starts, not only at the first scheduled heartbeat."""
-    heartbeat.delay()
+    """A worker shows up in /readyz as soon as it starts, not only at the first scheduled heartbeat.
+
+    Sent to a queue this worker consumes, so that a worker on dedicated queues can still announce itself.
+    """
+    queues = list(sender.app.amqp.queues.consume_from) if sender is not None else []
+    heartbeat.apply_async(queue=queues[0] if queues else None)

@@ -52,6 +52,8 @@ def _choose_redis() -> tuple[str, str | None]:
 
 
 os.environ.pop("DJANGO_ENV", None)
+# Persistent connections opened by worker threads (async consumers) would outlive the test database.
+os.environ["DATABASE_CONN_MAX_AGE"] = "0"
 DATABASE, DATABASE_PROBLEM = _choose_database()
 REDIS, REDIS_PROBLEM = _choose_redis()
 MISSING = {"postgres": DATABASE_PROBLEM, "redis": REDIS_PROBLEM}

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
-from django.utils import timezone
 
 from portal import services
 from portal.choices import TokenPurpose

@@ -1,0 +1,82 @@
+"""A real Celery worker process on the real Redis broker, writing to the real PostgreSQL test database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import redis
+from django.db import connection
+
+from portal.celery import app as celery_app
+from portal.models import WorkerHeartbeat
+from portal.tasks import heartbeat
+from tests.conftest import REPO, clean_env
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def broker_url(redis_url) -> str:
+    return redis_url.rsplit("/", 1)[0] + "/14"
+
+
+@pytest.fixture
+def worker(tmp_path, broker_url):
+    """A worker on its own Redis database and queue, stopped by pid at the end."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    name = f"{queue}@pytest"
+    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=database_url(), CELERY_BROKER_URL=broker_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-n", name, "-c", "1",
+         "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    yield queue, name, proc
+    proc.kill()
+    proc.wait(timeout=10)
+    redis.Redis.from_url(broker_url).flushdb()
+
+
+def wait_for(predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_worker_consumes_from_redis_and_writes_to_postgres(worker, broker_url):
+    queue, name, proc = worker
+    # The worker announces itself with a heartbeat as soon as it is ready (portal.tasks._announce).
+    first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first())
+
+    with celery_app.connection_for_write(broker_url) as conn:
+        heartbeat.apply_async(connection=conn, queue=queue)
+
+    later = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).first())
+    assert later.seen_at > first.seen_at
+    assert proc.poll() is None
+
+
+def test_celery_configuration_is_json_only_late_ack_prefetch_one():
+    conf = celery_app.conf
+
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert [q.name for q in conf.task_queues] == ["express", "regular", "devices"]
+    assert conf.task_default_queue == "regular"
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
