@@ -67,16 +67,3 @@ def test_worker_consumes_from_redis_and_writes_to_postgres(worker, broker_url):
     later = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).first())
     assert later.seen_at > first.seen_at
     assert proc.poll() is None
-
-
-def test_celery_configuration_is_json_only_late_ack_prefetch_one():
-    conf = celery_app.conf
-
-    assert conf.task_serializer == "json"
-    assert conf.accept_content == ["json"]
-    assert conf.task_acks_late is True
-    assert conf.task_reject_on_worker_lost is True
-    assert conf.worker_prefetch_multiplier == 1
-    assert [q.name for q in conf.task_queues] == ["express", "regular", "devices"]
-    assert conf.task_default_queue == "regular"
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -78,3 +79,12 @@ def test_demo_data_is_refused_in_production(tmp_path):
 
     assert result.returncode != 0
     assert "demo data is for the embedded default only" in result.stderr
+
+
+def test_every_variable_the_settings_read_is_listed_in_env_example():
+    source = (REPO / "portal" / "settings.py").read_text()
+    read = set(re.findall(r'env\.(?:str|bool|int|list|db_url)\(\s*"([A-Z_]+)"', source))
+    listed = set(re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), flags=re.MULTILINE))
+
+    assert len(read) > 20
+    assert read - listed == set()
