@@ -203,6 +203,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at every start when it is missing
 # WhiteNoise streams files through a sync iterator; under ASGI Django warns on each one. The files are served.
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
