@@ -6,6 +6,7 @@ from auditlog.context import auditlog_value
 from auditlog.registry import auditlog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from portal.models import ApiToken
 
@@ -14,6 +15,10 @@ MASK = "********"
 auditlog.register(get_user_model(), exclude_fields=["last_login"], mask_fields=["password"], m2m_fields={"groups"})
 auditlog.register(Group, m2m_fields={"permissions"})
 auditlog.register(ApiToken, exclude_fields=["last_used_at"], mask_fields=["digest"])
+# Support staff may change schedules in the admin; beat's own bookkeeping fields are left out.
+auditlog.register(PeriodicTask, exclude_fields=["last_run_at", "total_run_count", "date_changed"])
+auditlog.register(IntervalSchedule)
+auditlog.register(CrontabSchedule)
 
 
 def mask_secret(value: str) -> str:
