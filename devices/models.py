@@ -1,8 +1,33 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, CharField, Q, Value, When
+from django.utils import timezone
 
 from devices.choices import ActivationOutcome, ActivationState
+
+
+def window_elapsed() -> Q:
+    """A pending device whose activation window has passed: expired wherever it is read, before the periodic
+    task (devices.tasks.expire_windows) persists that. The application's clock decides, as in the services."""
+    return Q(state=ActivationState.NOT_ACTIVATED, activation_expires_at__lte=timezone.now())
+
+
+class DeviceQuerySet(models.QuerySet):
+    def with_effective_state(self) -> "DeviceQuerySet":
+        return self.annotate(
+            effective_state=Case(
+                When(window_elapsed(), then=Value(ActivationState.EXPIRED.value)),
+                default="state",
+                output_field=CharField(),
+            )
+        )
+
+    def in_effective_state(self, state: str) -> "DeviceQuerySet":
+        if state == ActivationState.EXPIRED:
+            return self.filter(Q(state=state) | window_elapsed())
+        if state == ActivationState.NOT_ACTIVATED:
+            return self.filter(state=state).exclude(window_elapsed())
+        return self.filter(state=state)
 
 
 class Vendor(models.Model):
@@ -49,6 +74,8 @@ class Device(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = DeviceQuerySet.as_manager()
+
     class Meta:
         ordering = ["model_id", "serial_number"]
         constraints = [
@@ -63,6 +90,24 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return self.serial_number
+
+    @property
+    def current_state(self) -> str:
+        """The effective state: ``expired`` once a pending device's window has passed."""
+        annotated = getattr(self, "effective_state", None)
+        if annotated is not None:
+            return annotated
+        if (
+            self.state == ActivationState.NOT_ACTIVATED
+            and self.activation_expires_at is not None
+            and self.activation_expires_at <= timezone.now()
+        ):
+            return ActivationState.EXPIRED.value
+        return self.state
+
+    @property
+    def has_active_cik(self) -> bool:
+        return self.cik_digest is not None
 
 
 class ActivationAttempt(models.Model):

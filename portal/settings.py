@@ -185,6 +185,9 @@ TOKEN_IDLE_TTL = env.int("TOKEN_IDLE_TTL", default=2 * 3600)
 
 # Devices: how long an enabled serial may activate (seconds; the original: 24 h).
 ACTIVATION_WINDOW = env.int("ACTIVATION_WINDOW", default=24 * 3600)
+# Activation rate limits, "count/seconds" ("0" turns one off): per client address and per serial number.
+ACTIVATION_RATE_LIMIT_IP = env.str("ACTIVATION_RATE_LIMIT_IP", default="300/60")
+ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="10/60")
 
 # --- i18n / static --------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -294,6 +297,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "tokens-purge": {"task": "portal.tasks.tokens_purge", "schedule": 3600.0},
+    "devices-expire-windows": {"task": "devices.tasks.expire_windows", "schedule": 60.0},
 }
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------

@@ -1,0 +1,63 @@
+"""One FilterSet per listable model: the admin, the staff API and the pages filter the same way."""
+
+from __future__ import annotations
+
+import django_filters as filters
+from django.contrib.auth import get_user_model
+
+from devices.choices import ActivationOutcome, ActivationState
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+
+
+class VendorFilter(filters.FilterSet):
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
+
+    class Meta:
+        model = Vendor
+        fields = ["q"]
+
+
+class DeviceModelFilter(filters.FilterSet):
+    vendor_id = filters.NumberFilter(field_name="vendor_id", label="Vendor id")
+    vendor = filters.CharFilter(field_name="vendor__name", label="Vendor name")
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
+
+    class Meta:
+        model = DeviceModel
+        fields = ["vendor_id", "vendor", "q"]
+
+
+class DeviceFilter(filters.FilterSet):
+    vendor_id = filters.NumberFilter(field_name="model__vendor_id", label="Vendor id")
+    vendor = filters.CharFilter(field_name="model__vendor__name", label="Vendor name")
+    model_id = filters.NumberFilter(field_name="model_id", label="Device model id")
+    model = filters.CharFilter(field_name="model__name", label="Device model name")
+    state = filters.ChoiceFilter(choices=ActivationState.choices, method="filter_state", label="Activation state")
+    owner_id = filters.ModelChoiceFilter(
+        field_name="owner", queryset=get_user_model().objects.all(), label="Owner (user id)"
+    )
+    owner = filters.CharFilter(field_name="owner__username", label="Owner username")
+    has_owner = filters.BooleanFilter(field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner")
+    q = filters.CharFilter(method="filter_q", label="Serial number contains")
+
+    class Meta:
+        model = Device
+        fields = ["vendor_id", "vendor", "model_id", "model", "state", "owner_id", "owner", "has_owner", "q"]
+
+    def filter_state(self, queryset, name, value):
+        # The effective state: a pending device whose window has passed counts as expired.
+        return queryset.in_effective_state(value)
+
+    def filter_q(self, queryset, name, value):
+        return queryset.filter(serial_number__icontains=value)
+
+
+class ActivationAttemptFilter(filters.FilterSet):
+    device_id = filters.NumberFilter(field_name="device_id", label="Device id")
+    outcome = filters.ChoiceFilter(choices=ActivationOutcome.choices, label="Outcome")
+    q = filters.CharFilter(field_name="serial_number", lookup_expr="icontains", label="Serial number contains")
+    since = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="At or after")
+
+    class Meta:
+        model = ActivationAttempt
+        fields = ["device_id", "outcome", "q", "since"]

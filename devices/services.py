@@ -1,0 +1,312 @@
+"""Every write to the inventory, and the activation rules.
+
+State changes are conditional UPDATEs on rows locked in one transaction, never read-check-write. A conditional
+UPDATE sends no save signal, so these services write their audit entries themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from auditlog.models import LogEntry
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from devices.choices import ActivationOutcome, ActivationState
+from devices.exceptions import ActivationRefused, CikInvalid, IllegalTransition, InvalidOwner
+from devices.models import ActivationAttempt, Device, DeviceModel, window_elapsed
+
+CIK_BYTES = 20  # 40 lowercase hex characters, as device libraries expect
+MAX_FIELD = 128  # longest vendor, model or serial the activation API accepts
+IMPORT_BATCH = 1000
+
+S = ActivationState
+ENABLE_FROM = Q(state=S.NOT_ADDED)
+
+
+def reenable_from() -> Q:
+    return Q(state__in=[S.ACTIVATED, S.EXPIRED, S.DISABLED]) | window_elapsed()
+
+
+DISABLE_FROM = Q(state__in=[S.NOT_ACTIVATED, S.ACTIVATED, S.EXPIRED])
+
+
+def cik_digest(cik: str) -> str:
+    return hashlib.sha256(cik.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class BulkResult:
+    changed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+# --- enable / re-enable / disable ---------------------------------------------------------------------------------
+
+
+def _transition(*, ids: Iterable[int], allowed: Q, values: dict, action: str) -> BulkResult:
+    """Lock the rows among ``ids`` that ``allowed`` admits, move them to ``values``, audit each one."""
+    ids = list(dict.fromkeys(ids))
+    with transaction.atomic():
+        rows = list(
+            Device.objects.filter(pk__in=ids)
+            .filter(allowed)
+            .select_for_update()
+            .values("pk", "serial_number", *[name for name in values if name != "updated_at"])
+        )
+        changed = [row["pk"] for row in rows]
+        Device.objects.filter(pk__in=changed).update(**values)
+        _audit(rows, values, action)
+    changed_set = set(changed)
+    return BulkResult(changed=changed, skipped=[pk for pk in ids if pk not in changed_set])
+
+
+def _audit(rows: list[dict], values: dict, action: str) -> None:
+    for row in rows:
+        changes = {
+            name: [_show(name, row.get(name)), _show(name, value)]
+            for name, value in values.items()
+            if name in row and row.get(name) != value
+        }
+        device = Device(pk=row["pk"], serial_number=row["serial_number"])
+        LogEntry.objects.log_create(
+            device, action=LogEntry.Action.UPDATE, changes=changes, additional_data={"action": action}
+        )
+
+
+def _show(name: str, value) -> str:
+    if name == "cik_digest":
+        return "********"
+    return "None" if value is None else str(value)
+
+
+def devices_enable(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
+    """Open the activation window of serials that were never enabled."""
+    now = timezone.now()
+    values = {
+        "state": S.NOT_ACTIVATED,
+        "enabled_at": now,
+        "activation_expires_at": now + timedelta(seconds=window or settings.ACTIVATION_WINDOW),
+        "updated_at": now,
+    }
+    return _transition(ids=ids, allowed=ENABLE_FROM, values=values, action="enable")
+
+
+def devices_reenable(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
+    """A new window for activated, expired or disabled devices; their CIK stops working at once."""
+    now = timezone.now()
+    values = {
+        "state": S.NOT_ACTIVATED,
+        "enabled_at": now,
+        "activation_expires_at": now + timedelta(seconds=window or settings.ACTIVATION_WINDOW),
+        "activated_at": None,
+        "disabled_at": None,
+        "cik_digest": None,
+        "updated_at": now,
+    }
+    return _transition(ids=ids, allowed=reenable_from(), values=values, action="reenable")
+
+
+def devices_disable(*, ids: Iterable[int]) -> BulkResult:
+    """Disabled devices cannot activate, and their CIK stops working at once."""
+    now = timezone.now()
+    values = {"state": S.DISABLED, "disabled_at": now, "cik_digest": None, "updated_at": now}
+    return _transition(ids=ids, allowed=DISABLE_FROM, values=values, action="disable")
+
+
+def _one(result: BulkResult, device: Device, action: str) -> Device:
+    if not result.changed:
+        raise IllegalTransition(f"cannot {action} a device in state {device.current_state}", device_id=device.pk)
+    device.refresh_from_db()
+    return device
+
+
+def device_enable(*, device: Device, window: int | None = None) -> Device:
+    return _one(devices_enable(ids=[device.pk], window=window), device, "enable")
+
+
+def device_reenable(*, device: Device, window: int | None = None) -> Device:
+    return _one(devices_reenable(ids=[device.pk], window=window), device, "re-enable")
+
+
+def device_disable(*, device: Device) -> Device:
+    return _one(devices_disable(ids=[device.pk]), device, "disable")
+
+
+def device_assign_owner(*, device: Device, owner: AbstractBaseUser | None) -> Device:
+    if owner is not None and (not owner.is_active or owner.is_staff):
+        raise InvalidOwner("the owner must be an active customer account", user_id=owner.pk)
+    device.owner = owner
+    device.save(update_fields=["owner", "updated_at"])
+    return device
+
+
+def devices_expire_windows(*, now: datetime | None = None) -> int:
+    """Persist ``expired`` for pending devices whose window has passed (the effective state already says so)."""
+    now = now or timezone.now()
+    rows = Device.objects.filter(state=S.NOT_ACTIVATED, activation_expires_at__lte=now)
+    return rows.update(state=S.EXPIRED, updated_at=now)
+
+
+# --- import -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    existing: int = 0
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line, value, reason)
+    enabled: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "existing": self.existing,
+            "invalid": [{"line": line, "value": value, "reason": reason} for line, value, reason in self.invalid],
+            "enabled": self.enabled,
+        }
+
+
+def serial_problem(serial: str) -> str | None:
+    if not serial:
+        return "empty serial number"
+    if len(serial) > MAX_FIELD:
+        return f"longer than {MAX_FIELD} characters"
+    if not serial.isprintable() or serial != serial.strip():
+        return "control characters or surrounding spaces"
+    return None
+
+
+def devices_import(
+    *, model: DeviceModel, rows: Iterable[tuple[int, str, str]], enable: bool = False, dry_run: bool = False
+) -> ImportResult:
+    """Add serials (``(line, serial, extra)`` rows) to a model. Serials it already has are counted, not changed.
+
+    Runs in batches so that a million-row file neither holds one huge transaction nor all rows in memory.
+    """
+    result = ImportResult()
+    batch: list[tuple[int, str, str]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= IMPORT_BATCH:
+            _import_batch(model, batch, result, enable=enable, dry_run=dry_run)
+            batch = []
+    if batch:
+        _import_batch(model, batch, result, enable=enable, dry_run=dry_run)
+    return result
+
+
+def _import_batch(model: DeviceModel, batch, result: ImportResult, *, enable: bool, dry_run: bool) -> None:
+    seen: dict[str, str] = {}
+    for line, serial, extra in batch:
+        problem = serial_problem(serial) or ("extra longer than 255 characters" if len(extra) > 255 else None)
+        if problem:
+            result.invalid.append((line, serial[:MAX_FIELD], problem))
+        elif serial not in seen:
+            seen[serial] = extra
+        else:
+            result.existing += 1
+    with transaction.atomic():
+        existing = set(
+            Device.objects.filter(model=model, serial_number__in=list(seen)).values_list("serial_number", flat=True)
+        )
+        new = [Device(model=model, serial_number=sn, extra=extra) for sn, extra in seen.items() if sn not in existing]
+        result.existing += len(existing)
+        if dry_run:
+            result.created += len(new)
+            return
+        created = Device.objects.bulk_create(new, ignore_conflicts=True)
+        result.created += len(created)
+        if enable:
+            ids = Device.objects.filter(model=model, serial_number__in=[d.serial_number for d in new])
+            result.enabled += len(devices_enable(ids=ids.values_list("pk", flat=True)).changed)
+
+
+# --- activation ---------------------------------------------------------------------------------------------------
+
+_ACTIVATE_SQL = """
+UPDATE devices_device
+   SET state = %s, cik_digest = %s, activated_at = %s, updated_at = %s
+ WHERE serial_number = %s
+   AND state = %s
+   AND activation_expires_at > %s
+   AND model_id = (SELECT m.id FROM devices_devicemodel m JOIN devices_vendor v ON v.id = m.vendor_id
+                    WHERE v.name = %s AND m.name = %s)
+RETURNING id
+"""
+
+
+def device_activate(*, vendor: str, model: str, serial: str, remote_addr: str | None, user_agent: str) -> str:
+    """Hand out a new CIK for a pending device whose window is open, exactly once; log the attempt either way.
+
+    One conditional UPDATE decides: of any number of simultaneous calls for one serial, one changes the row and
+    the others find it no longer pending. The CIK is returned only after the transaction has committed.
+    """
+    cik = secrets.token_hex(CIK_BYTES)
+    now = timezone.now()
+    at = connection.ops.adapt_datetimefield_value(now)
+    params = [S.ACTIVATED.value, cik_digest(cik), at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_ACTIVATE_SQL, params)
+            row = cursor.fetchone()
+        if row is not None:
+            _log_attempt(row[0], vendor, model, serial, remote_addr, user_agent, ActivationOutcome.ACTIVATED)
+            return cik
+    refusal = _why_refused(vendor=vendor, model=model, serial=serial, now=now)
+    _log_attempt(refusal.device_id, vendor, model, serial, remote_addr, user_agent, refusal.outcome)
+    raise refusal
+
+
+def _why_refused(*, vendor: str, model: str, serial: str, now: datetime) -> ActivationRefused:
+    device_model = DeviceModel.objects.filter(vendor__name=vendor, name=model).only("pk").first()
+    if device_model is None:
+        return ActivationRefused(ActivationOutcome.INVALID_MODEL)
+    device = Device.objects.filter(model=device_model, serial_number=serial).only("pk", "state").first()
+    if device is None:
+        return ActivationRefused(ActivationOutcome.UNKNOWN_SERIAL)
+    outcome = {
+        S.NOT_ADDED: ActivationOutcome.NOT_ENABLED,
+        S.ACTIVATED: ActivationOutcome.ALREADY_ACTIVATED,
+        S.DISABLED: ActivationOutcome.DISABLED,
+        # A pending device reaches here only when its window has passed.
+        S.EXPIRED: ActivationOutcome.EXPIRED,
+        S.NOT_ACTIVATED: ActivationOutcome.EXPIRED,
+    }[S(device.state)]
+    return ActivationRefused(outcome, device_id=device.pk)
+
+
+def _log_attempt(device_id, vendor, model, serial, remote_addr, user_agent, outcome) -> None:
+    ActivationAttempt.objects.create(
+        device_id=device_id,
+        vendor=vendor[:64],
+        model=model[:64],
+        serial_number=serial[:MAX_FIELD],
+        remote_addr=remote_addr or None,
+        user_agent=user_agent[:255],
+        outcome=outcome,
+    )
+
+
+def activation_attempt_log(
+    *, vendor: str, model: str, serial: str, remote_addr: str | None, user_agent: str, outcome: ActivationOutcome
+) -> None:
+    """Log an attempt refused before the rules ran (bad request)."""
+    _log_attempt(None, vendor, model, serial, remote_addr, user_agent, outcome)
+
+
+def device_from_cik(*, cik: str) -> Device:
+    """The activated device holding this CIK. Raises CikInvalid otherwise (re-enabled or disabled devices lost it)."""
+    if len(cik) != CIK_BYTES * 2:
+        raise CikInvalid
+    device = Device.objects.select_related("model__vendor").filter(cik_digest=cik_digest(cik)).first()
+    if device is None or device.state != S.ACTIVATED:
+        raise CikInvalid
+    return device
