@@ -47,3 +47,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in portal_vars}
     env.update(extra)
     return env
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Local-memory rate-limit counters live in the process; every test starts with none."""
+    from portal.ratelimit import _counters
+
+    _counters.cache_clear()
+    yield
+    _counters.cache_clear()
