@@ -29,7 +29,7 @@ def database_url() -> str:
 
 @pytest.fixture
 def server(tmp_path):
-    """The production HTTP server (gunicorn, 4 processes × 8 threads) on the test database."""
+    """The production HTTP server (gunicorn, 4 processes, 8 threads each) on the test database."""
     port = free_port()
     env = clean_env(
         PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=database_url(), DATABASE_CONN_MAX_AGE="0",
