@@ -21,6 +21,10 @@ class InvalidImport(DeviceError):
     code = "INVALID_IMPORT"
 
 
+class DeviceExists(DeviceError):
+    code = "DEVICE_EXISTS"
+
+
 class InvalidOwner(DeviceError):
     code = "INVALID_OWNER"
 

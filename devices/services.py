@@ -20,8 +20,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from devices.choices import ActivationOutcome, ActivationState
-from devices.exceptions import ActivationRefused, CikInvalid, IllegalTransition, InvalidOwner
-from devices.models import ActivationAttempt, Device, DeviceModel, window_elapsed
+from devices.exceptions import (
+    ActivationRefused,
+    CikInvalid,
+    DeviceExists,
+    IllegalTransition,
+    InvalidImport,
+    InvalidOwner,
+)
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, window_elapsed
 
 CIK_BYTES = 20  # 40 lowercase hex characters, as device libraries expect
 MAX_FIELD = 128  # longest vendor, model or serial the activation API accepts
@@ -140,9 +147,30 @@ def device_disable(*, device: Device) -> Device:
     return _one(devices_disable(ids=[device.pk]), device, "disable")
 
 
-def device_assign_owner(*, device: Device, owner: AbstractBaseUser | None) -> Device:
-    if owner is not None and (not owner.is_active or owner.is_staff):
+def device_create(
+    *, model: DeviceModel, serial_number: str, extra: str = "", owner: AbstractBaseUser | None = None
+) -> Device:
+    if problem := serial_problem(serial_number):
+        raise InvalidImport(problem, field="serial_number")
+    if owner is not None:
+        _check_owner(owner)
+    with transaction.atomic():
+        device, created = Device.objects.get_or_create(
+            model=model, serial_number=serial_number, defaults={"extra": extra, "owner": owner}
+        )
+    if not created:
+        raise DeviceExists(f"{model} already has serial number {serial_number}", device_id=device.pk)
+    return device
+
+
+def _check_owner(owner: AbstractBaseUser) -> None:
+    if not owner.is_active or owner.is_staff:
         raise InvalidOwner("the owner must be an active customer account", user_id=owner.pk)
+
+
+def device_assign_owner(*, device: Device, owner: AbstractBaseUser | None) -> Device:
+    if owner is not None:
+        _check_owner(owner)
     device.owner = owner
     device.save(update_fields=["owner", "updated_at"])
     return device
@@ -153,6 +181,24 @@ def devices_expire_windows(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     rows = Device.objects.filter(state=S.NOT_ACTIVATED, activation_expires_at__lte=now)
     return rows.update(state=S.EXPIRED, updated_at=now)
+
+
+def vendor_save(*, name: str, vendor: Vendor | None = None) -> Vendor:
+    vendor = vendor or Vendor()
+    vendor.name = name
+    vendor.full_clean()
+    vendor.save()
+    return vendor
+
+
+def device_model_save(
+    *, vendor: Vendor, name: str, description: str = "", device_model: DeviceModel | None = None
+) -> DeviceModel:
+    device_model = device_model or DeviceModel()
+    device_model.vendor, device_model.name, device_model.description = vendor, name, description
+    device_model.full_clean()
+    device_model.save()
+    return device_model
 
 
 # --- import -------------------------------------------------------------------------------------------------------

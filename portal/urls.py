@@ -8,6 +8,7 @@ from provisioning.api import activation
 
 api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("", include("devices.api.urls")),
 ]
 
 urlpatterns = [

@@ -57,3 +57,9 @@ def _fresh_rate_limits():
     _counters.cache_clear()
     yield
     _counters.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """PBKDF2 at production strength costs ~0.3 s per user; tests create many users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
