@@ -163,9 +163,15 @@ def device_create(
     return device
 
 
-def _check_owner(owner: AbstractBaseUser) -> None:
+def owner_problem(owner: AbstractBaseUser) -> str | None:
     if not owner.is_active or owner.is_staff:
-        raise InvalidOwner("the owner must be an active customer account", user_id=owner.pk)
+        return "the owner must be an active customer account"
+    return None
+
+
+def _check_owner(owner: AbstractBaseUser) -> None:
+    if problem := owner_problem(owner):
+        raise InvalidOwner(problem, user_id=owner.pk)
 
 
 def device_assign_owner(*, device: Device, owner: AbstractBaseUser | None) -> Device:
