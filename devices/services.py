@@ -283,7 +283,7 @@ def _import_batch(model: DeviceModel, batch, result: ImportResult, *, enable: bo
 
 # --- activation ---------------------------------------------------------------------------------------------------
 
-_ACTIVATE_SQL = """
+_ACTIVATE = """
 UPDATE devices_device
    SET state = %s, cik_digest = %s, activated_at = %s, updated_at = %s
  WHERE serial_number = %s
@@ -293,31 +293,46 @@ UPDATE devices_device
                     WHERE v.name = %s AND m.name = %s)
 RETURNING id
 """
+_LOG_ATTEMPT = """
+INSERT INTO devices_activationattempt (device_id, vendor, model, serial_number, at, remote_addr, user_agent, outcome)
+"""
+# PostgreSQL: the activation and its log line in one statement, one round trip, one commit. (Built from the
+# constants above only; every value is a bound parameter.)
+_ACTIVATE_AND_LOG = (
+    f"WITH activated AS ({_ACTIVATE}) {_LOG_ATTEMPT} "  # noqa: S608
+    "SELECT id, %s, %s, %s, %s, %s, %s, %s FROM activated"
+)
 
 
 def device_activate(*, vendor: str, model: str, serial: str, remote_addr: str | None, user_agent: str) -> str:
     """Hand out a new CIK for a pending device whose window is open, exactly once; log the attempt either way.
 
     One conditional UPDATE decides: of any number of simultaneous calls for one serial, one changes the row and
-    the others find it no longer pending. The CIK is returned only after the transaction has committed.
+    the others find it no longer pending. The CIK is returned only after the change and its log line committed.
     """
     cik = secrets.token_hex(CIK_BYTES)
-    now = timezone.now()
-    at = connection.ops.adapt_datetimefield_value(now)
-    params = [S.ACTIVATED.value, cik_digest(cik), at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_ACTIVATE_SQL, params)
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    update = [S.ACTIVATED.value, cik_digest(cik), at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
+    log = [vendor[:64], model[:64], serial[:MAX_FIELD], at, remote_addr or None, user_agent[:255]]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # one statement: atomic by itself, no BEGIN/COMMIT round trips
+            cursor.execute(_ACTIVATE_AND_LOG, [*update, *log, ActivationOutcome.ACTIVATED.value])
+            activated = cursor.rowcount == 1
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_ACTIVATE, update)
             row = cursor.fetchone()
-        if row is not None:
-            _log_attempt(row[0], vendor, model, serial, remote_addr, user_agent, ActivationOutcome.ACTIVATED)
-            return cik
-    refusal = _why_refused(vendor=vendor, model=model, serial=serial, now=now)
+            if activated := row is not None:
+                cursor.execute(f"{_LOG_ATTEMPT} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                               [row[0], *log, ActivationOutcome.ACTIVATED.value])  # fmt: skip
+    if activated:
+        return cik
+    refusal = _why_refused(vendor=vendor, model=model, serial=serial)
     _log_attempt(refusal.device_id, vendor, model, serial, remote_addr, user_agent, refusal.outcome)
     raise refusal
 
 
-def _why_refused(*, vendor: str, model: str, serial: str, now: datetime) -> ActivationRefused:
+def _why_refused(*, vendor: str, model: str, serial: str) -> ActivationRefused:
     device_model = DeviceModel.objects.filter(vendor__name=vendor, name=model).only("pk").first()
     if device_model is None:
         return ActivationRefused(ActivationOutcome.INVALID_MODEL)

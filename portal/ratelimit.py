@@ -64,15 +64,22 @@ class LocalCounters:
 
 
 class RedisCounters:
+    # One command for all counters of a request: INCR each key, give new keys their expiry, return the counts.
+    SCRIPT = """
+    local counts = {}
+    for i, key in ipairs(KEYS) do
+        counts[i] = redis.call('INCR', key)
+        if counts[i] == 1 then redis.call('EXPIREAT', key, ARGV[i]) end
+    end
+    return counts
+    """
+
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._script = self._client.register_script(self.SCRIPT)
 
     def incr(self, keys: list[tuple[str, float]], now: float) -> list[int]:
-        pipe = self._client.pipeline(transaction=False)
-        for key, expires in keys:
-            pipe.incr(key)
-            pipe.expireat(key, math.ceil(expires) + 1, nx=True)
-        return pipe.execute()[::2]
+        return self._script(keys=[key for key, _ in keys], args=[math.ceil(expires) + 1 for _, expires in keys])
 
 
 @lru_cache(maxsize=4)

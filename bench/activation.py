@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Activation throughput on the production topology, against a bare one-row read on the same server.
+
+    .venv/bin/python bench/activation.py [--serials 100000] [--duration 20] [--workers 4] [--connections 16]
+
+What it does: creates a throwaway PostgreSQL database, migrates it, loads N enabled serial numbers, starts the
+production HTTP server (gunicorn, sync workers: on this machine a sync WSGI server serves plain Django views 3-4x
+faster than an ASGI server; WebSockets go to uvicorn processes in production), then drives it with wrk from a
+second process on loopback:
+
+1. the baseline: GET of a bare view that reads one row by primary key (same server, same middleware);
+2. activations: POST /provision/activate, every request a first activation of a distinct serial;
+3. the baseline again (the machine is noisy; the ratio uses the mean of both baseline runs).
+
+It prints activations/s, p50/p99 latency, peak server memory (RSS of the gunicorn master and workers), the ratio
+to the baseline, and checks that every 200 activated exactly one device. Durability is the production default
+(synchronous_commit on, fsync on). Needs PostgreSQL, Redis (rate-limit counters) and wrk (apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
+DB = "portal_bench"
+VENDOR, MODEL = "bench", "m1"
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non2xx: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def admin_sql(*statements: str) -> None:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def server_env(port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "REDIS", "CELERY"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        DJANGO_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=f"{PG}/{DB}",
+        REDIS_URL=REDIS,
+        SECURE_SSL_REDIRECT="false",
+        # Limits stay on (their Redis round trip is part of the cost) but high enough for one load generator.
+        ACTIVATION_RATE_LIMIT_IP=os.environ.get("BENCH_LIMIT_IP", "100000000/60"),
+        ACTIVATION_RATE_LIMIT_SERIAL=os.environ.get("BENCH_LIMIT_SERIAL", "10/60"),
+        PORTAL_VAR_DIR=str(REPO / "var" / "bench"),
+    )
+    return env
+
+
+def load_serials(count: int, threads: int) -> int:
+    """Bulk SQL, not the import service: setting up 100 000 rows is not what is measured."""
+    per_thread = count // threads
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        conn.execute("INSERT INTO devices_vendor (name, created_at, updated_at) VALUES (%s, now(), now())", [VENDOR])
+        conn.execute(
+            "INSERT INTO devices_devicemodel (vendor_id, name, description, created_at, updated_at) "
+            "SELECT id, %s, '', now(), now() FROM devices_vendor WHERE name = %s",
+            [MODEL, VENDOR],
+        )
+        conn.execute(
+            """
+            INSERT INTO devices_device (model_id, serial_number, extra, state, enabled_at, activation_expires_at,
+                                        configuration_version, created_at, updated_at)
+            SELECT m.id, format('BENCH%%s-%%s', t, lpad(n::text, 7, '0')), '', 'notactivated', now(),
+                   now() + interval '1 day', 0, now(), now()
+              FROM devices_devicemodel m, generate_series(0, %s) t, generate_series(1, %s) n
+             WHERE m.name = %s
+            """,
+            [threads - 1, per_thread, MODEL],
+        )
+        conn.execute("ANALYZE")
+        return conn.execute("SELECT min(id) FROM devices_device").fetchone()[0]
+
+
+class MemorySampler(threading.Thread):
+    """Peak total RSS of a process and its children, sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kib, self._stop_event = pid, 0, threading.Event()
+
+    @staticmethod
+    def _rss_kib(pid: int) -> int:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return 0
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        return int(match.group(1)) if match else 0
+
+    def _tree(self) -> list[int]:
+        try:
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [self.pid, *map(int, children)]
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.peak_kib = max(self.peak_kib, sum(self._rss_kib(pid) for pid in self._tree()))
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak_kib
+
+
+def wrk(url: str, args: argparse.Namespace, script: tuple[str, ...] = (), duration: int | None = None) -> Run:
+    """wrk's own numbers; ``script`` is a Lua file and its arguments."""
+    command = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{duration or args.duration}s",
+               "--latency"]  # fmt: skip
+    command += ["-s", script[0], url, "--", *script[1:]] if script else [url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    pct = {p: float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Run(rps, pct["50"], pct["99"], requests, int(non2xx.group(1)) if non2xx else 0)
+
+
+def start_server(port: int, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--worker-class", "sync", "--backlog", "2048"],
+        cwd=REPO, env=server_env(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serials", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=20, help="seconds per measured run")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+
+    admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", f"CREATE DATABASE {DB}")
+    port = free_port()
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=server_env(port), check=True)
+    first_id = load_serials(args.serials, args.threads)
+    server = start_server(port, args.workers)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wrk(f"{base}/bench/read/{first_id}", args, duration=3)  # warm-up: connections, imports, caches
+        before = wrk(f"{base}/bench/read/{first_id}", args)
+        sampler = MemorySampler(server.pid)
+        sampler.start()
+        activation = wrk(base, args, script=(str(REPO / "bench" / "activation.lua"), VENDOR, MODEL))
+        peak_mib = sampler.stop() / 1024
+        after = wrk(f"{base}/bench/read/{first_id}", args)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    with psycopg.connect(f"{PG}/{DB}") as conn:
+        activated = conn.execute("SELECT count(*) FROM devices_device WHERE state = 'activated'").fetchone()[0]
+        logged = conn.execute("SELECT count(*) FROM devices_activationattempt").fetchone()[0]
+    admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    report(args, before, activation, after, peak_mib, activated, logged)
+
+
+def report(args, before: Run, activation: Run, after: Run, peak_mib: float, activated: int, logged: int) -> None:
+    baseline = (before.rps + after.rps) / 2
+    ok = activation.requests - activation.non2xx
+    ratio = activation.rps / baseline
+    print(f"server: gunicorn sync x{args.workers}; load: wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.duration}s; {args.serials} enabled serials; PostgreSQL, synchronous_commit on")  # fmt: skip
+    print(f"baseline (bare one-row read): {before.rps:.0f} req/s before, {after.rps:.0f} after, mean {baseline:.0f}")
+    print(f"activations: {activation.rps:.0f}/s  p50 {activation.p50_ms:.2f} ms  p99 {activation.p99_ms:.2f} ms  "
+          f"({activation.requests} requests, {activation.non2xx} not 200)")  # fmt: skip
+    print(f"peak server memory: {peak_mib:.0f} MiB (master + {args.workers} workers)")
+    print(f"ratio activations/baseline: {ratio:.2f}  (target >= 0.75; activations target >= 500/s)")
+    print(f"check: {ok} x 200, {activated} devices activated, {logged} attempts logged")
+    # Requests still in flight when wrk stops are served but not counted by wrk: at most one per connection.
+    if not ok <= activated <= ok + args.connections or logged < activation.requests:
+        raise SystemExit("MISMATCH: a 200 without an activated device, or an attempt not logged")
+
+
+if __name__ == "__main__":
+    main()
