@@ -12,7 +12,7 @@ second process on loopback:
 2. activations: POST /provision/activate, every request a first activation of a distinct serial;
 3. the baseline again (the machine is noisy; the ratio uses the mean of both baseline runs).
 
-It prints activations/s, p50/p99 latency, peak server memory (RSS of the gunicorn master and workers), the ratio
+It prints activations/s, p50/p99 latency, peak server memory (PSS of the gunicorn master and workers), the ratio
 to the baseline, and checks that every 200 activated exactly one device. Durability is the production default
 (synchronous_commit on, fsync on). Needs PostgreSQL, Redis (rate-limit counters) and wrk (apt-get install wrk).
 """
@@ -109,7 +109,7 @@ def load_serials(count: int, threads: int) -> int:
 
 
 class MemorySampler(threading.Thread):
-    """Peak total RSS of a process and its children, sampled every 100 ms."""
+    """Peak total memory (PSS) of a process and its children, sampled every 100 ms."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -117,11 +117,12 @@ class MemorySampler(threading.Thread):
 
     @staticmethod
     def _rss_kib(pid: int) -> int:
+        """Proportional set size: pages shared by the preloaded workers count once in the sum, not per worker."""
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             return 0
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        match = re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)
         return int(match.group(1)) if match else 0
 
     def _tree(self) -> list[int]:
@@ -155,10 +156,13 @@ def wrk(url: str, args: argparse.Namespace, script: tuple[str, ...] = (), durati
     return Run(rps, pct["50"], pct["99"], requests, int(non2xx.group(1)) if non2xx else 0)
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
+def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
+    worker_class = ["--worker-class", "sync"]
+    if threads > 1:
+        worker_class = ["--worker-class", "gthread", "--threads", str(threads)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--worker-class", "sync", "--backlog", "2048"],
+         "--workers", str(workers), *worker_class, "--backlog", "2048", "--preload"],
         cwd=REPO, env=server_env(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -176,7 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serials", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=20, help="seconds per measured run")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    # Sync workers wait for each commit's WAL flush; three per core keep both cores busy through those waits.
+    parser.add_argument("--workers", type=int, default=6, help="gunicorn worker processes")
+    parser.add_argument("--server-threads", type=int, default=1, help="threads per worker (gthread when > 1)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     args = parser.parse_args()
@@ -187,7 +193,7 @@ def main() -> None:
     port = free_port()
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=server_env(port), check=True)
     first_id = load_serials(args.serials, args.threads)
-    server = start_server(port, args.workers)
+    server = start_server(port, args.workers, args.server_threads)
     base = f"http://127.0.0.1:{port}"
     try:
         wrk(f"{base}/bench/read/{first_id}", args, duration=3)  # warm-up: connections, imports, caches
@@ -211,12 +217,13 @@ def report(args, before: Run, activation: Run, after: Run, peak_mib: float, acti
     baseline = (before.rps + after.rps) / 2
     ok = activation.requests - activation.non2xx
     ratio = activation.rps / baseline
-    print(f"server: gunicorn sync x{args.workers}; load: wrk -t{args.threads} -c{args.connections} "
+    kind = f"gthread {args.workers}x{args.server_threads}" if args.server_threads > 1 else f"sync x{args.workers}"
+    print(f"server: gunicorn {kind}; load: wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s; {args.serials} enabled serials; PostgreSQL, synchronous_commit on")  # fmt: skip
     print(f"baseline (bare one-row read): {before.rps:.0f} req/s before, {after.rps:.0f} after, mean {baseline:.0f}")
     print(f"activations: {activation.rps:.0f}/s  p50 {activation.p50_ms:.2f} ms  p99 {activation.p99_ms:.2f} ms  "
           f"({activation.requests} requests, {activation.non2xx} not 200)")  # fmt: skip
-    print(f"peak server memory: {peak_mib:.0f} MiB (master + {args.workers} workers)")
+    print(f"peak server memory: {peak_mib:.0f} MiB PSS (master + {args.workers} workers, code preloaded)")
     print(f"ratio activations/baseline: {ratio:.2f}  (target >= 0.75; activations target >= 500/s)")
     print(f"check: {ok} x 200, {activated} devices activated, {logged} attempts logged")
     # Requests still in flight when wrk stops are served but not counted by wrk: at most one per connection.
