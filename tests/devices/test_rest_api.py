@@ -286,3 +286,14 @@ def test_action_routes():
     assert reverse("api-v1:device-enable", args=[1]) == "/api/v1/devices/1/enable/"
     assert reverse("api-v1:device-bulk-import") == "/api/v1/devices/import/"
     assert reverse("api-v1:device-log", args=[1]) == "/api/v1/devices/1/log/"
+
+
+def test_device_log_query_count_does_not_grow_with_page_size(staff_api, django_assert_num_queries):
+    device = DeviceFactory()
+    ActivationAttempt.objects.bulk_create(
+        [ActivationAttempt(device=device, serial_number=device.serial_number, outcome="not_enabled") for _ in range(30)]
+    )
+    with django_assert_num_queries(4) as small:  # token, device, count, page
+        assert len(staff_api.get(f"{DEVICES}{device.pk}/log/?limit=2").json()["results"]) == 2
+    with django_assert_num_queries(len(small.captured_queries)):
+        assert len(staff_api.get(f"{DEVICES}{device.pk}/log/?limit=30").json()["results"]) == 30

@@ -22,3 +22,13 @@ def test_docs_page_loads_everything_from_the_portal_itself(client):
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn." not in html and "unpkg" not in html and "jsdelivr" not in html
+
+
+def test_schema_validates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+
+    text = (tmp_path / "schema.yml").read_text()
+    assert "/api/v1/devices/{id}/enable/:" in text
+    assert "/api/v1/devices/import/:" in text

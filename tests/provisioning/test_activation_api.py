@@ -280,3 +280,27 @@ def test_cik_header_authenticates_the_device(client, rf, device):
 def test_missing_cik_header_is_its_own_error(rf):
     with pytest.raises(CikMissing):
         device_from_request(rf.post("/x"))
+
+
+@pytest.mark.parametrize("state", ["missing", "unknown", "reenabled", "disabled"])
+def test_cik_required_views_answer_the_dialects_401(client, rf, device, state):
+    from django.http import HttpResponse
+
+    from provisioning.auth import cik_required
+
+    @cik_required(lambda exc: HttpResponse(exc.code, status=401))
+    def view(request, device):
+        return HttpResponse(device.serial_number)
+
+    cik = post(client, "vendor=acme&model=stb-4k&sn=SN-0001").content.decode()
+    assert view(rf.get("/x", HTTP_X_EXOSITE_CIK=cik)).content == b"SN-0001"
+    headers = {} if state == "missing" else {"HTTP_X_EXOSITE_CIK": "f" * 40 if state == "unknown" else cik}
+    if state == "reenabled":
+        services.device_reenable(device=device)
+    if state == "disabled":
+        services.device_disable(device=device)
+
+    response = view(rf.get("/x", **headers))
+
+    assert response.status_code == 401
+    assert response.content == (b"CIK_MISSING" if state == "missing" else b"CIK_INVALID")
