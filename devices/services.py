@@ -94,30 +94,24 @@ def _show(name: str, value) -> str:
     return "None" if value is None else str(value)
 
 
-def devices_enable(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
-    """Open the activation window of serials that were never enabled."""
+def _open_window(window: int | None) -> dict:
     now = timezone.now()
-    values = {
+    return {
         "state": S.NOT_ACTIVATED,
         "enabled_at": now,
         "activation_expires_at": now + timedelta(seconds=window or settings.ACTIVATION_WINDOW),
         "updated_at": now,
     }
-    return _transition(ids=ids, allowed=ENABLE_FROM, values=values, action="enable")
+
+
+def devices_enable(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
+    """Open the activation window of serials that were never enabled."""
+    return _transition(ids=ids, allowed=ENABLE_FROM, values=_open_window(window), action="enable")
 
 
 def devices_reenable(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
     """A new window for activated, expired or disabled devices; their CIK stops working at once."""
-    now = timezone.now()
-    values = {
-        "state": S.NOT_ACTIVATED,
-        "enabled_at": now,
-        "activation_expires_at": now + timedelta(seconds=window or settings.ACTIVATION_WINDOW),
-        "activated_at": None,
-        "disabled_at": None,
-        "cik_digest": None,
-        "updated_at": now,
-    }
+    values = {**_open_window(window), "activated_at": None, "disabled_at": None, "cik_digest": None}
     return _transition(ids=ids, allowed=reenable_from(), values=values, action="reenable")
 
 

@@ -39,6 +39,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def subprocess_database_url() -> str:
+    """The test database, for server and worker processes a test starts (the test must commit: transactional)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a newcomer's shell: none of the portal's variables, plus ``extra``."""
     portal_vars = {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG",

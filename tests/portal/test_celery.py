@@ -9,19 +9,13 @@ import uuid
 
 import pytest
 import redis
-from django.db import connection
 
 from portal.celery import app as celery_app
 from portal.models import WorkerHeartbeat
 from portal.tasks import heartbeat
-from tests.conftest import REPO, clean_env
+from tests.conftest import REPO, clean_env, subprocess_database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture
@@ -34,7 +28,7 @@ def worker(tmp_path, broker_url):
     """A worker on its own Redis database and queue, stopped by pid at the end."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     name = f"{queue}@pytest"
-    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=database_url(), CELERY_BROKER_URL=broker_url)
+    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), CELERY_BROKER_URL=broker_url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-n", name, "-c", "1",
          "--without-mingle", "--without-gossip", "--loglevel", "INFO"],

@@ -11,20 +11,14 @@ from collections import Counter
 
 import httpx
 import pytest
-from django.db import connection
 
 from devices import services
 from devices.models import ActivationAttempt, Device
-from tests.conftest import REPO, clean_env, free_port
+from tests.conftest import REPO, clean_env, free_port, subprocess_database_url
 from tests.factories import DeviceFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 CALLERS = 100
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture
@@ -32,7 +26,7 @@ def server(tmp_path):
     """The production HTTP server (gunicorn, 4 processes, 8 threads each) on the test database."""
     port = free_port()
     env = clean_env(
-        PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=database_url(), DATABASE_CONN_MAX_AGE="0",
+        PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0",
         # The race is the subject here, not the limits: let all 100 through to the rules.
         ACTIVATION_RATE_LIMIT_SERIAL="0", ACTIVATION_RATE_LIMIT_IP="0",
     )  # fmt: skip
