@@ -185,6 +185,8 @@ TOKEN_IDLE_TTL = env.int("TOKEN_IDLE_TTL", default=2 * 3600)
 
 # Devices: how long an enabled serial may activate (seconds; the original: 24 h).
 ACTIVATION_WINDOW = env.int("ACTIVATION_WINDOW", default=24 * 3600)
+# Set-top boxes: seconds a Thunder JSON-RPC call may take (connect, send, answer).
+THUNDER_TIMEOUT = env.float("THUNDER_TIMEOUT", default=5.0)
 # Activation rate limits, "count/seconds" ("0" turns one off): per client address and per serial number.
 ACTIVATION_RATE_LIMIT_IP = env.str("ACTIVATION_RATE_LIMIT_IP", default="300/60")
 ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="10/60")
@@ -290,6 +292,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "regular"
+CELERY_TASK_ROUTES = {"provisioning.tasks.run_command": {"queue": "devices"}}
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("express", "regular", "devices"))
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -299,6 +302,7 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "tokens-purge": {"task": "portal.tasks.tokens_purge", "schedule": 3600.0},
     "devices-expire-windows": {"task": "devices.tasks.expire_windows", "schedule": 60.0},
+    "provisioning-commands-sweep": {"task": "provisioning.tasks.commands_sweep", "schedule": 60.0},
 }
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------

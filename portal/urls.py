@@ -4,10 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import health
 from portal.api.rest import TokenView
-from provisioning.api import activation
+from provisioning.api import activation, jsonrpc
 
 api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("", include("provisioning.api.urls")),
     path("", include("devices.api.urls")),
 ]
 
@@ -15,6 +16,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("provision/activate", activation.activate, name="provision-activate"),
+    path("jsonrpc", jsonrpc.endpoint, name="device-jsonrpc"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api-v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),

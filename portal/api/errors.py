@@ -7,12 +7,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from devices.exceptions import DeviceError, DeviceExists, IllegalTransition
+from provisioning.exceptions import NoSetTopBox, ProvisioningError
 
-STATUS = {IllegalTransition: 409, DeviceExists: 409}
+STATUS = {IllegalTransition: 409, DeviceExists: 409, NoSetTopBox: 404}
 
 
 def rest_exception_handler(exc, context):
-    if isinstance(exc, DeviceError):
+    if isinstance(exc, DeviceError | ProvisioningError):
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
         return Response({"code": exc.code, "detail": str(exc)}, status=status)
     if isinstance(exc, DjangoValidationError):

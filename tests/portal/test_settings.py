@@ -83,7 +83,7 @@ def test_demo_data_is_refused_in_production(tmp_path):
 
 def test_every_variable_the_settings_read_is_listed_in_env_example():
     source = (REPO / "portal" / "settings.py").read_text()
-    read = set(re.findall(r'env\.(?:str|bool|int|list|db_url)\(\s*"([A-Z_]+)"', source))
+    read = set(re.findall(r'env\.(?:str|bool|int|float|list|db_url)\(\s*"([A-Z_]+)"', source))
     listed = set(re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), flags=re.MULTILINE))
 
     assert len(read) > 20

@@ -1,0 +1,75 @@
+"""``POST /jsonrpc`` on the portal: set-top boxes (or their agents) push Thunder notifications, with their CIK.
+
+The dialect is Thunder's: a JSON-RPC 2.0 notification ``{"jsonrpc": "2.0", "method":
+"client.events.1.provisioningchange", "params": {"status": 200}}`` with header ``X-Exosite-CIK``. Errors are
+JSON-RPC errors on HTTP 202, as Thunder answers them: -32700 unparseable, -32600 not a request, -32601 unknown
+method, -32602 bad params; a missing or wrong CIK is error 401 on HTTP 401. Accepted: HTTP 200 with
+``"result": null`` when the request had an id, 204 for a notification.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from devices.exceptions import CikInvalid
+from portal.net import client_ip
+from provisioning import services
+from provisioning.auth import device_from_request
+from provisioning.choices import EventSource
+from provisioning.models import SetTopBox
+
+MAX_BODY = 16 * 1024
+# "<client events id>.<event>": the id is the one the box was registered with, e.g. client.events.1
+EVENT_METHOD = re.compile(r"^(?P<client>[A-Za-z0-9_.-]{1,64})\.(?P<event>provisioningchange)$")
+
+
+def _error(code: int, message: str, request_id=None, status: int = 202) -> JsonResponse:
+    body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+    return JsonResponse(body, status=status)
+
+
+def _parse(request: HttpRequest) -> dict | JsonResponse:
+    body = request.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        return _error(-32600, "Invalid Request: body too large")
+    try:
+        message = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return _error(-32700, "Parse error")
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
+        return _error(-32600, "Invalid Request")
+    request_id = message.get("id")
+    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, int | str)):
+        return _error(-32600, "Invalid Request: id")
+    return message
+
+
+@csrf_exempt
+def endpoint(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponse("method not allowed", status=405, headers={"Allow": "POST"}, content_type="text/plain")
+    message = _parse(request)
+    if isinstance(message, JsonResponse):
+        return message
+    request_id = message.get("id")
+    try:
+        device = device_from_request(request)
+    except CikInvalid:
+        return _error(401, "Unauthorized", request_id, status=401)
+    match = EVENT_METHOD.match(message["method"])
+    if match is None:
+        return _error(-32601, "Unknown method.", request_id)
+    params = message.get("params", {})
+    if not isinstance(params, dict) or not isinstance(params.get("status"), int) or isinstance(params["status"], bool):
+        return _error(-32602, "Invalid params: status must be a number", request_id)
+    box = SetTopBox.objects.filter(device=device).first() or services.box_register(
+        device=device, host=client_ip(request)
+    )
+    services.event_ingest(box=box, name=match["event"], params={"status": params["status"]}, source=EventSource.PUSH)
+    if request_id is None:
+        return HttpResponse(status=204)
+    return JsonResponse({"jsonrpc": "2.0", "id": request_id, "result": None})

@@ -1,0 +1,13 @@
+"""Errors of set-top-box provisioning, with stable codes (wire errors of the boxes are in provisioning.thunder)."""
+
+
+class ProvisioningError(Exception):
+    code = "PROVISIONING_ERROR"
+
+
+class InvalidCommand(ProvisioningError):
+    code = "INVALID_COMMAND"
+
+
+class NoSetTopBox(ProvisioningError):
+    code = "NO_SET_TOP_BOX"

@@ -1,0 +1,15 @@
+"""Thin tasks: load by id, call a service. Commands go to the ``devices`` queue."""
+
+from celery import shared_task
+
+from provisioning import services
+
+
+@shared_task(ignore_result=True, acks_late=True, queue="devices")
+def run_command(command_id: int) -> str | None:
+    return services.command_run(command_id=command_id)
+
+
+@shared_task(ignore_result=True)
+def commands_sweep() -> int:
+    return services.commands_sweep()
