@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from urllib.parse import urlsplit
 
 import pytest
@@ -52,6 +53,8 @@ def _choose_redis() -> tuple[str, str | None]:
 
 
 os.environ.pop("DJANGO_ENV", None)
+# Broker folder, secret key and fallback database of the test run live outside the working tree.
+os.environ["PORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="portal-test-")
 # Persistent connections opened by worker threads (async consumers) would outlive the test database.
 os.environ["DATABASE_CONN_MAX_AGE"] = "0"
 DATABASE, DATABASE_PROBLEM = _choose_database()
