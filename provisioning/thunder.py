@@ -13,13 +13,16 @@ Errors are split by what the caller should do (see ``ThunderError.retry``):
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import connect as ws_connect_async
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
@@ -281,3 +284,39 @@ class ThunderClient:
         result = _object(self.call(f"{PROVISIONING}.state"), "state", id=str, status=(int, float), tokens=list)
         tokens = tuple(_require(token, str, "state.tokens[]") for token in result["tokens"])
         return PlatformState(result["id"], int(result["status"]), tokens)
+
+
+# --- event subscription (asyncio: one process holds many boxes' sockets) -------------------------------------------
+
+EventHandler = Callable[[str, dict], Awaitable[None]]
+
+
+async def subscribe(
+    address: str,
+    on_event: EventHandler,
+    *,
+    event: str = "provisioningchange",
+    client_id: str = "client.events.1",
+    timeout: float = DEFAULT_TIMEOUT,
+) -> None:
+    """Register for ``event`` on the box (``Provisioning.1.register``) and hand each notification to ``on_event``
+    until the connection ends; then raise Unavailable so that the caller reconnects with backoff."""
+    method = f"{client_id}.{event}"
+    request = {"jsonrpc": "2.0", "id": 1, "method": f"{PROVISIONING}.register",
+               "params": {"event": event, "id": client_id}}  # fmt: skip
+    try:
+        async with ws_connect_async(
+            f"ws://{address}/jsonrpc", subprotocols=["notification"], open_timeout=timeout, close_timeout=1
+        ) as ws:
+            await ws.send(json.dumps(request))
+            ThunderClient._result("register", 1, json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+            async for raw in ws:
+                message = json.loads(raw)
+                if isinstance(message, dict) and message.get("method") == method:
+                    params = message.get("params")
+                    await on_event(event, params if isinstance(params, dict) else {})
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        raise Unavailable(f"subscription to {address} ended ({type(exc).__name__})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadShape(f"subscription to {address}: a message is not JSON") from exc
+    raise Unavailable(f"subscription to {address} closed by the box")
