@@ -1,15 +1,18 @@
 """The one helper that publishes live updates to the channel layer: a group per device, one for all staff.
 
 Payloads are small typed dicts without secrets. Channel layers deliver at most once, so pages re-read the current
-state on (re)connect; a publish that fails is logged and never fails the write that caused it.
+state on (re)connect; a publish that fails is logged and never fails the write that caused it. With the in-memory
+layer of the embedded default, only consumers in the publishing process receive the message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from typing import Literal, NotRequired, TypedDict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
@@ -40,13 +43,49 @@ def device_group(device_id: int) -> str:
     return f"device.{device_id}"
 
 
-def publish(event: LiveEvent) -> None:
+class _Publisher:
+    """A background event loop per process, so that sync code (tasks, views) publishes without building an event
+    loop and a channel-layer connection for every message (async_to_sync would, ~7 ms each)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # a forked worker child needs its own thread
+                self._loop, self._pid = asyncio.new_event_loop(), os.getpid()
+                threading.Thread(target=self._loop.run_forever, name="live-publisher", daemon=True).start()
+            return self._loop
+
+
+_publisher = _Publisher()
+
+
+async def _send(event: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    await layer.group_send(device_group(event["device_id"]), event)
+    await layer.group_send(STAFF_GROUP, event)
+
+
+def _report(future) -> None:
+    if (exc := future.exception()) is not None:
+        log.warning("live update not published", extra={"error": type(exc).__name__})
+
+
+def publish(event: LiveEvent) -> None:
+    """Queue the event for the device's group and the staff group; returns at once.
+
+    Inside a running event loop (an async consumer) use ``await apublish(event)`` instead.
+    """
+    asyncio.run_coroutine_threadsafe(_send(dict(event)), _publisher.loop()).add_done_callback(_report)
+
+
+async def apublish(event: LiveEvent) -> None:
     try:
-        send = async_to_sync(layer.group_send)
-        send(device_group(event["device_id"]), dict(event))
-        send(STAFF_GROUP, dict(event))
-    except Exception as exc:
+        await _send(dict(event))
+    except Exception as exc:  # a lost live update must never undo or fail the stored change
         log.warning("live update not published", extra={"type": event["type"], "error": type(exc).__name__})

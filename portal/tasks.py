@@ -21,3 +21,8 @@ def _announce(sender=None, **kwargs) -> None:
     """
     queues = list(sender.app.amqp.queues.consume_from) if sender is not None else []
     heartbeat.apply_async(queue=queues[0] if queues else None)
+
+
+@shared_task(ignore_result=False)
+def noop() -> None:
+    """Does nothing: the benchmarks measure the worker pool's own throughput with it."""

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from provisioning import services, thunder
@@ -23,12 +23,12 @@ RESCAN_SECONDS = 30.0
 BACKOFF_MAX = 60.0
 
 
-@sync_to_async
+@database_sync_to_async
 def _boxes() -> dict[int, str]:
     return {box.pk: box.address for box in SetTopBox.objects.only("pk", "thunder_host", "thunder_port")}
 
 
-@sync_to_async
+@database_sync_to_async
 def _ingest(box_id: int, event: str, params: dict) -> None:
     box = SetTopBox.objects.filter(pk=box_id).first()
     if box is not None:

@@ -35,7 +35,6 @@ MAX_ATTEMPTS = 6
 BUSY_DELAY = 10.0
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0  # seconds; stays well below the broker's visibility timeout
-STALE_SENT = timedelta(minutes=5)  # a SENT command whose worker died is sent again after this
 
 
 # --- boxes ---------------------------------------------------------------------------------------------------------
@@ -192,7 +191,9 @@ def _finish(command: Command, state: str, *, result: dict | None = None, error: 
 def commands_sweep() -> int:
     """Dispatch again what the broker may have lost: due QUEUED commands and SENT ones whose worker died."""
     now = timezone.now()
-    Command.objects.filter(state=C.SENT, sent_at__lt=now - STALE_SENT).update(state=C.QUEUED, next_attempt_at=now)
+    # A call never takes near COMMAND_STALE_SECONDS: a command SENT that long ago lost its worker.
+    stale = now - timedelta(seconds=settings.COMMAND_STALE_SECONDS)
+    Command.objects.filter(state=C.SENT, sent_at__lt=stale).update(state=C.QUEUED, next_attempt_at=now)
     due = Command.objects.filter(state=C.QUEUED).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     ids = list(due.values_list("pk", flat=True)[:10_000])
     for pk in ids:

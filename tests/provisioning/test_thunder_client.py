@@ -1,0 +1,191 @@
+"""The Thunder client against the device simulator over real sockets: every method, both transports, each error."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from provisioning import thunder
+from provisioning.simulator import Faults, FleetThread
+
+TRANSPORTS = ["http", "ws"]
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    with FleetThread(4, api_version=None, faults=Faults(provision_seconds=0.3)) as running:
+        yield running
+
+
+def box_with_version(fleet, version: int):
+    return next(box for box in fleet.boxes if box.api_version == version)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_every_read_method_of_a_version_3_box(fleet, transport):
+    box = box_with_version(fleet, 3)
+    with thunder.ThunderClient(box.address, transport=transport, timeout=3) as client:
+        assert client.api_version() == 3
+        statuses = client.provision_check()
+        assert {s.provision_type for s in statuses} <= set(thunder.ProvisionType)
+        assert all(isinstance(s.state, thunder.ProvisionState) and s.kind and s.reason for s in statuses)
+        assert client.soc_id() == box.soc_id
+        assert isinstance(client.netflix_esn(), str)
+        assert client.provision_id() == box.provision_id
+        state = client.state()
+        assert state.provision_id == box.provision_id and isinstance(state.status, int)
+
+
+def test_box_0_answers_with_the_seed_values(fleet):
+    with thunder.ThunderClient(fleet.boxes[0].address, timeout=3) as client:
+        assert client.provision_id() == "WPE00000uCfrLF45"
+        assert client.state() == thunder.PlatformState("WPE00000uCfrLF45", 200, ("netflix, playready",))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_methods_a_box_lacks_are_never_called(fleet, transport):
+    box = box_with_version(fleet, 1)
+    with thunder.ThunderClient(box.address, transport=transport, timeout=3) as client:
+        with pytest.raises(thunder.Unsupported):
+            client.netflix_esn()
+        with pytest.raises(thunder.Unsupported):
+            client.soc_id()
+        # The box itself would have said -32601: the client asked only for its version.
+        with pytest.raises(thunder.Failed) as direct:
+            client.call(f"{thunder.DEVICE_PROVISIONING}.getSOCId")
+        assert direct.value.code == thunder.METHOD_NOT_FOUND
+        assert direct.value.retry == thunder.Retry.NEVER
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_reprovision_then_busy_while_in_progress(transport):
+    with (
+        FleetThread(1, api_version=2, faults=Faults(provision_seconds=5)) as own,
+        thunder.ThunderClient(own.boxes[0].address, transport=transport, timeout=3) as client,
+    ):
+        statuses = client.reprovision(thunder.ProvisionType.HARDWARE)
+        hardware = next(s for s in statuses if s.provision_type == thunder.ProvisionType.HARDWARE)
+        assert hardware.state == thunder.ProvisionState.IN_PROGRESS
+        with pytest.raises(thunder.InProgress) as busy:
+            client.reprovision(thunder.ProvisionType.HARDWARE)
+        assert (busy.value.code, busy.value.retry) == (12, thunder.Retry.LATER)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_provision_and_index(transport):
+    with (
+        FleetThread(1, api_version=3, faults=Faults(provision_seconds=5)) as own,
+        thunder.ThunderClient(own.boxes[0].address, transport=transport, timeout=3) as client,
+    ):
+        client.set_index("cobalt", 0)
+        client.provision()
+        with pytest.raises(thunder.InProgress):
+            client.provision()
+        with pytest.raises(thunder.Failed):
+            client.set_index("cobalt", -1)
+
+
+@pytest.mark.parametrize(
+    ("faults", "error", "retry"),
+    [
+        pytest.param(Faults(unavailable_share=1.0), thunder.Unavailable, thunder.Retry.BACKOFF, id="error-2"),
+        pytest.param(Faults(busy_share=1.0), thunder.InProgress, thunder.Retry.LATER, id="error-12"),
+        pytest.param(Faults(drop_share=1.0), thunder.Unavailable, thunder.Retry.BACKOFF, id="dropped"),
+        pytest.param(Faults(dead_share=1.0), thunder.Unavailable, thunder.Retry.BACKOFF, id="never-answers"),
+    ],
+)
+def test_fault_classes(faults, error, retry):
+    with (
+        FleetThread(1, api_version=3, faults=faults) as fleet,
+        thunder.ThunderClient(fleet.boxes[0].address, timeout=0.5) as client,
+        pytest.raises(error) as info,
+    ):
+        client.provision_check()
+    assert info.value.retry == retry
+
+
+def test_connection_refused_is_unavailable():
+    with FleetThread(1) as fleet:
+        address = fleet.boxes[0].address
+    with pytest.raises(thunder.Unavailable), thunder.ThunderClient(address, timeout=0.5) as client:
+        client.api_version()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        pytest.param(
+            {"jsonrpc": "2.0", "id": 1, "result": {"success": False, "error": "no such type"}},
+            thunder.Failed,
+            id="success-false",
+        ),
+        pytest.param(
+            {"jsonrpc": "2.0", "id": 1, "result": {"provisionTypes": "x", "success": True}},
+            thunder.BadShape,
+            id="types-not-list",
+        ),
+        pytest.param(
+            {"jsonrpc": "2.0", "id": 1, "result": {"provisionTypes": [{"provisionType": "HARDWARE"}], "success": True}},
+            thunder.BadShape,
+            id="type-missing-fields",
+        ),
+        pytest.param(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "result": {
+                    "provisionTypes": [
+                        {"provisionType": "X", "provisionKind": "k", "state": "PROVISIONED", "reason": "r"}
+                    ],
+                    "success": True,
+                },
+            },
+            thunder.BadShape,
+            id="unknown-type",
+        ),
+        pytest.param(
+            {"jsonrpc": "2.0", "id": 1, "result": {"provisionTypes": [], "success": 1}},
+            thunder.BadShape,
+            id="success-not-bool",
+        ),
+        pytest.param({"jsonrpc": "2.0", "id": 2, "result": None}, thunder.BadShape, id="wrong-id"),
+        pytest.param({"jsonrpc": "1.0", "id": 1, "result": None}, thunder.BadShape, id="not-2.0"),
+        pytest.param({"jsonrpc": "2.0", "id": 1}, thunder.BadShape, id="no-result"),
+        pytest.param(
+            {"jsonrpc": "2.0", "id": 1, "error": {"code": 30, "message": "ERROR_BAD_REQUEST"}},
+            thunder.Failed,
+            id="other-code",
+        ),
+        pytest.param([1, 2], thunder.BadShape, id="array"),
+    ],
+)
+def test_unexpected_answers_are_typed_failures(answer, error):
+    # The simulator answers correctly, so a small real HTTP server plays a box that answers wrongly.
+    class Box(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Box)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with (
+            thunder.ThunderClient(f"127.0.0.1:{server.server_port}", timeout=2) as client,
+            pytest.raises(error) as info,
+        ):
+            client.provision_check()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert info.value.retry == thunder.Retry.NEVER
