@@ -107,3 +107,17 @@ def demo_load() -> dict[str, int]:
         "devices": Device.objects.count(),
         "created": Device.objects.count() - before,
     }
+
+
+DEMO_BOX_MODEL = ("acme", "stb-4k")
+
+
+def demo_register_boxes(*, host: str, base_port: int, count: int) -> int:
+    """Point the first ``count`` activated demo set-top boxes at simulated boxes on ``base_port``… (idempotent)."""
+    from provisioning.services import box_register
+
+    vendor, model = DEMO_BOX_MODEL
+    devices = Device.objects.filter(model__vendor__name=vendor, model__name=model, state=ActivationState.ACTIVATED)
+    for offset, device in enumerate(devices.order_by("serial_number")[:count]):
+        box_register(device=device, host=host, port=base_port + offset)
+    return min(count, devices.count())

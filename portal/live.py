@@ -63,12 +63,18 @@ class _Publisher:
 _publisher = _Publisher()
 
 
+_MAX_IN_FLIGHT = 8  # below channels-redis's connection pool, however many tasks publish at once
+_in_flight: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
 async def _send(event: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    await layer.group_send(device_group(event["device_id"]), event)
-    await layer.group_send(STAFF_GROUP, event)
+    gate = _in_flight.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(_MAX_IN_FLIGHT))
+    async with gate:
+        await layer.group_send(device_group(event["device_id"]), event)
+        await layer.group_send(STAFF_GROUP, event)
 
 
 def _report(future) -> None:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import itertools
 import json
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import httpx
 from websockets.asyncio.client import connect as ws_connect_async
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection
@@ -151,34 +150,29 @@ def _null(result: Any, what: str) -> None:
 # --- transports ----------------------------------------------------------------------------------------------------
 
 
-_shared_http: httpx.Client | None = None
-_shared_http_lock = threading.Lock()
-
-
-def _http_client() -> httpx.Client:
-    """One pooled client per process: building one costs ~20 ms (it loads the CA bundle), a call ~1 ms."""
-    global _shared_http
-    with _shared_http_lock:
-        if _shared_http is None:
-            limits = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30)
-            _shared_http = httpx.Client(limits=limits)
-        return _shared_http
-
-
 class _Http:
+    """A connection per call (``http.client``): a box is called rarely, a fleet has thousands of addresses, and a
+    pooled client would spend its time scanning idle connections to other boxes."""
+
     def __init__(self, address: str, timeout: float) -> None:
-        self._url = f"http://{address}/jsonrpc"
-        self._timeout = timeout
+        host, _, port = address.rpartition(":")
+        self._host, self._port, self._timeout = host, int(port), timeout
 
     def exchange(self, request: dict) -> Any:
-        response = _http_client().post(self._url, json=request, timeout=self._timeout)
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        try:
+            conn.request("POST", "/jsonrpc", json.dumps(request), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
         # Thunder answers a JSON-RPC error with HTTP 202; anything else but 200 is not an answer.
-        if response.status_code not in (200, 202):
-            raise Unavailable(f"HTTP {response.status_code} from the box")
-        return response.json()
+        if response.status not in (200, 202):
+            raise Unavailable(f"HTTP {response.status} from the box")
+        return json.loads(body)
 
     def close(self) -> None:
-        """The pooled connection stays open for the next call to the same box."""
+        """Nothing stays open between calls."""
 
 
 class _WebSocket:
@@ -231,9 +225,9 @@ class ThunderClient:
             request["params"] = params
         try:
             answer = self._transport.exchange(request)
-        except (httpx.TimeoutException, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise Unavailable(f"{method}: no answer in time") from exc
-        except (httpx.TransportError, OSError, WebSocketException) as exc:
+        except (http.client.HTTPException, OSError, WebSocketException) as exc:
             raise Unavailable(f"{method}: connection failed ({type(exc).__name__})") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadShape(f"{method}: the answer is not JSON") from exc

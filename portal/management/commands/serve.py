@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,13 +24,17 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo data.")
+        parser.add_argument("--boxes", type=int, default=5, help="Simulated set-top boxes for the demo (0: none).")
 
-    def handle(self, *args, host: str, port: int, no_demo: bool, **options) -> None:
+    def handle(self, *args, host: str, port: int, no_demo: bool, boxes: int, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        if not no_demo and not settings.PRODUCTION:
+        demo = not no_demo and not settings.PRODUCTION
+        if demo:
             call_command("demo_load")
         children = self._start(host, port)
+        if demo and boxes > 0:
+            children += self._start_simulator(boxes)
         self.stdout.write(f"Portal at http://{host}:{port}/admin/  (Ctrl-C stops the server and the worker)")
         self.stdout.flush()
         code = self._supervise(children)
@@ -48,6 +53,20 @@ class Command(BaseCommand):
             "--no-access-log", "--lifespan", "off",
         ]  # fmt: skip
         return [subprocess.Popen(worker), subprocess.Popen(web)]
+
+    def _start_simulator(self, count: int) -> list[subprocess.Popen]:
+        """A few simulated set-top boxes for the demo devices, and the process that listens to their events."""
+        from portal.demo import demo_register_boxes
+
+        base = _free_port_range(count)
+        registered = demo_register_boxes(host="127.0.0.1", base_port=base, count=count)
+        self.stdout.write(f"{registered} simulated set-top boxes on 127.0.0.1:{base}-{base + count - 1}")
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        simulator = [python, manage, "simulate_devices", "--count", str(count), "--port", str(base),
+                     "--latency", "50", "--provision-seconds", "3"]  # fmt: skip
+        listener = [python, manage, "listen_devices", "--rescan", "10"]
+        return [subprocess.Popen(simulator), subprocess.Popen(listener)]
 
     def _supervise(self, children: list[subprocess.Popen]) -> int:
         stopping = {"signal": None}
@@ -70,3 +89,18 @@ class Command(BaseCommand):
                 child.kill()
                 child.wait()
         return 0 if stopping["signal"] is not None else 1
+
+
+def _free_port_range(count: int, start: int = 19998) -> int:
+    for base in range(start, 40000, count + 1):
+        socks = [socket.socket() for _ in range(count)]
+        try:
+            for offset, sock in enumerate(socks):
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port range for the simulated boxes")
