@@ -71,3 +71,41 @@ def _fresh_rate_limits():
 def _fast_password_hasher(settings):
     """PBKDF2 at production strength costs ~0.3 s per user; tests create many users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def portal_server(tmp_path):
+    """Start the production HTTP server (gunicorn, 4 processes with 8 threads) on the test database; the test must
+    use ``django_db(transaction=True)`` so that the server sees its data. Returns the base URL."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    procs = []
+
+    def start(**env_overrides: str) -> str:
+        port = free_port()
+        env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(),
+                        DATABASE_CONN_MAX_AGE="0", **env_overrides)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", "4", "--threads", "8", "--worker-class", "gthread"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                return base
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=20)

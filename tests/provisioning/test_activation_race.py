@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import httpx
@@ -14,7 +11,6 @@ import pytest
 
 from devices import services
 from devices.models import ActivationAttempt, Device
-from tests.conftest import REPO, clean_env, free_port, subprocess_database_url
 from tests.factories import DeviceFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -22,31 +18,9 @@ CALLERS = 100
 
 
 @pytest.fixture
-def server(tmp_path):
-    """The production HTTP server (gunicorn, 4 processes, 8 threads each) on the test database."""
-    port = free_port()
-    env = clean_env(
-        PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0",
-        # The race is the subject here, not the limits: let all 100 through to the rules.
-        ACTIVATION_RATE_LIMIT_SERIAL="0", ACTIVATION_RATE_LIMIT_IP="0",
-    )  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "4", "--threads", "8", "--worker-class", "gthread"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
+def server(portal_server):
+    # The race is the subject here, not the limits: let all 100 through to the rules.
+    return portal_server(ACTIVATION_RATE_LIMIT_SERIAL="0", ACTIVATION_RATE_LIMIT_IP="0")
 
 
 async def fire(base: str, body: str) -> list[httpx.Response]:
