@@ -12,10 +12,10 @@ class SetTopBox(models.Model):
     device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="set_top_box")
     thunder_host = models.CharField(max_length=255, help_text="Address of the box's Thunder server.")
     thunder_port = models.PositiveIntegerField(default=9998)
-    api_version = models.PositiveSmallIntegerField(null=True, blank=True)
-    soc_id = models.CharField(max_length=64, blank=True)
-    netflix_esn = models.CharField(max_length=64, blank=True)
-    provision_id = models.CharField(max_length=64, blank=True)
+    api_version = models.PositiveSmallIntegerField("API version", null=True, blank=True)
+    soc_id = models.CharField("SOC ID", max_length=64, blank=True)
+    netflix_esn = models.CharField("Netflix ESN", max_length=64, blank=True)
+    provision_id = models.CharField("provision ID", max_length=64, blank=True)
     platform_status = models.IntegerField(null=True, blank=True)
     platform_tokens = models.JSONField(default=list, blank=True)
     last_event_status = models.IntegerField(null=True, blank=True)
@@ -26,6 +26,7 @@ class SetTopBox(models.Model):
 
     class Meta:
         verbose_name = "set-top box"
+        verbose_name_plural = "set-top boxes"
 
     def __str__(self) -> str:
         return f"{self.device} ({self.address})"
@@ -46,6 +47,8 @@ class TypeStatus(models.Model):
     refreshed_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = "provision type status"
+        verbose_name_plural = "provision type statuses"
         ordering = ["provision_type"]
         constraints = [models.UniqueConstraint(fields=["box", "provision_type"], name="typestatus_unique_per_box")]
 
@@ -93,6 +96,7 @@ class BoxEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = "box event"
         ordering = ["-received_at", "-id"]
 
     def __str__(self) -> str:
