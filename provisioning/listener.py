@@ -58,7 +58,7 @@ async def listen(*, rescan: float = RESCAN_SECONDS) -> None:
     tasks: dict[int, tuple[str, asyncio.Task]] = {}
     while True:
         boxes = await _boxes()
-        for box_id in [b for b in tasks if b not in boxes or tasks[b][0] != boxes[b]]:
+        for box_id in [b for b in tasks if b not in boxes or tasks[b][0] != boxes[b] or tasks[b][1].done()]:
             tasks.pop(box_id)[1].cancel()
         for box_id, address in boxes.items():
             if box_id not in tasks:

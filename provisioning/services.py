@@ -35,6 +35,7 @@ MAX_ATTEMPTS = 6
 BUSY_DELAY = 10.0
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0  # seconds; stays well below the broker's visibility timeout
+SWEEP_GRACE = timedelta(minutes=2)  # two sweep intervals: a QUEUED command overdue this long lost its message
 
 
 # --- boxes ---------------------------------------------------------------------------------------------------------
@@ -122,13 +123,17 @@ def _dispatch(command_id: int, countdown: float = 0) -> None:
 
 
 def _claim(command_id: int) -> Command | None:
-    """QUEUED and due → SENT, for exactly one caller."""
+    """QUEUED and due → SENT, for exactly one caller. ``attempts`` doubles as the claim's token: the outcome is
+    written only where it still matches, so a command re-queued by the sweep and claimed by another worker keeps
+    the other worker's outcome."""
     now = timezone.now()
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    claimed = Command.objects.filter(Q(pk=command_id, state=C.QUEUED) & due).update(
-        state=C.SENT, sent_at=now, attempts=F("attempts") + 1
+    queued = Command.objects.filter(Q(pk=command_id, state=C.QUEUED) & due)
+    # A command re-queued after its worker died as often as the budget allows is not sent again.
+    queued.filter(attempts__gte=MAX_ATTEMPTS).update(
+        state=C.FAILED, last_error="no outcome recorded after every attempt (workers died)", finished_at=now
     )
-    if not claimed:
+    if not queued.filter(attempts__lt=MAX_ATTEMPTS).update(state=C.SENT, sent_at=now, attempts=F("attempts") + 1):
         return None
     return Command.objects.select_related("box").get(pk=command_id)
 
@@ -143,6 +148,12 @@ def command_run(*, command_id: int) -> str | None:
             result = _execute(command, client)
     except thunder.ThunderError as exc:
         return _after_error(command, exc)
+    except Exception as exc:
+        # Anything else is a defect, not a box's answer: record it and stop, rather than leave the command SENT
+        # for the sweep to send again and again.
+        log.exception("command failed unexpectedly", extra={"command_id": command.pk})
+        _finish(command, C.FAILED, error=f"internal error: {type(exc).__name__}")
+        return C.FAILED
     _finish(command, C.SUCCEEDED, result=result)
     return C.SUCCEEDED
 
@@ -167,10 +178,11 @@ def _after_error(command: Command, exc: thunder.ThunderError) -> str:
         _finish(command, C.FAILED, error=str(exc))
         return C.FAILED
     delay = BUSY_DELAY if exc.retry == thunder.Retry.LATER else _backoff(command.attempts)
-    Command.objects.filter(pk=command.pk, state=C.SENT).update(
+    requeued = Command.objects.filter(pk=command.pk, state=C.SENT, attempts=command.attempts).update(
         state=C.QUEUED, last_error=str(exc)[:2000], next_attempt_at=timezone.now() + timedelta(seconds=delay)
     )
-    _dispatch(command.pk, countdown=delay)
+    if requeued:
+        _dispatch(command.pk, countdown=delay)
     return C.QUEUED
 
 
@@ -179,9 +191,11 @@ def _backoff(attempts: int) -> float:
 
 
 def _finish(command: Command, state: str, *, result: dict | None = None, error: str = "") -> None:
-    Command.objects.filter(pk=command.pk, state=C.SENT).update(
+    finished = Command.objects.filter(pk=command.pk, state=C.SENT, attempts=command.attempts).update(
         state=state, result=result, last_error=error[:2000], finished_at=timezone.now()
     )
+    if not finished:
+        return
     publish(
         {"type": "device.command", "device_id": command.box.device_id, "command_id": command.pk,
          "kind": command.kind, "state": state},
@@ -189,13 +203,18 @@ def _finish(command: Command, state: str, *, result: dict | None = None, error: 
 
 
 def commands_sweep() -> int:
-    """Dispatch again what the broker may have lost: due QUEUED commands and SENT ones whose worker died."""
+    """Dispatch again what the broker may have lost: QUEUED commands overdue by a grace period (their message is
+    gone, not merely waiting in a busy queue) and SENT ones whose worker died."""
     now = timezone.now()
     # A call never takes near COMMAND_STALE_SECONDS: a command SENT that long ago lost its worker.
-    stale = now - timedelta(seconds=settings.COMMAND_STALE_SECONDS)
-    Command.objects.filter(state=C.SENT, sent_at__lt=stale).update(state=C.QUEUED, next_attempt_at=now)
-    due = Command.objects.filter(state=C.QUEUED).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-    ids = list(due.values_list("pk", flat=True)[:10_000])
+    stale = Command.objects.filter(state=C.SENT, sent_at__lt=now - timedelta(seconds=settings.COMMAND_STALE_SECONDS))
+    revived = list(stale.values_list("pk", flat=True)[:10_000])
+    Command.objects.filter(pk__in=revived, state=C.SENT).update(state=C.QUEUED, next_attempt_at=now)
+    overdue = now - SWEEP_GRACE
+    lost = Command.objects.filter(state=C.QUEUED).filter(
+        Q(next_attempt_at__lte=overdue) | Q(next_attempt_at__isnull=True, created_at__lte=overdue)
+    )
+    ids = revived + list(lost.values_list("pk", flat=True)[: 10_000 - len(revived)])
     for pk in ids:
         _dispatch(pk)
     return len(ids)
@@ -209,6 +228,8 @@ def event_ingest(*, box: SetTopBox, name: str, params: dict, source: EventSource
     status = params.get("status") if isinstance(params.get("status"), int) else None
     now = timezone.now()
     with transaction.atomic():
+        # The box row lock makes "one queued refresh per box" hold under simultaneous events.
+        SetTopBox.objects.select_for_update().filter(pk=box.pk).first()
         event = BoxEvent.objects.create(box=box, name=name, status=status, params=params, source=source)
         SetTopBox.objects.filter(pk=box.pk).update(last_event_status=status, last_event_at=now)
         pending = Command.objects.filter(box=box, kind=CommandKind.REFRESH, state=C.QUEUED).exists()

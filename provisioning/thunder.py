@@ -102,13 +102,30 @@ class PlatformState:
 # --- shape checks (from ../shared/specs) ---------------------------------------------------------------------------
 
 
+MAX_TEXT = 255  # no string a box sends is longer in the specs' examples; the portal stores at most this
+INT32 = (-(2**31), 2**31 - 1)
+MAX_ANSWER = 64 * 1024  # bytes; a bigger answer is not one of these plugins'
+
+
 def _require(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     # bool is an int in Python; a JSON number must not be accepted where a boolean is specified, nor the reverse.
     if isinstance(value, bool) and kind is not bool:
         raise BadShape(f"{what}: expected {kind}, got a boolean")
     if not isinstance(value, kind):
         raise BadShape(f"{what}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise BadShape(f"{what}: longer than {MAX_TEXT} characters")
     return value
+
+
+def _status(value: Any, what: str) -> int:
+    """A provision status: a JSON number that is a whole 32-bit integer."""
+    _require(value, (int, float), what)
+    if isinstance(value, float) and not value.is_integer():
+        raise BadShape(f"{what}: {value!r} is not a whole number")
+    if not INT32[0] <= value <= INT32[1]:
+        raise BadShape(f"{what}: {value!r} is out of range")
+    return int(value)
 
 
 def _object(result: Any, what: str, **fields: type) -> dict:
@@ -163,12 +180,14 @@ class _Http:
         try:
             conn.request("POST", "/jsonrpc", json.dumps(request), {"Content-Type": "application/json"})
             response = conn.getresponse()
-            body = response.read()
+            body = response.read(MAX_ANSWER + 1)
         finally:
             conn.close()
         # Thunder answers a JSON-RPC error with HTTP 202; anything else but 200 is not an answer.
         if response.status not in (200, 202):
             raise Unavailable(f"HTTP {response.status} from the box")
+        if len(body) > MAX_ANSWER:
+            raise BadShape(f"answer longer than {MAX_ANSWER} bytes")
         return json.loads(body)
 
     def close(self) -> None:
@@ -180,7 +199,13 @@ class _WebSocket:
         self._timeout = timeout
         self._stack = contextlib.ExitStack()
         self._ws: ClientConnection = self._stack.enter_context(
-            ws_connect(f"ws://{address}/jsonrpc", subprotocols=["notification"], open_timeout=timeout, close_timeout=1)
+            ws_connect(
+                f"ws://{address}/jsonrpc",
+                subprotocols=["notification"],
+                open_timeout=timeout,
+                close_timeout=1,
+                max_size=MAX_ANSWER,
+            )
         )
         self.notifications: list[dict] = []
 
@@ -229,8 +254,8 @@ class ThunderClient:
             raise Unavailable(f"{method}: no answer in time") from exc
         except (http.client.HTTPException, OSError, WebSocketException) as exc:
             raise Unavailable(f"{method}: connection failed ({type(exc).__name__})") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadShape(f"{method}: the answer is not JSON") from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting or numbers
+            raise BadShape(f"{method}: the answer is not JSON this client accepts") from exc
         return self._result(method, request["id"], answer)
 
     @staticmethod
@@ -293,9 +318,9 @@ class ThunderClient:
         return _require(self.call(f"{PROVISIONING}.id"), str, "id")
 
     def state(self) -> PlatformState:
-        result = _object(self.call(f"{PROVISIONING}.state"), "state", id=str, status=(int, float), tokens=list)
-        tokens = tuple(_require(token, str, "state.tokens[]") for token in result["tokens"])
-        return PlatformState(result["id"], int(result["status"]), tokens)
+        result = _object(self.call(f"{PROVISIONING}.state"), "state", id=str, tokens=list)
+        tokens = tuple(_require(token, str, "state.tokens[]") for token in result["tokens"][:32])
+        return PlatformState(result["id"], _status(result.get("status"), "state.status"), tokens)
 
 
 # --- event subscription (asyncio: one process holds many boxes' sockets) -------------------------------------------
@@ -318,7 +343,11 @@ async def subscribe(
                "params": {"event": event, "id": client_id}}  # fmt: skip
     try:
         async with ws_connect_async(
-            f"ws://{address}/jsonrpc", subprotocols=["notification"], open_timeout=timeout, close_timeout=1
+            f"ws://{address}/jsonrpc",
+            subprotocols=["notification"],
+            open_timeout=timeout,
+            close_timeout=1,
+            max_size=MAX_ANSWER,
         ) as ws:
             await ws.send(json.dumps(request))
             ThunderClient._result("register", 1, json.loads(await asyncio.wait_for(ws.recv(), timeout)))
@@ -329,6 +358,6 @@ async def subscribe(
                     await on_event(event, params if isinstance(params, dict) else {})
     except (OSError, TimeoutError, WebSocketException) as exc:
         raise Unavailable(f"subscription to {address} ended ({type(exc).__name__})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadShape(f"subscription to {address}: a message is not JSON") from exc
+    except (ValueError, RecursionError) as exc:
+        raise BadShape(f"subscription to {address}: a message is not JSON this client accepts") from exc
     raise Unavailable(f"subscription to {address} closed by the box")

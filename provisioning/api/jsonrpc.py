@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -21,6 +22,7 @@ from provisioning import services
 from provisioning.auth import device_from_request
 from provisioning.choices import EventSource
 from provisioning.models import SetTopBox
+from provisioning.thunder import INT32
 
 MAX_BODY = 16 * 1024
 # "<client events id>.<event>": the id is the one the box was registered with, e.g. client.events.1
@@ -38,7 +40,7 @@ def _parse(request: HttpRequest) -> dict | JsonResponse:
         return _error(-32600, "Invalid Request: body too large")
     try:
         message = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, absurd nesting or numbers
         return _error(-32700, "Parse error")
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
         return _error(-32600, "Invalid Request")
@@ -64,12 +66,14 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     if match is None:
         return _error(-32601, "Unknown method.", request_id)
     params = message.get("params", {})
-    if not isinstance(params, dict) or not isinstance(params.get("status"), int) or isinstance(params["status"], bool):
-        return _error(-32602, "Invalid params: status must be a number", request_id)
-    box = SetTopBox.objects.filter(device=device).first() or services.box_register(
-        device=device, host=client_ip(request)
-    )
-    services.event_ingest(box=box, name=match["event"], params={"status": params["status"]}, source=EventSource.PUSH)
+    status = params.get("status") if isinstance(params, dict) else None
+    if isinstance(status, bool) or not isinstance(status, int) or not INT32[0] <= status <= INT32[1]:
+        return _error(-32602, "Invalid params: status must be a 32-bit integer", request_id)
+    with transaction.atomic():
+        box = SetTopBox.objects.filter(device=device).first() or services.box_register(
+            device=device, host=client_ip(request)
+        )
+        services.event_ingest(box=box, name=match["event"], params={"status": status}, source=EventSource.PUSH)
     if request_id is None:
         return HttpResponse(status=204)
     return JsonResponse({"jsonrpc": "2.0", "id": request_id, "result": None})

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def fleet():
-    with FleetThread(3, faults=Faults(provision_seconds=0.3)) as running:
+    # Runs last long enough that a box is still busy when a test calls it again, however slow the machine.
+    with FleetThread(4, faults=Faults(provision_seconds=5)) as running:
         yield running
 
 
@@ -112,6 +113,17 @@ def test_a_command_is_carried_out_once_however_often_it_is_dispatched(fleet):
     assert (command.state, command.attempts) == ("SUCCEEDED", 1)
 
 
+def test_a_refused_command_fails_at_once_with_the_boxs_message(fleet):
+    only_hardware = fleet.boxes[0]  # box 0 supports HARDWARE only
+    command = services.command_create(box=register(only_hardware), kind="reprovision",
+                                      params={"provision_type": "CRYPTANIUM"})  # fmt: skip
+
+    command = run(command)
+
+    assert (command.state, command.attempts) == ("FAILED", 1)
+    assert command.last_error.startswith("reprovision: ") and "CRYPTANIUM" in command.last_error
+
+
 def test_not_due_commands_wait(fleet):
     command = services.command_create(box=register(fleet.boxes[1]), kind="refresh")
     Command.objects.filter(pk=command.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=1))
@@ -134,6 +146,8 @@ def test_unreachable_box_is_retried_with_backoff(settings):
 def test_sweep_sends_again_what_a_dead_worker_left(fleet):
     box = register(fleet.boxes[1])
     lost = services.command_create(box=box, kind="refresh")
+    Command.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=3))
+    waiting = services.command_create(box=box, kind="refresh")  # its message is still on its way: left alone
     stale = services.command_create(box=box, kind="provision")
     Command.objects.filter(pk=stale.pk).update(state="SENT", sent_at=timezone.now() - timedelta(minutes=10))
     fresh = services.command_create(box=box, kind="refresh")
@@ -141,5 +155,5 @@ def test_sweep_sends_again_what_a_dead_worker_left(fleet):
 
     assert services.commands_sweep() == 2
 
-    assert set(Command.objects.filter(state="QUEUED").values_list("pk", flat=True)) == {lost.pk, stale.pk}
+    assert set(Command.objects.filter(state="QUEUED").values_list("pk", flat=True)) == {lost.pk, stale.pk, waiting.pk}
     assert Command.objects.get(pk=fresh.pk).state == "SENT"

@@ -64,6 +64,16 @@ def test_a_request_with_an_id_gets_a_result(client, cik):
         pytest.param({**EVENT, "params": {"status": True}}, -32602, 202, id="status-bool"),
         pytest.param({**EVENT, "params": [200]}, -32602, 202, id="params-array"),
         pytest.param({**EVENT, "pad": "x" * 20_000}, -32600, 202, id="too-large"),
+        pytest.param("[" * 5000, -32700, 202, id="deep-nesting"),
+        pytest.param({**EVENT, "params": {"status": 2**31}}, -32602, 202, id="status-over-int32"),
+        pytest.param({**EVENT, "params": {"status": -(2**31) - 1}}, -32602, 202, id="status-under-int32"),
+        pytest.param(
+            '{"jsonrpc": "2.0", "method": "client.events.1.provisioningchange", "params": {"status": 1e400}}',
+            -32602,
+            202,
+            id="status-infinite",
+        ),
+        pytest.param({**EVENT, "params": {"status": 200.0}}, -32602, 202, id="status-float"),
     ],
 )
 def test_bad_requests_get_the_thunder_error_and_write_nothing(client, cik, body, code, http):

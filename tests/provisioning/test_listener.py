@@ -40,7 +40,7 @@ async def test_a_provisioningchange_from_the_box_is_stored_and_queues_a_refresh(
         box = await register(fleet.boxes[0].address)
         watcher = asyncio.create_task(listener.watch(box.pk, box.address))
         try:
-            await asyncio.sleep(0.5)  # registered
+            await wait_for(lambda: asyncio.sleep(0, result=fleet.boxes[0].subscriber_count))  # registered
             await asyncio.to_thread(lambda: thunder.ThunderClient(box.address, timeout=2).provision())
             events = await wait_for(stored_events)
         finally:

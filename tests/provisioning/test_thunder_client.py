@@ -30,8 +30,10 @@ def test_every_read_method_of_a_version_3_box(fleet, transport):
     with thunder.ThunderClient(box.address, transport=transport, timeout=3) as client:
         assert client.api_version() == 3
         statuses = client.provision_check()
-        assert {s.provision_type for s in statuses} <= set(thunder.ProvisionType)
-        assert all(isinstance(s.state, thunder.ProvisionState) and s.kind and s.reason for s in statuses)
+        assert [(s.provision_type.value, s.kind, s.state.value, s.reason) for s in statuses] == [
+            (item["provisionType"], item["provisionKind"], item["state"], item["reason"])
+            for item in box.provision_check()
+        ]
         assert client.soc_id() == box.soc_id
         assert isinstance(client.netflix_esn(), str)
         assert client.provision_id() == box.provision_id
@@ -160,6 +162,25 @@ def test_connection_refused_is_unavailable():
             id="other-code",
         ),
         pytest.param([1, 2], thunder.BadShape, id="array"),
+        pytest.param(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "result": {
+                    "success": True,
+                    "provisionTypes": [
+                        {
+                            "provisionType": "HARDWARE",
+                            "provisionKind": "RT.2",
+                            "state": "PROVISIONED",
+                            "reason": "r" * 300,
+                        }
+                    ],
+                },
+            },
+            thunder.BadShape,
+            id="reason-too-long",
+        ),
     ],
 )
 def test_unexpected_answers_are_typed_failures(answer, error):
