@@ -1,9 +1,17 @@
 from rest_framework.permissions import BasePermission
 
+SUPPORT_GROUP = "support"
+
 
 class IsSupportStaff(BasePermission):
-    """The staff REST API: active staff users only (the default for every endpoint)."""
+    """The staff REST API: active staff users of the support group (or superusers); the default for every endpoint.
+
+    ``is_staff`` alone only opens the admin's door; what a staff user may do there comes from the support group's
+    permissions, and the API asks for the same membership.
+    """
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+        if not (user and user.is_authenticated and user.is_active and user.is_staff):
+            return False
+        return user.is_superuser or user.groups.filter(name=SUPPORT_GROUP).exists()

@@ -70,7 +70,8 @@ class TokenView(APIView):
         data.is_valid(raise_exception=True)
         # The Django request goes to authenticate() so django-axes can count failures and lock out.
         user = authenticate(request._request, **data.validated_data)
-        if user is None or not user.is_active:
+        # The staff API's tokens are for staff; customers get the same answer as a wrong password.
+        if user is None or not user.is_active or not user.is_staff:
             return Response({"detail": "Unable to log in with the provided credentials."}, status=400)
         set_audit_actor(user)
         issued = services.token_issue(user=user, purpose=TokenPurpose.STAFF_API)

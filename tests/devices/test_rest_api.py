@@ -106,7 +106,7 @@ def test_list_query_count_does_not_grow_with_page_size(staff_api, django_assert_
     for _ in range(30):
         device = DeviceFactory(model=DeviceModelFactory(), owner=CustomerFactory())
         ActivationAttempt.objects.create(device=device, serial_number=device.serial_number, outcome="not_enabled")
-    with django_assert_num_queries(3) as small:  # token, count, page
+    with django_assert_num_queries(4) as small:  # token, support group, count, page
         assert len(staff_api.get(f"{url}?limit=2").json()["results"]) == 2
     with django_assert_num_queries(len(small.captured_queries)):
         assert len(staff_api.get(f"{url}?limit=30").json()["results"]) == 30
@@ -293,7 +293,19 @@ def test_device_log_query_count_does_not_grow_with_page_size(staff_api, django_a
     ActivationAttempt.objects.bulk_create(
         [ActivationAttempt(device=device, serial_number=device.serial_number, outcome="not_enabled") for _ in range(30)]
     )
-    with django_assert_num_queries(4) as small:  # token, device, count, page
+    with django_assert_num_queries(5) as small:  # token, support group, device, count, page
         assert len(staff_api.get(f"{DEVICES}{device.pk}/log/?limit=2").json()["results"]) == 2
     with django_assert_num_queries(len(small.captured_queries)):
         assert len(staff_api.get(f"{DEVICES}{device.pk}/log/?limit=30").json()["results"]) == 30
+
+
+def test_staff_outside_the_support_group_get_403(api_client):
+    from tests.factories import UserFactory
+
+    bare_staff = UserFactory(username="intern", is_staff=True)
+    token = portal_services.token_issue(user=bare_staff, purpose=TokenPurpose.STAFF_API).raw
+    device = DeviceFactory()
+
+    assert api_client.get(DEVICES, HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
+    assert api_client.post(f"{DEVICES}{device.pk}/enable/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
+    assert Device.objects.get(pk=device.pk).state == ActivationState.NOT_ADDED

@@ -119,3 +119,10 @@ def test_a_session_does_not_stand_in_for_a_token(api_client, staff_user):
     api_client.force_login(staff_user)
 
     assert api_client.get(URL).status_code == 401
+
+
+def test_customers_get_no_staff_api_token(api_client, customer_user):
+    response = login(api_client, "carol")
+
+    assert response.status_code == 400
+    assert ApiToken.objects.count() == 0

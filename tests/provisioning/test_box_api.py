@@ -105,7 +105,20 @@ def test_command_list_filters_and_needs_staff(staff_api, box):
 def test_command_list_query_count_does_not_grow(staff_api, box, django_assert_num_queries):
     for _ in range(20):
         services.command_create(box=services.box_register(device=DeviceFactory(), host="h"), kind="refresh")
-    with django_assert_num_queries(3) as small:
+    with django_assert_num_queries(4) as small:  # token, support group, count, page
         assert len(staff_api.get("/api/v1/commands/?limit=2").json()["results"]) == 2
     with django_assert_num_queries(len(small.captured_queries)):
         assert len(staff_api.get("/api/v1/commands/?limit=20").json()["results"]) == 20
+
+
+@pytest.mark.parametrize("path", ["reprovision", "refresh", "provision", "set-index"])
+def test_customers_cannot_command_boxes(customer_user, box, path):
+    token = portal_services.token_issue(user=customer_user, purpose=TokenPurpose.STAFF_API).raw
+    client = APIClient()
+
+    response = client.post(f"/api/v1/devices/{box.device_id}/{path}/", {}, format="json",
+                           HTTP_AUTHORIZATION=f"Token {token}")  # fmt: skip
+
+    assert response.status_code == 403
+    assert Command.objects.count() == 0
+    assert client.get(f"/api/v1/devices/{box.device_id}/box/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
