@@ -246,6 +246,12 @@ def devices_import(
             batch = []
     if batch:
         _import_batch(model, batch, result, enable=enable, dry_run=dry_run)
+    if not dry_run and result.created:
+        # Bulk inserts send no save signals: one audit entry on the model says who imported how many.
+        summary = {"created": result.created, "existing": result.existing, "invalid": len(result.invalid),
+                   "enabled": result.enabled}  # fmt: skip
+        LogEntry.objects.log_create(model, action=LogEntry.Action.UPDATE, force_log=True, changes={},
+                                    additional_data={"action": "import_serials", **summary})  # fmt: skip
     return result
 
 

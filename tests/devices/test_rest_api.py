@@ -309,3 +309,21 @@ def test_staff_outside_the_support_group_get_403(api_client):
     assert api_client.get(DEVICES, HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
     assert api_client.post(f"{DEVICES}{device.pk}/enable/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
     assert Device.objects.get(pk=device.pk).state == ActivationState.NOT_ADDED
+
+
+def test_bulk_import_leaves_one_audit_entry_naming_who_and_how_many(staff_api, staff_user):
+    from auditlog.models import LogEntry
+
+    model = DeviceModelFactory()
+
+    staff_api.post(f"{DEVICES}import/", {"model_id": model.pk, "serials": ["A", "B", ""]}, format="json")
+
+    entry = LogEntry.objects.get_for_object(model).latest("pk")
+    assert entry.actor == staff_user
+    assert entry.additional_data == {
+        "action": "import_serials",
+        "created": 2,
+        "existing": 0,
+        "invalid": 1,
+        "enabled": 0,
+    }

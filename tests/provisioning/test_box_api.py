@@ -122,3 +122,13 @@ def test_customers_cannot_command_boxes(customer_user, box, path):
     assert response.status_code == 403
     assert Command.objects.count() == 0
     assert client.get(f"/api/v1/devices/{box.device_id}/box/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
+
+
+def test_moving_a_box_is_audited(staff_api, staff_user, box):
+    from auditlog.models import LogEntry
+
+    staff_api.put(f"/api/v1/devices/{box.device_id}/box/", {"host": "192.0.2.99", "port": 9999}, format="json")
+
+    entry = LogEntry.objects.get_for_object(box).latest("pk")
+    assert entry.actor == staff_user
+    assert entry.changes_dict == {"thunder_host": ["192.0.2.10", "192.0.2.99"], "thunder_port": [9998, 9999]}
