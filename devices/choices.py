@@ -20,4 +20,3 @@ class ActivationOutcome(models.TextChoices):
     ALREADY_ACTIVATED = "already_activated", "Already activated (409)"
     EXPIRED = "expired", "Activation window expired (409)"
     DISABLED = "disabled", "Disabled (409)"
-    RATE_LIMITED = "rate_limited", "Rate limited (429)"

@@ -310,6 +310,19 @@ def device_activate(*, vendor: str, model: str, serial: str, remote_addr: str | 
     One conditional UPDATE decides: of any number of simultaneous calls for one serial, one changes the row and
     the others find it no longer pending. The CIK is returned only after the change and its log line committed.
     """
+    for _ in range(2):
+        if (cik := _activate_once(vendor, model, serial, remote_addr, user_agent)) is not None:
+            return cik
+        refusal = _why_refused(vendor=vendor, model=model, serial=serial)
+        if refusal is not None:
+            break
+    else:  # re-enabled twice in a row while this call ran: an answer the device can retry
+        refusal = ActivationRefused(ActivationOutcome.NOT_ENABLED)
+    _log_attempt(refusal.device_id, vendor, model, serial, remote_addr, user_agent, refusal.outcome)
+    raise refusal
+
+
+def _activate_once(vendor: str, model: str, serial: str, remote_addr: str | None, user_agent: str) -> str | None:
     cik = secrets.token_hex(CIK_BYTES)
     at = connection.ops.adapt_datetimefield_value(timezone.now())
     update = [S.ACTIVATED.value, cik_digest(cik), at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
@@ -325,28 +338,27 @@ def device_activate(*, vendor: str, model: str, serial: str, remote_addr: str | 
             if activated := row is not None:
                 cursor.execute(f"{_LOG_ATTEMPT} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                                [row[0], *log, ActivationOutcome.ACTIVATED.value])  # fmt: skip
-    if activated:
-        return cik
-    refusal = _why_refused(vendor=vendor, model=model, serial=serial)
-    _log_attempt(refusal.device_id, vendor, model, serial, remote_addr, user_agent, refusal.outcome)
-    raise refusal
+    return cik if activated else None
 
 
-def _why_refused(*, vendor: str, model: str, serial: str) -> ActivationRefused:
+def _why_refused(*, vendor: str, model: str, serial: str) -> ActivationRefused | None:
+    """Why the conditional UPDATE matched nothing; None when the device is pending with its window open, which
+    happens only when it was re-enabled between the UPDATE and this read (the caller tries once more)."""
     device_model = DeviceModel.objects.filter(vendor__name=vendor, name=model).only("pk").first()
     if device_model is None:
         return ActivationRefused(ActivationOutcome.INVALID_MODEL)
-    device = Device.objects.filter(model=device_model, serial_number=serial).only("pk", "state").first()
+    device = Device.objects.filter(model=device_model, serial_number=serial).first()
     if device is None:
         return ActivationRefused(ActivationOutcome.UNKNOWN_SERIAL)
+    state = S(device.current_state)
+    if state == S.NOT_ACTIVATED:
+        return None
     outcome = {
         S.NOT_ADDED: ActivationOutcome.NOT_ENABLED,
         S.ACTIVATED: ActivationOutcome.ALREADY_ACTIVATED,
         S.DISABLED: ActivationOutcome.DISABLED,
-        # A pending device reaches here only when its window has passed.
         S.EXPIRED: ActivationOutcome.EXPIRED,
-        S.NOT_ACTIVATED: ActivationOutcome.EXPIRED,
-    }[S(device.state)]
+    }[state]
     return ActivationRefused(outcome, device_id=device.pk)
 
 

@@ -82,12 +82,30 @@ def _report(future) -> None:
         log.warning("live update not published", extra={"error": type(exc).__name__})
 
 
+MAX_BACKLOG = 10_000  # events waiting for the layer; past this (Redis stalled) new ones are dropped and logged
+_backlog = 0
+_backlog_lock = threading.Lock()
+
+
+def _done(future) -> None:
+    global _backlog
+    with _backlog_lock:
+        _backlog -= 1
+    _report(future)
+
+
 def publish(event: LiveEvent) -> None:
     """Queue the event for the device's group and the staff group; returns at once.
 
     Inside a running event loop (an async consumer) use ``await apublish(event)`` instead.
     """
-    asyncio.run_coroutine_threadsafe(_send(dict(event)), _publisher.loop()).add_done_callback(_report)
+    global _backlog
+    with _backlog_lock:
+        if _backlog >= MAX_BACKLOG:
+            log.warning("live update dropped: backlog full", extra={"type": event["type"]})
+            return
+        _backlog += 1
+    asyncio.run_coroutine_threadsafe(_send(dict(event)), _publisher.loop()).add_done_callback(_done)
 
 
 async def apublish(event: LiveEvent) -> None:
