@@ -31,6 +31,8 @@ from pathlib import Path
 import psycopg
 from celery import Celery
 
+from portal.net import free_port_range
+
 REPO = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
@@ -41,24 +43,6 @@ def admin_sql(*statements: str) -> None:
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
-
-
-def free_range(count: int) -> int:
-    """A base port with ``count`` free ports after it."""
-    for base in range(21000, 60000 - count, count + 7):
-        try:
-            socks = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise SystemExit("no free port range")
 
 
 def env() -> dict[str, str]:
@@ -156,7 +140,7 @@ def main() -> None:
 
     admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", f"CREATE DATABASE {DB}")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env(), check=True)
-    base = free_range(args.boxes)
+    base = free_port_range(args.boxes, start=21000)
     load_boxes(args.boxes, base)
     simulator = subprocess.Popen(
         [sys.executable, "manage.py", "simulate_devices", "--count", str(args.boxes), "--port", str(base),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from portal.net import free_port_range
 
 STOP_GRACE_SECONDS = 15
 
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         """A few simulated set-top boxes for the demo devices, and the process that listens to their events."""
         from portal.demo import demo_register_boxes
 
-        base = _free_port_range(count)
+        base = free_port_range(count)
         registered = demo_register_boxes(host="127.0.0.1", base_port=base, count=count)
         self.stdout.write(f"{registered} simulated set-top boxes on 127.0.0.1:{base}-{base + count - 1}")
         python = sys.executable
@@ -89,18 +90,3 @@ class Command(BaseCommand):
                 child.kill()
                 child.wait()
         return 0 if stopping["signal"] is not None else 1
-
-
-def _free_port_range(count: int, start: int = 19998) -> int:
-    for base in range(start, 40000, count + 1):
-        socks = [socket.socket() for _ in range(count)]
-        try:
-            for offset, sock in enumerate(socks):
-                sock.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free port range for the simulated boxes")
