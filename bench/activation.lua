@@ -7,8 +7,8 @@ function setup(thread)
 end
 
 function init(args)
-  counter = 0
   vendor, model = args[1], args[2]
+  counter = tonumber(args[3]) or 0 -- each measured round starts past the serials earlier rounds used
 end
 
 function request()

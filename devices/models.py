@@ -58,7 +58,9 @@ class DeviceModel(models.Model):
 
 
 class Device(models.Model):
-    model = models.ForeignKey(DeviceModel, on_delete=models.PROTECT, related_name="devices")
+    # No index of its own: the unique (model, serial_number) constraint leads with it. Every activation rewrites
+    # the row's index entries, so each index less is less work on the hottest write.
+    model = models.ForeignKey(DeviceModel, on_delete=models.PROTECT, related_name="devices", db_index=False)
     serial_number = models.CharField(max_length=128)
     extra = models.CharField(max_length=255, blank=True, help_text="Free text from the serial import (`sn,extra`).")
     state = models.CharField(max_length=16, choices=ActivationState.choices, default=ActivationState.NOT_ADDED)
@@ -113,7 +115,10 @@ class Device(models.Model):
 class ActivationAttempt(models.Model):
     """Every call of /provision/activate, known serial or not (the original's ``?show=log``)."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, null=True, blank=True, related_name="attempts")
+    # Indexed by attempt_device_at_idx (device, -at), which serves every per-device read.
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, null=True, blank=True, related_name="attempts", db_index=False
+    )
     vendor = models.CharField(max_length=64, blank=True)
     model = models.CharField(max_length=64, blank=True)
     serial_number = models.CharField(max_length=128, blank=True)
