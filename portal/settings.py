@@ -189,6 +189,8 @@ ACTIVATION_WINDOW = env.int("ACTIVATION_WINDOW", default=24 * 3600)
 THUNDER_TIMEOUT = env.float("THUNDER_TIMEOUT", default=5.0)
 # A command left SENT this long by a worker that died is queued again by the periodic sweep.
 COMMAND_STALE_SECONDS = env.int("COMMAND_STALE_SECONDS", default=300)
+# A QUEUED command overdue this long lost its broker message (or a dead worker held it): the sweep sends it again.
+COMMAND_SWEEP_GRACE_SECONDS = env.int("COMMAND_SWEEP_GRACE_SECONDS", default=120)
 # Activation rate limits, "count/seconds" ("0" turns one off): per client address and per serial number.
 ACTIVATION_RATE_LIMIT_IP = env.str("ACTIVATION_RATE_LIMIT_IP", default="300/60")
 ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="10/60")

@@ -35,7 +35,6 @@ MAX_ATTEMPTS = 6
 BUSY_DELAY = 10.0
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0  # seconds; stays well below the broker's visibility timeout
-SWEEP_GRACE = timedelta(minutes=2)  # two sweep intervals: a QUEUED command overdue this long lost its message
 
 
 # --- boxes ---------------------------------------------------------------------------------------------------------
@@ -210,7 +209,8 @@ def commands_sweep() -> int:
     stale = Command.objects.filter(state=C.SENT, sent_at__lt=now - timedelta(seconds=settings.COMMAND_STALE_SECONDS))
     revived = list(stale.values_list("pk", flat=True)[:10_000])
     Command.objects.filter(pk__in=revived, state=C.SENT).update(state=C.QUEUED, next_attempt_at=now)
-    overdue = now - SWEEP_GRACE
+    # Two sweep intervals by default: a QUEUED command overdue this long lost its message.
+    overdue = now - timedelta(seconds=settings.COMMAND_SWEEP_GRACE_SECONDS)
     lost = Command.objects.filter(state=C.QUEUED).filter(
         Q(next_attempt_at__lte=overdue) | Q(next_attempt_at__isnull=True, created_at__lte=overdue)
     )

@@ -1,8 +1,8 @@
 """A worker killed mid-task (SIGKILL) loses no command, and no command is sent again after it succeeded.
 
-Real parts: the simulator over sockets, a Celery worker process on Redis, PostgreSQL. The broker message of a
-killed task is not redelivered within the test (Redis visibility timeout); the command table is the source of
-truth and the periodic sweep sends again what the dead worker left SENT.
+Real parts: the simulator over sockets, a Celery worker process on Redis, PostgreSQL. The broker messages the
+killed worker held (running or reserved) are not redelivered within the test (Redis visibility timeout); the command
+table is the source of truth and the periodic sweep sends again what the dead worker left SENT or never started.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def broker(redis_url):
 
 def start_worker(tmp_path, broker: str) -> subprocess.Popen:
     env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), CELERY_BROKER_URL=broker,
-                    COMMAND_STALE_SECONDS=str(STALE_SECONDS), DATABASE_CONN_MAX_AGE="0")  # fmt: skip
+                    COMMAND_STALE_SECONDS=str(STALE_SECONDS), COMMAND_SWEEP_GRACE_SECONDS=str(STALE_SECONDS),
+                    DATABASE_CONN_MAX_AGE="0")  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "devices", "-c", "4", "--without-mingle",
          "--without-gossip", "--loglevel", "WARNING"],
