@@ -60,8 +60,11 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     """django-axes lockout: API dialects get a JSON body, people get a page; both 429 with Retry-After."""
     retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     message = "Too many failed login attempts. Try again later."
-    if request.path.startswith("/api/"):
-        response: HttpResponse = JsonResponse({"detail": message}, status=429)
+    if request.path.startswith("/v1/"):
+        # The /v1/ dialect answers every error with HTTP 200 and a code.
+        response: HttpResponse = JsonResponse({"status": "FAILURE", "error": "ACCOUNT_LOCKED"})
+    elif request.path.startswith("/api/"):
+        response = JsonResponse({"detail": message}, status=429)
     else:
         response = render(request, "portal/lockout.html", {"message": message}, status=429)
     response["Retry-After"] = retry_after

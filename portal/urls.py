@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from components.api import login as components_login
 from portal import health
 from portal.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
@@ -17,6 +18,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("provision/activate", activation.activate, name="provision-activate"),
     path("jsonrpc", jsonrpc.endpoint, name="device-jsonrpc"),
+    path("v1/Login/", components_login.login, name="v1-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api-v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
