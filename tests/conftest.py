@@ -28,6 +28,17 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture
+def staff_api(api_client, staff_user) -> APIClient:
+    """An API client holding a staff REST API token of a support-group user."""
+    from portal import services
+    from portal.choices import TokenPurpose
+
+    token = services.token_issue(user=staff_user, purpose=TokenPurpose.STAFF_API).raw
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return api_client
+
+
+@pytest.fixture
 def redis_url() -> str:
     """The real Redis of this machine (tests using it carry the `redis` mark)."""
     return os.environ["PORTAL_TEST_REDIS_URL"]

@@ -16,13 +16,6 @@ pytestmark = pytest.mark.django_db
 DEVICES = "/api/v1/devices/"
 
 
-@pytest.fixture
-def staff_api(api_client, staff_user):
-    token = portal_services.token_issue(user=staff_user, purpose=TokenPurpose.STAFF_API).raw
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return api_client
-
-
 def snapshot():
     return list(Device.objects.order_by("pk").values())
 

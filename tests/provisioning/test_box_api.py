@@ -16,13 +16,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_api(api_client, staff_user):
-    token = portal_services.token_issue(user=staff_user, purpose=TokenPurpose.STAFF_API).raw
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return api_client
-
-
-@pytest.fixture
 def box():
     return services.box_register(device=DeviceFactory(), host="192.0.2.10", port=9998)
 
