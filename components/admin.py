@@ -24,7 +24,7 @@ class ComponentInline(admin.TabularInline):
 
 @admin.register(DeviceProvisioning)
 class DeviceProvisioningAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "device", "is_active", "created_at")
+    list_display = ("pk", "name", "device", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "device__serial_number")
     autocomplete_fields = ("device",)

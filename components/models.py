@@ -34,16 +34,20 @@ class ParameterGroup(CatalogEntry):
 
 
 class DeviceProvisioning(models.Model):
-    """A device's provisioning record: its ``provisioning_id`` in the /v1/ API (one per device)."""
+    """A device's provisioning record: its ``provisioning_id`` in the /v1/ API (one per device).
 
-    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="provisioning")
+    The record shares its primary key with the device, so ``provisioning_id`` is the device id that integrations
+    already know from the inventory; the record itself is created on first use.
+    """
+
+    device = models.OneToOneField(Device, on_delete=models.CASCADE, primary_key=True, related_name="provisioning")
     name = models.CharField(max_length=128, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = "device provisioning record"
-        ordering = ["id"]
+        ordering = ["device_id"]
 
     def __str__(self) -> str:
         return self.name or f"provisioning {self.pk} ({self.device})"

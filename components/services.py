@@ -1,9 +1,12 @@
-"""Writes of the provisioning-component catalog and records. Every change of a device's components bumps its
-``configuration_version`` once per request (F() expression: no lost update under concurrency)."""
+"""Writes of the provisioning-component catalog and records. Every request that changes a device's components bumps
+its ``configuration_version`` once (F() expression: no lost update under concurrency). Each write is one transaction:
+a request that fails validation part-way writes nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -11,11 +14,23 @@ from django.db.models import F
 from django.utils import timezone
 
 from components.choices import ActiveStatus, ComponentType
-from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from components.exceptions import UnknownCatalogEntry, UnknownComponent, UnknownProvisioning
+from components.models import DeviceProvisioning, ProvisioningComponent
+from components.selectors import CATALOG, components_visible, devices_visible
 from devices.models import Device
 
-CATALOG = {ComponentType.SENSOR: Sensor, ComponentType.PARAMETER: Parameter,
-           ComponentType.GROUP_PARAMETER: ParameterGroup}  # fmt: skip
+UNKNOWN_CATALOG_CODE = {
+    ComponentType.SENSOR: "INVALID_COMPONENT_SENSOR_ID_PRAM",
+    ComponentType.PARAMETER: "INVALID_COMPONENT_PARAMETER_ID_PRAM",
+    ComponentType.GROUP_PARAMETER: "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM",
+}
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Written:
+    provisioning_id: int
+    at: datetime
 
 
 def provisioning_for_device(*, device: Device) -> DeviceProvisioning:
@@ -27,7 +42,87 @@ def provisioning_for_device(*, device: Device) -> DeviceProvisioning:
 def devices_bump_configuration(*, provisioning_ids: Iterable[int]) -> int:
     """One configuration_version step for each device whose components this request changed."""
     ids = set(provisioning_ids)
-    return Device.objects.filter(provisioning__id__in=ids).update(configuration_version=F("configuration_version") + 1)
+    return Device.objects.filter(pk__in=ids).update(configuration_version=F("configuration_version") + 1)
+
+
+def _visible_provisioning(*, user: AbstractBaseUser, provisioning_id: int) -> DeviceProvisioning:
+    device = devices_visible(user=user).filter(pk=provisioning_id).first()
+    if device is None:
+        raise UnknownProvisioning
+    return provisioning_for_device(device=device)
+
+
+def _check_catalog(*, component_type: ComponentType, component_ids: list[int]) -> None:
+    known = set(CATALOG[component_type].objects.filter(pk__in=component_ids).values_list("pk", flat=True))
+    unknown = [pk for pk in component_ids if pk not in known]
+    if unknown:
+        raise UnknownCatalogEntry(UNKNOWN_CATALOG_CODE[component_type], unknown)
+
+
+def components_upsert(
+    *, user: AbstractBaseUser, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
+    active_status: ActiveStatus,
+) -> Written:  # fmt: skip
+    """The /v1/ insert: add the components to a device's record, or rewrite the ones it already has."""
+    now = timezone.now()
+    with transaction.atomic():
+        record = _visible_provisioning(user=user, provisioning_id=provisioning_id)
+        _check_catalog(component_type=component_type, component_ids=component_ids)
+        rows = [
+            ProvisioningComponent(provisioning=record, component_type=component_type, component_id=pk,
+                                  active_status=active_status, last_modified_by=user, last_modified_datetime=now)
+            for pk in component_ids
+        ]  # fmt: skip
+        ProvisioningComponent.objects.bulk_create(
+            rows, batch_size=BATCH, update_conflicts=True,
+            unique_fields=["provisioning", "component_type", "component_id"],
+            update_fields=["active_status", "last_modified_by", "last_modified_datetime"],
+        )  # fmt: skip
+        devices_bump_configuration(provisioning_ids=[record.pk])
+    return Written(provisioning_id=record.pk, at=now)
+
+
+def _set_status(components, *, expected: int, active_status: ActiveStatus, user, now) -> None:
+    """Conditional update: if a row vanished since it was read, the count differs and the transaction rolls back."""
+    if components.update(active_status=active_status, last_modified_by=user, last_modified_datetime=now) != expected:
+        raise UnknownComponent([])
+
+
+def components_update_by_triple(
+    *, user: AbstractBaseUser, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
+    active_status: ActiveStatus,
+) -> Written:  # fmt: skip
+    """The /v1/ update by provisioning/type/component: every named component must exist, or nothing is written."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not devices_visible(user=user).filter(pk=provisioning_id).exists():
+            raise UnknownProvisioning
+        components = ProvisioningComponent.objects.filter(
+            provisioning_id=provisioning_id, component_type=component_type, component_id__in=component_ids
+        )
+        found = set(components.values_list("component_id", flat=True))
+        if missing := [pk for pk in component_ids if pk not in found]:
+            raise UnknownComponent(missing)
+        _set_status(components, expected=len(component_ids), active_status=active_status, user=user, now=now)
+        devices_bump_configuration(provisioning_ids=[provisioning_id])
+    return Written(provisioning_id=provisioning_id, at=now)
+
+
+def components_update_by_ids(*, user: AbstractBaseUser, ids: list[int], active_status: ActiveStatus) -> Written:
+    """The /v1/ update by provisioning_component_id: all of them must exist, be visible and share one record."""
+    now = timezone.now()
+    with transaction.atomic():
+        components = components_visible(user=user).filter(pk__in=ids)
+        owners = dict(components.values_list("pk", "provisioning_id"))
+        if missing := [pk for pk in ids if pk not in owners]:
+            raise UnknownComponent(missing)
+        provisioning_id = owners[ids[0]]
+        if others := [pk for pk in ids if owners[pk] != provisioning_id]:
+            raise UnknownComponent(others)
+        rows = ProvisioningComponent.objects.filter(pk__in=ids)
+        _set_status(rows, expected=len(ids), active_status=active_status, user=user, now=now)
+        devices_bump_configuration(provisioning_ids=[provisioning_id])
+    return Written(provisioning_id=provisioning_id, at=now)
 
 
 def components_set_status(*, ids: Iterable[int], active_status: int, user: AbstractBaseUser | None) -> int:
@@ -39,3 +134,21 @@ def components_set_status(*, ids: Iterable[int], active_status: int, user: Abstr
         changed = changing.update(active_status=status, last_modified_by=user, last_modified_datetime=timezone.now())
         devices_bump_configuration(provisioning_ids=provisioning_ids)
     return changed
+
+
+def catalog_entry_save(*, kind: ComponentType, pk: int, name: str) -> object:
+    """Create or rename a sensor, parameter or parameter group; the id is the operator's."""
+    entry, _ = CATALOG[kind].objects.update_or_create(pk=pk, defaults={"name": name})
+    return entry
+
+
+def provisioning_save(*, device: Device, name: str | None = None, is_active: bool | None = None) -> DeviceProvisioning:
+    """Create a device's record if needed, then rename or (de)activate it."""
+    with transaction.atomic():
+        record = provisioning_for_device(device=device)
+        changes = {k: v for k, v in {"name": name, "is_active": is_active}.items() if v is not None}
+        if changes:
+            DeviceProvisioning.objects.filter(pk=record.pk).update(**changes)
+            for key, value in changes.items():
+                setattr(record, key, value)
+    return record

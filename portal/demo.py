@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from devices.choices import ActivationState
 from devices.models import Device, DeviceModel, Vendor
 from portal.services import CUSTOMERS_GROUP, SUPPORT_GROUP, groups_sync
@@ -38,6 +39,9 @@ STATE_CYCLE = [
     ActivationState.NOT_ACTIVATED,
     ActivationState.NOT_ADDED,
 ]
+SENSORS = ["Temperature", "Carbon Monoxide", "Humidity", "Smoke", "Motion", "Door contact"]
+PARAMETERS = ["Reporting interval", "Alarm threshold", "Firmware channel", "Time zone"]
+PARAMETER_GROUPS = ["Environmental", "Security"]
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,27 @@ def demo_load() -> dict[str, int]:
                 devices.append(_device(model, f"{model_name.upper()}-{n:06d}", state, owner, now))
     before = Device.objects.count()
     Device.objects.bulk_create(devices, ignore_conflicts=True)
+    _components(now)
     return {
         "vendors": Vendor.objects.count(),
         "devices": Device.objects.count(),
         "created": Device.objects.count() - before,
     }
+
+
+def _components(now) -> None:
+    """The components catalog, and sensors 1-3 plus parameter 1 on each customer-owned sensor node."""
+    for model, names in ((Sensor, SENSORS), (Parameter, PARAMETERS), (ParameterGroup, PARAMETER_GROUPS)):
+        model.objects.bulk_create([model(id=n, name=name) for n, name in enumerate(names, 1)], ignore_conflicts=True)
+    nodes = Device.objects.filter(model__name="sensor-node", owner__isnull=False).select_related("owner")
+    records = [DeviceProvisioning(device=node, name=node.serial_number) for node in nodes]
+    DeviceProvisioning.objects.bulk_create(records, ignore_conflicts=True)
+    components = [
+        ProvisioningComponent(provisioning_id=node.pk, component_type=kind, component_id=pk,
+                              last_modified_by=node.owner, last_modified_datetime=now)
+        for node in nodes for kind, pk in ((0, 1), (0, 2), (0, 3), (1, 1))
+    ]  # fmt: skip
+    ProvisioningComponent.objects.bulk_create(components, ignore_conflicts=True)
 
 
 DEMO_BOX_MODEL = ("acme", "stb-4k")

@@ -11,7 +11,10 @@ class IsSupportStaff(BasePermission):
     """
 
     def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and user.is_active and user.is_staff):
-            return False
-        return user.is_superuser or user.groups.filter(name=SUPPORT_GROUP).exists()
+        return is_support_staff(request.user)
+
+
+def is_support_staff(user) -> bool:
+    if not (user and user.is_authenticated and user.is_active and user.is_staff):
+        return False
+    return user.is_superuser or user.groups.filter(name=SUPPORT_GROUP).exists()

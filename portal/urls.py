@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from components.api import login as components_login
+from components.api import v1 as components_v1
 from portal import health
 from portal.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
@@ -11,6 +12,7 @@ api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("", include("provisioning.api.urls")),
     path("", include("devices.api.urls")),
+    path("", include("components.api.urls")),
 ]
 
 urlpatterns = [
@@ -19,6 +21,7 @@ urlpatterns = [
     path("provision/activate", activation.activate, name="provision-activate"),
     path("jsonrpc", jsonrpc.endpoint, name="device-jsonrpc"),
     path("v1/Login/", components_login.login, name="v1-login"),
+    path("v1/DeviceProvisioningComponents/", components_v1.device_provisioning_components, name="v1-components"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api-v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),

@@ -1,6 +1,6 @@
 """Parsing and validation of /v1/DeviceProvisioningComponents/ request bodies, with the seed's error codes.
 
-Pure functions (no database): the endpoint that uses them comes in the next slice of issue 6. The order of checks
+Pure functions (no database), used by ``components.api.v1``. The order of checks
 follows the seed: the body and ``action`` first (``INVALID_REQUEST_PRAM``, ``INVALID_ACTION_PRAM``), then unknown
 keys (``INVALID_INPUT_PRAM`` with ``error_detail`` ``INVALID_PRAM_<name>``, the first in body order), then each
 parameter's type and range, then the action's required and incompatible parameters.

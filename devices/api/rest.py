@@ -16,6 +16,7 @@ from devices import importing, selectors, services
 from devices.choices import ActivationState
 from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+from portal.api.rest import valid
 
 User = get_user_model()
 
@@ -134,12 +135,12 @@ class VendorViewSet(
 
     @extend_schema(request=VendorInput, responses={201: VendorOutput})
     def create(self, request: Request) -> Response:
-        data = _valid(VendorInput, request.data)
+        data = valid(VendorInput, request.data)
         return Response(VendorOutput(services.vendor_save(**data)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=VendorInput, responses=VendorOutput)
     def update(self, request: Request, pk=None, partial=False) -> Response:
-        data = _valid(VendorInput, request.data)
+        data = valid(VendorInput, request.data)
         return Response(VendorOutput(services.vendor_save(vendor=self.get_object(), **data)).data)
 
 
@@ -153,12 +154,12 @@ class DeviceModelViewSet(
 
     @extend_schema(request=DeviceModelInput, responses={201: DeviceModelOutput})
     def create(self, request: Request) -> Response:
-        data = _valid(DeviceModelInput, request.data)
+        data = valid(DeviceModelInput, request.data)
         return Response(DeviceModelOutput(services.device_model_save(**data)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=DeviceModelInput, responses=DeviceModelOutput)
     def update(self, request: Request, pk=None, partial=False) -> Response:
-        data = _valid(DeviceModelInput, request.data)
+        data = valid(DeviceModelInput, request.data)
         saved = services.device_model_save(device_model=self.get_object(), **data)
         return Response(DeviceModelOutput(saved).data)
 
@@ -172,25 +173,25 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @extend_schema(request=DeviceCreateInput, responses={201: DeviceOutput})
     def create(self, request: Request) -> Response:
-        device = services.device_create(**_valid(DeviceCreateInput, request.data))
+        device = services.device_create(**valid(DeviceCreateInput, request.data))
         return Response(DeviceOutput(self._fresh(device.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=DeviceUpdateInput, responses=DeviceOutput)
     def partial_update(self, request: Request, pk=None) -> Response:
-        data = _valid(DeviceUpdateInput, request.data)
+        data = valid(DeviceUpdateInput, request.data)
         device = services.device_assign_owner(device=self.get_object(), owner=data["owner"])
         return Response(DeviceOutput(self._fresh(device.pk)).data)
 
     @extend_schema(request=EnableInput, responses=DeviceOutput)
     @action(detail=True, methods=["post"])
     def enable(self, request: Request, pk=None) -> Response:
-        window = _valid(EnableInput, request.data).get("window")
+        window = valid(EnableInput, request.data).get("window")
         return self._respond(services.device_enable(device=self.get_object(), window=window))
 
     @extend_schema(request=EnableInput, responses=DeviceOutput)
     @action(detail=True, methods=["post"])
     def reenable(self, request: Request, pk=None) -> Response:
-        window = _valid(EnableInput, request.data).get("window")
+        window = valid(EnableInput, request.data).get("window")
         return self._respond(services.device_reenable(device=self.get_object(), window=window))
 
     @extend_schema(request=None, responses=DeviceOutput)
@@ -210,7 +211,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=False, methods=["post"], url_path="import", filterset_class=None)
     def bulk_import(self, request: Request) -> Response:
         """Add serial numbers to a model from a list, a CSV (`sn,extra`) or a range; existing ones are counted."""
-        data = _valid(ImportInput, request.data)
+        data = valid(ImportInput, request.data)
         result = services.devices_import(
             model=data["model"], rows=_rows(data), enable=data["enable"], dry_run=data["dry_run"]
         )
@@ -227,12 +228,6 @@ class ActivationAttemptViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = AttemptOutput
     filterset_class = ActivationAttemptFilter
     queryset = ActivationAttempt.objects.order_by("-at", "-pk")
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _rows(data: dict) -> list[tuple[int, str, str]]:

@@ -81,3 +81,10 @@ class TokenView(APIView):
     def delete(self, request: Request) -> Response:
         services.token_revoke(token=request.auth)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def valid(serializer_class, data) -> dict:
+    """Validate ``data`` with an input serializer (400 on failure) and return the validated data."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

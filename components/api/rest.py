@@ -1,0 +1,175 @@
+"""Staff REST API for the components: the catalog, provisioning records and their components, with FilterSets.
+
+Writes go through ``components.services`` (the same rules and version bumps as the /v1/ API); errors come out in
+the staff API's ``{code, detail}`` format via ``portal.api.errors``.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from components import selectors, services
+from components.choices import ActiveStatus, ComponentType
+from components.filters import ParameterFilter, ParameterGroupFilter, SensorFilter
+from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from devices.models import Device
+from portal.api.rest import valid
+
+MAX_IDS = 10_000
+
+# --- serializers ---------------------------------------------------------------------------------------------------
+
+
+class CatalogOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class CatalogCreateInput(serializers.Serializer):
+    id = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+    name = serializers.CharField(max_length=128)
+
+
+class CatalogUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=128)
+
+
+class ProvisioningOutput(serializers.ModelSerializer):
+    provisioning_id = serializers.IntegerField(source="pk")
+    serial_number = serializers.CharField(source="device.serial_number")
+
+    class Meta:
+        model = DeviceProvisioning
+        fields = ["provisioning_id", "device_id", "serial_number", "name", "is_active", "created_at"]
+
+
+class ProvisioningCreateInput(serializers.Serializer):
+    device_id = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all(), source="device")
+    name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    is_active = serializers.BooleanField(required=False)
+
+
+class ProvisioningUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    is_active = serializers.BooleanField(required=False)
+
+
+class ComponentOutput(serializers.ModelSerializer):
+    name = serializers.CharField(allow_null=True)
+
+    class Meta:
+        model = ProvisioningComponent
+        fields = ["id", "provisioning_id", "component_type", "component_id", "name", "active_status",
+                  "last_modified_by", "last_modified_datetime"]  # fmt: skip
+
+
+class ComponentsInsertInput(serializers.Serializer):
+    provisioning_id = serializers.IntegerField(min_value=0)
+    component_type = serializers.ChoiceField(choices=ComponentType.choices)
+    component_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), min_length=1, max_length=MAX_IDS
+    )
+    active_status = serializers.ChoiceField(choices=ActiveStatus.choices, default=ActiveStatus.ACTIVE)
+
+
+class SetStatusInput(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_IDS)
+    active_status = serializers.ChoiceField(choices=ActiveStatus.choices)
+
+
+class CountOutput(serializers.Serializer):
+    changed = serializers.IntegerField()
+
+
+# --- views ---------------------------------------------------------------------------------------------------------
+
+
+class CatalogViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):  # fmt: skip
+    """Sensors, parameters or parameter groups (one subclass each); the id is chosen by the operator."""
+
+    serializer_class = CatalogOutput
+    kind: ComponentType
+
+    @extend_schema(request=CatalogCreateInput, responses={201: CatalogOutput})
+    def create(self, request: Request) -> Response:
+        data = valid(CatalogCreateInput, request.data)
+        entry = services.catalog_entry_save(kind=self.kind, pk=data["id"], name=data["name"])
+        return Response(CatalogOutput(entry).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=CatalogUpdateInput, responses=CatalogOutput)
+    def update(self, request: Request, pk=None, partial=False) -> Response:
+        entry = self.get_object()
+        data = valid(CatalogUpdateInput, request.data)
+        return Response(CatalogOutput(services.catalog_entry_save(kind=self.kind, pk=entry.pk, **data)).data)
+
+
+class SensorViewSet(CatalogViewSet):
+    kind, filterset_class, queryset = ComponentType.SENSOR, SensorFilter, Sensor.objects.order_by("pk")
+
+
+class ParameterViewSet(CatalogViewSet):
+    kind, filterset_class, queryset = ComponentType.PARAMETER, ParameterFilter, Parameter.objects.order_by("pk")
+
+
+class ParameterGroupViewSet(CatalogViewSet):
+    kind, filterset_class = ComponentType.GROUP_PARAMETER, ParameterGroupFilter
+    queryset = ParameterGroup.objects.order_by("pk")
+
+
+PROVISIONING_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="= the device id")
+
+
+@extend_schema_view(retrieve=extend_schema(parameters=[PROVISIONING_ID]))
+class ProvisioningViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ProvisioningOutput
+
+    def get_queryset(self):
+        return selectors.provisioning_list(filters=self.request.query_params)
+
+    @extend_schema(request=ProvisioningCreateInput, responses={201: ProvisioningOutput})
+    def create(self, request: Request) -> Response:
+        record = services.provisioning_save(**valid(ProvisioningCreateInput, request.data))
+        return Response(ProvisioningOutput(record).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProvisioningUpdateInput, responses=ProvisioningOutput, parameters=[PROVISIONING_ID])
+    def partial_update(self, request: Request, pk=None) -> Response:
+        record = self.get_object()
+        record = services.provisioning_save(device=record.device, **valid(ProvisioningUpdateInput, request.data))
+        return Response(ProvisioningOutput(record).data)
+
+
+class ComponentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ComponentOutput
+
+    def get_queryset(self):
+        return selectors.component_list(filters=self.request.query_params)
+
+    @extend_schema(request=ComponentsInsertInput, responses={201: ComponentOutput(many=True)})
+    def create(self, request: Request) -> Response:
+        """Add components to a record, or rewrite the ones it has (the /v1/ insert's rules)."""
+        data = valid(ComponentsInsertInput, request.data)
+        ids = data["component_ids"]
+        services.components_upsert(
+            user=request.user, provisioning_id=data["provisioning_id"], component_type=ComponentType(
+                data["component_type"]), component_ids=ids, active_status=ActiveStatus(data["active_status"]),
+        )  # fmt: skip
+        rows = selectors.component_list(filters={}).filter(
+            provisioning_id=data["provisioning_id"], component_type=data["component_type"], component_id__in=ids
+        )
+        return Response(ComponentOutput(rows, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=SetStatusInput, responses=CountOutput)
+    @action(detail=False, methods=["post"], url_path="set-status")
+    def set_status(self, request: Request) -> Response:
+        data = valid(SetStatusInput, request.data)
+        changed = services.components_set_status(ids=data["ids"], active_status=data["active_status"],
+                                                 user=request.user)  # fmt: skip
+        return Response({"changed": changed})

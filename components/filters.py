@@ -1,0 +1,54 @@
+"""One FilterSet per listable model: the admin, the staff API and the pages filter the same way."""
+
+from __future__ import annotations
+
+import django_filters as filters
+
+from components.choices import ActiveStatus, ComponentType
+from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+
+
+class CatalogFilter(filters.FilterSet):
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
+
+    class Meta:
+        fields = ["q"]
+
+
+class SensorFilter(CatalogFilter):
+    class Meta(CatalogFilter.Meta):
+        model = Sensor
+
+
+class ParameterFilter(CatalogFilter):
+    class Meta(CatalogFilter.Meta):
+        model = Parameter
+
+
+class ParameterGroupFilter(CatalogFilter):
+    class Meta(CatalogFilter.Meta):
+        model = ParameterGroup
+
+
+class DeviceProvisioningFilter(filters.FilterSet):
+    device_id = filters.NumberFilter(field_name="device_id", label="Device id (= provisioning id)")
+    serial_number = filters.CharFilter(field_name="device__serial_number", label="Device serial number")
+    is_active = filters.BooleanFilter(label="Active")
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
+
+    class Meta:
+        model = DeviceProvisioning
+        fields = ["device_id", "serial_number", "is_active", "q"]
+
+
+class ProvisioningComponentFilter(filters.FilterSet):
+    provisioning_id = filters.NumberFilter(field_name="provisioning_id", label="Provisioning id")
+    provisioning = filters.CharFilter(field_name="provisioning__device__serial_number", label="Device serial number")
+    component_type = filters.ChoiceFilter(choices=ComponentType.choices, label="Component type")
+    component_id = filters.NumberFilter(label="Catalog id")
+    active_status = filters.ChoiceFilter(choices=ActiveStatus.choices, label="Active status")
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Catalog name contains")
+
+    class Meta:
+        model = ProvisioningComponent
+        fields = ["provisioning_id", "provisioning", "component_type", "component_id", "active_status", "q"]

@@ -1,0 +1,234 @@
+"""Seed 004 (DeviceProvisioningComponents), replayed: each example request as the document writes it (the
+document's provisioning id 11 stands for a device's id here), each success body field by field, and every error code
+of the three tables. Numbers are JSON numbers (the document's examples quote some; its type tables say INT)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from components.models import ProvisioningComponent
+from tests.components.support import URL, V1, catalog_load, component, snapshot
+from tests.factories import DeviceFactory
+
+pytestmark = pytest.mark.django_db
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+@pytest.fixture
+def device(staff_user):
+    catalog_load()
+    return DeviceFactory()
+
+
+@pytest.fixture
+def v1(client, staff_user) -> V1:
+    return V1.for_user(client, staff_user)
+
+
+# --- SELECT --------------------------------------------------------------------------------------------------------
+
+
+def test_get_returns_all_components(client, v1, device, staff_user):
+    ids = [component(device, 0, 1).pk, component(device, 1, 2).pk, component(DeviceFactory(), 2, 1).pk]
+
+    response = client.get(URL, HTTP_TOKEN=v1.token)
+
+    responses = response.json()["responses"]
+    assert list(responses) == ["response_0", "response_1", "response_2"]
+    assert [r["provisioning_component_id"] for r in responses.values()] == ids
+
+
+def test_filtered_select_example(v1, device, staff_user):
+    component(device, 0, 1, user=staff_user)
+    co = component(device, 0, 2, status=1, user=staff_user)
+    component(device, 0, 3, user=staff_user)  # not asked for
+    component(device, 1, 2, user=staff_user)  # a parameter, not a sensor
+
+    body = v1({"action": "select", "provisioning_id": device.pk, "component_type": "Sensor",
+               "component_id": [1, 2, 4, 6]})  # fmt: skip
+
+    assert list(body) == ["responses"] and list(body["responses"]) == ["response_0", "response_1"]
+    example = body["responses"]["response_1"]
+    assert list(example) == ["provisioning_component_id", "provisioning_id", "component_type", "component_id", "name",
+                             "active_status", "last_modified_by", "last_modified_datetime"]  # fmt: skip
+    assert {**example, "last_modified_datetime": "*"} == {
+        "provisioning_component_id": co.pk, "provisioning_id": device.pk, "component_type": "Sensor",
+        "component_id": 2, "name": "Carbon Monoxide", "active_status": 1, "last_modified_by": staff_user.pk,
+        "last_modified_datetime": "*",
+    }  # fmt: skip
+    assert STAMP.fullmatch(example["last_modified_datetime"])
+
+
+def test_select_failure_example_no_data(v1, device):
+    assert v1({"action": "select", "provisioning_id": device.pk}) == {"error": "NO_DATA"}
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        pytest.param(b'{"action": "select", ', {"error": "INVALID_REQUEST_PRAM"}, id="incorrect-json"),
+        pytest.param({"limit": 3}, {"error": "INVALID_REQUEST_PRAM"}, id="action-missing"),
+        pytest.param({"action": "delete"}, {"error": "INVALID_ACTION_PRAM"}, id="action"),
+        pytest.param({"action": "select", "provisioning_idd": 1},
+                     {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_provisioning_idd"}, id="input"),
+        pytest.param({"action": "select", "provisioning_component_id": "1"},
+                     {"error": "INVALID_PROVISIONING_COMPONENT_ID_PRAM"}, id="provisioning-component-id"),
+        pytest.param({"action": "select", "provisioning_id": -1}, {"error": "INVALID_PROVISIONING_ID_PRAM"},
+                     id="provisioning-id"),
+        pytest.param({"action": "select", "component_type": "Actuator"}, {"error": "INVALID_COMPONENT_TYPE_PRAM"},
+                     id="component-type"),
+        pytest.param({"action": "select", "component_id": [1, "2"]}, {"error": "INVALID_COMPONENT_ID_PRAM"},
+                     id="component-id"),
+        pytest.param({"action": "select", "active_status": 2}, {"error": "INVALID_ACTIVE_STATUS_PRAM"},
+                     id="active-status"),
+        pytest.param({"action": "select", "limit": 1.5}, {"error": "INVALID_LIMIT_PRAM"}, id="limit"),
+    ],
+)  # fmt: skip
+def test_select_error_codes(v1, device, body, error):
+    component(device, 0, 1)
+
+    assert v1(body) == error
+
+
+# --- INSERT --------------------------------------------------------------------------------------------------------
+
+
+def test_insert_example(v1, device, staff_user):
+    body = v1({"action": "insert", "provisioning_id": device.pk, "component_type": "Parameter",
+               "component_id": [2, 3, 4]})  # fmt: skip
+
+    assert list(body) == ["provisioning_id", "component_type", "component_id", "active_status", "last_modified_by",
+                          "last_modified_datetime", "error"]  # fmt: skip
+    assert {**body, "last_modified_datetime": "*"} == {
+        "provisioning_id": device.pk, "component_type": "Parameter", "component_id": [2, 3, 4], "active_status": 0,
+        "last_modified_by": staff_user.pk, "last_modified_datetime": "*", "error": "NO_ERROR",
+    }  # fmt: skip
+    assert STAMP.fullmatch(body["last_modified_datetime"])
+    rows = ProvisioningComponent.objects.filter(provisioning_id=device.pk).order_by("component_id")
+    assert list(rows.values_list("component_type", "component_id", "active_status", "last_modified_by")) == [
+        (1, 2, 0, staff_user.pk), (1, 3, 0, staff_user.pk), (1, 4, 0, staff_user.pk)
+    ]  # fmt: skip
+
+
+INSERT = {"action": "insert", "provisioning_id": "<device>", "component_type": 0, "component_id": [1]}
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        pytest.param({"action": None}, {"error": "INVALID_REQUEST_PRAM"}, id="action-missing"),
+        pytest.param({"action": "upsert"}, {"error": "INVALID_ACTION_PRAM"}, id="action"),
+        pytest.param({"component": 1}, {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_component"},
+                     id="input"),
+        pytest.param({"provisioning_id": None}, {"error": "MISSING_PROVISIONING_ID_PRAM"}, id="missing-provisioning"),
+        pytest.param({"component_type": None}, {"error": "MISSING_COMPONENT_TYPE_PRAM"}, id="missing-type"),
+        pytest.param({"component_id": None}, {"error": "MISSING_COMPONENT_ID_PRAM"}, id="missing-component"),
+        pytest.param({"provisioning_id": "11"}, {"error": "INVALID_PROVISIONING_ID_PRAM"}, id="provisioning-value"),
+        pytest.param({"provisioning_id": 999_999}, {"error": "INVALID_PROVISIONING_ID_PRAM"}, id="provisioning-gone"),
+        pytest.param({"component_type": 3}, {"error": "INVALID_COMPONENT_TYPE_PRAM"}, id="component-type"),
+        pytest.param({"active_status": -1}, {"error": "INVALID_ACTIVE_STATUS_PRAM"}, id="active-status"),
+        pytest.param({"component_id": []}, {"error": "INVALID_COMPONENT_ID_PRAM"}, id="component-id"),
+        pytest.param({"component_type": "Sensor", "component_id": [1, 7, 9]},
+                     {"error": "INVALID_COMPONENT_SENSOR_ID_PRAM", "error_detail": "INVALID_IDS_7,9"}, id="sensor-ids"),
+        pytest.param({"component_type": "Sensor", "component_id": 7}, {"error": "INVALID_COMPONENT_SENSOR_ID_PRAM"},
+                     id="sensor-id-single"),
+        pytest.param({"component_type": "parameter", "component_id": [5, 1]},
+                     {"error": "INVALID_COMPONENT_PARAMETER_ID_PRAM", "error_detail": "INVALID_IDS_5"},
+                     id="parameter-ids"),
+        pytest.param({"component_type": "Group Parameter", "component_id": [3]},
+                     {"error": "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM", "error_detail": "INVALID_IDS_3"},
+                     id="group-parameter-ids"),
+    ],
+)  # fmt: skip
+def test_insert_error_codes_write_nothing(v1, device, change, error):
+    body = {k: v for k, v in {**INSERT, "provisioning_id": device.pk, **change}.items() if v is not None}
+    before = snapshot()
+
+    assert v1(body) == error
+    assert snapshot() == before
+
+
+# --- UPDATE --------------------------------------------------------------------------------------------------------
+
+
+def test_update_example(v1, device, staff_user):
+    for sensor in (1, 2, 4, 5, 6):
+        component(device, 0, sensor)
+
+    body = v1({"action": "update", "provisioning_id": device.pk, "component_type": 0, "component_id": [1, 2, 4, 5],
+               "active_status": 1})  # fmt: skip
+
+    assert body == {"provisioning_id": device.pk, "component_type": "Sensor", "component_id": [1, 2, 4, 5],
+                    "active_status": 1, "error": "NO_ERROR"}  # fmt: skip
+    statuses = ProvisioningComponent.objects.filter(provisioning_id=device.pk).order_by("component_id")
+    assert list(statuses.values_list("component_id", "active_status", "last_modified_by")) == [
+        (1, 1, staff_user.pk), (2, 1, staff_user.pk), (4, 1, staff_user.pk), (5, 1, staff_user.pk), (6, 0, None)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        pytest.param({"active_status": 1}, {"error": "INVALID_REQUEST_PRAM"}, id="action-missing"),
+        pytest.param({"action": "Update", "active_status": 1}, {"error": "INVALID_ACTION_PRAM"}, id="action"),
+        pytest.param({"action": "update", "id": 1, "active_status": 1},
+                     {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_id"}, id="input"),
+        pytest.param({"action": "update"}, {"error": "NO_UPDATED_PRAMS"}, id="no-updated"),
+        pytest.param({"action": "update", "provisioning_component_id": "<c1>"}, {"error": "MISSING_ACTIVE_STATUS_PRAM"},
+                     id="missing-active-status"),
+        pytest.param({"action": "update", "provisioning_component_id": True, "active_status": 1},
+                     {"error": "PROVISIONING_COMPONENT_ID"}, id="provisioning-component-id"),
+        pytest.param({"action": "update", "provisioning_id": [1], "component_type": 0, "component_id": 1,
+                      "active_status": 1}, {"error": "INVALID_PROVISIONING_ID_PRAM"}, id="provisioning-id"),
+        pytest.param({"action": "update", "provisioning_id": "<device>", "component_type": "", "component_id": 1,
+                      "active_status": 1}, {"error": "INVALID_COMPONENT_TYPE_PRAM"}, id="component-type"),
+        pytest.param({"action": "update", "provisioning_id": "<device>", "component_type": 0,
+                      "component_id": [[1]], "active_status": 1}, {"error": "INVALID_COMPONENT_ID_PRAM"},
+                     id="component-id-value"),
+        pytest.param({"action": "update", "provisioning_id": "<device>", "component_type": 0, "component_id": [1, 3],
+                      "active_status": 1}, {"error": "INVALID_COMPONENT_ID_PRAM", "error_detail": "INVALID_IDS_3"},
+                     id="component-id-not-there"),
+        pytest.param({"action": "update", "provisioning_component_id": ["<c1>", 999_999], "active_status": 1},
+                     {"error": "INVALID_COMPONENT_ID_PRAM", "error_detail": "INVALID_IDS_999999"}, id="id-not-there"),
+        pytest.param({"action": "update", "provisioning_component_id": 999_999, "active_status": 1},
+                     {"error": "INVALID_COMPONENT_ID_PRAM"}, id="id-not-there-single"),
+        pytest.param({"action": "update", "provisioning_component_id": "<c1>", "provisioning_id": "<device>",
+                      "active_status": 1}, {"error": "INVALID_INCOMPATABLE_IDENTIFICATION_PARAMS_PRAM"},
+                     id="incompatible"),
+    ],
+)  # fmt: skip
+def test_update_error_codes_write_nothing(v1, device, body, error):
+    c1 = component(device, 0, 1)
+    names = {"<device>": device.pk, "<c1>": c1.pk}
+    body = json.loads(re.sub(r'"(<\w+>)"', lambda m: str(names[m[1]]), json.dumps(body)))
+    before = snapshot()
+
+    assert v1(body) == error
+    assert snapshot() == before
+
+
+# --- INVALID_TOKEN, every action --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["select", "insert", "update"])
+@pytest.mark.parametrize("token", ["timed-out", "invalid", "missing"])
+def test_invalid_token(client, device, staff_user, action, token):
+    v1 = V1.for_user(client, staff_user)
+    component(device, 0, 1)
+    raw = {"timed-out": v1.token, "invalid": "0" * 43, "missing": ""}[token]
+    later = timezone.now() + timedelta(days=2) if token == "timed-out" else None
+    before = snapshot()
+
+    with time_machine.travel(later, tick=False) if later else contextlib.nullcontext():
+        response = v1.post({"action": action, "provisioning_id": device.pk, "component_type": 0, "component_id": 1,
+                            "active_status": 1}, token=raw)  # fmt: skip
+
+    assert (response.status_code, response.json()) == (200, {"error": "INVALID_TOKEN"})
+    assert snapshot() == before
