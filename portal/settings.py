@@ -191,6 +191,12 @@ THUNDER_TIMEOUT = env.float("THUNDER_TIMEOUT", default=5.0)
 COMMAND_STALE_SECONDS = env.int("COMMAND_STALE_SECONDS", default=300)
 # A QUEUED command overdue this long lost its broker message (or a dead worker held it): the sweep sends it again.
 COMMAND_SWEEP_GRACE_SECONDS = env.int("COMMAND_SWEEP_GRACE_SECONDS", default=120)
+# Conax head-end: where the CAS gateway sends provisioning requests ("inprocess:" = the built-in simulator in the
+# worker process; "http://host:port" = a head-end adapter speaking the simulator's HTTP protocol), and the seconds
+# one call may take. CAS_SIMULATOR_LATENCY_MS slows the in-process simulator down (demo, benchmarks).
+CAS_GATEWAY_URL = env.str("CAS_GATEWAY_URL", default="inprocess:")
+CAS_TIMEOUT = env.float("CAS_TIMEOUT", default=5.0)
+CAS_SIMULATOR_LATENCY_MS = env.float("CAS_SIMULATOR_LATENCY_MS", default=0.0)
 # Activation rate limits, "count/seconds" ("0" turns one off): per client address and per serial number.
 ACTIVATION_RATE_LIMIT_IP = env.str("ACTIVATION_RATE_LIMIT_IP", default="300/60")
 ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="10/60")
