@@ -23,23 +23,24 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import psycopg
+from common import (  # bench/common.py: scripts run as `python bench/<name>.py`
+    PG,
+    REPO,
+    MemorySampler,
+    drop_database,
+    free_port,
+    fresh_database,
+    migrate,
+    server_env,
+    start_server,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
 DB = "portal_bench"
 VENDOR, MODEL = "bench", "m1"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -54,34 +55,13 @@ class Run:
     non2xx: int
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def admin_sql(*statements: str) -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def server_env(port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "REDIS", "CELERY"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="bench.settings",
-        DJANGO_ENV="production",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"{PG}/{DB}",
-        REDIS_URL=REDIS,
-        SECURE_SSL_REDIRECT="false",
-        # Limits stay on (their Redis round trip is part of the cost) but high enough for one load generator.
+def env() -> dict[str, str]:
+    # Limits stay on (their Redis round trip is part of the cost) but high enough for one load generator.
+    return server_env(
+        DB,
         ACTIVATION_RATE_LIMIT_IP=os.environ.get("BENCH_LIMIT_IP", "100000000/60"),
         ACTIVATION_RATE_LIMIT_SERIAL=os.environ.get("BENCH_LIMIT_SERIAL", "10/60"),
-        PORTAL_VAR_DIR=str(REPO / "var" / "bench"),
     )
-    return env
 
 
 def load_serials(count: int, threads: int) -> int:
@@ -109,41 +89,6 @@ def load_serials(count: int, threads: int) -> int:
         return conn.execute("SELECT min(id) FROM devices_device").fetchone()[0]
 
 
-class MemorySampler(threading.Thread):
-    """Peak total memory (PSS) of a process and its children, sampled every 100 ms."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak_kib, self._stop_event = pid, 0, threading.Event()
-
-    @staticmethod
-    def _rss_kib(pid: int) -> int:
-        """Proportional set size: pages shared by the preloaded workers count once in the sum, not per worker."""
-        try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            return 0
-        match = re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)
-        return int(match.group(1)) if match else 0
-
-    def _tree(self) -> list[int]:
-        try:
-            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        except OSError:
-            children = []
-        return [self.pid, *map(int, children)]
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.peak_kib = max(self.peak_kib, sum(self._rss_kib(pid) for pid in self._tree()))
-            time.sleep(0.1)
-
-    def stop(self) -> int:
-        self._stop_event.set()
-        self.join()
-        return self.peak_kib
-
-
 def wrk(url: str, args: argparse.Namespace, script: tuple[str, ...] = (), duration: int | None = None) -> Run:
     """wrk's own numbers; ``script`` is a Lua file and its arguments."""
     command = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{duration or args.duration}s",
@@ -155,26 +100,6 @@ def wrk(url: str, args: argparse.Namespace, script: tuple[str, ...] = (), durati
     pct = {p: float(v) * UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Run(rps, pct["50"], pct["99"], requests, int(non2xx.group(1)) if non2xx else 0)
-
-
-def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
-    worker_class = ["--worker-class", "sync"]
-    if threads > 1:
-        worker_class = ["--worker-class", "gthread", "--threads", str(threads)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), *worker_class, "--backlog", "2048", "--preload"],
-        cwd=REPO, env=server_env(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 def main() -> None:
@@ -191,11 +116,11 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
 
-    admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", f"CREATE DATABASE {DB}")
+    fresh_database(DB)
     port = free_port()
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=server_env(port), check=True)
+    migrate(env())
     first_id = load_serials(args.serials, args.threads)
-    server = start_server(port, args.workers, args.server_threads)
+    server = start_server(port, args.workers, args.server_threads, env())
     base = f"http://127.0.0.1:{port}"
     try:
         wrk(f"{base}/bench/read/{first_id}", args, duration=3)  # warm-up: connections, imports, caches
@@ -214,7 +139,7 @@ def main() -> None:
     with psycopg.connect(f"{PG}/{DB}") as conn:
         activated = conn.execute("SELECT count(*) FROM devices_device WHERE state = 'activated'").fetchone()[0]
         logged = conn.execute("SELECT count(*) FROM devices_activationattempt").fetchone()[0]
-    admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    drop_database(DB)
     report(args, baselines, activations, peak_mib, activated, logged)
 
 

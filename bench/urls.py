@@ -1,5 +1,8 @@
 from django.http import HttpResponse
 from django.urls import path
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from devices.models import Device
 from portal.urls import urlpatterns as portal_urlpatterns
@@ -11,4 +14,14 @@ def read_one(request, pk: int) -> HttpResponse:
     return HttpResponse(serial or "", content_type="text/plain; charset=utf-8")
 
 
-urlpatterns = [path("bench/read/<int:pk>", read_one), *portal_urlpatterns]
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
+def drf_read_one(request: Request, pk: int) -> Response:
+    """The DRF baseline: a bare DRF view (JSON renderer, no authentication) reading one row by primary key."""
+    row = Device.objects.filter(pk=pk).values("id", "serial_number").first()
+    return Response(row)
+
+
+urlpatterns = [path("bench/read/<int:pk>", read_one), path("bench/drf-read/<int:pk>", drf_read_one),
+               *portal_urlpatterns]  # fmt: skip
