@@ -63,6 +63,10 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     if request.path.startswith("/v1/"):
         # The /v1/ dialect answers every error with HTTP 200 and a code.
         response: HttpResponse = JsonResponse({"status": "FAILURE", "error": "ACCOUNT_LOCKED"})
+    elif request.path.startswith("/crmapi/"):
+        # The CRM.COM dialect answers every error in its envelope with HTTP 200.
+        status = {"message": message, "description": None, "code": "ACCOUNT_LOCKED"}
+        response = JsonResponse({"status": status, "data": None})
     elif request.path.startswith("/api/"):
         response = JsonResponse({"detail": message}, status=429)
     else:

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from conax.models import Service, SetTopBox, Smartcard, Subscription, Unit
 from devices.choices import ActivationState
 from devices.models import Device, DeviceModel, Vendor
 from portal.services import CUSTOMERS_GROUP, SUPPORT_GROUP, groups_sync
@@ -107,6 +108,7 @@ def demo_load() -> dict[str, int]:
     before = Device.objects.count()
     Device.objects.bulk_create(devices, ignore_conflicts=True)
     _components(now)
+    _conditional_access(users)
     return {
         "vendors": Vendor.objects.count(),
         "devices": Device.objects.count(),
@@ -127,6 +129,30 @@ def _components(now) -> None:
         for node in nodes for kind, pk in ((0, 1), (0, 2), (0, 3), (1, 1))
     ]  # fmt: skip
     ProvisioningComponent.objects.bulk_create(components, ignore_conflicts=True)
+
+
+CAS_SERVICES = [("BASIC", "Basic package", "1001"), ("SPORTS", "Sports", "1002"), ("MOVIES", "Movies", "1003")]
+
+
+def _conditional_access(users) -> None:
+    """A unit, three services, and per customer a subscription with a smartcard and a CAS set-top box for each of
+    their 4K boxes (no entitlements yet: they come from COMPLETED requests)."""
+    Unit.objects.get_or_create(name="Admin Unit", defaults={"alternative_code": "MG", "description": "demo"})
+    services = [Service.objects.get_or_create(code=code, defaults={"name": name, "service_ca_id": ca})[0]
+                for code, name, ca in CAS_SERVICES]  # fmt: skip
+    for username in ("alice", "bob"):
+        subscription, _ = Subscription.objects.get_or_create(
+            number=f"SUB-{username.upper()}", defaults={"customer": users[username]}
+        )
+        subscription.services.add(*services)
+        for device in Device.objects.filter(owner=users[username], model__name="stb-4k"):
+            digits = device.serial_number.rsplit("-", 1)[-1]
+            Smartcard.objects.get_or_create(
+                serial_number=f"SC-{digits}", defaults={"ca_id": f"0190{digits}", "subscription": subscription}
+            )
+            SetTopBox.objects.get_or_create(serial_number=device.serial_number,
+                                            defaults={"ca_id": f"STB-{digits}", "device": device,
+                                                      "subscription": subscription})  # fmt: skip
 
 
 DEMO_BOX_MODEL = ("acme", "stb-4k")

@@ -36,7 +36,17 @@ class DeviceCommand(TypedDict):
     detail: NotRequired[str]
 
 
-LiveEvent = DeviceEvent | DeviceCommand
+class CasRequest(TypedDict):
+    """A Conax provisioning request reached a final state (to the staff group, and to its box's device if any)."""
+
+    type: Literal["cas.request"]
+    device_id: int | None
+    number: int
+    request_type: str
+    state: str
+
+
+LiveEvent = DeviceEvent | DeviceCommand | CasRequest
 
 
 def device_group(device_id: int) -> str:
@@ -73,7 +83,8 @@ async def _send(event: dict) -> None:
         return
     gate = _in_flight.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(_MAX_IN_FLIGHT))
     async with gate:
-        await layer.group_send(device_group(event["device_id"]), event)
+        if event.get("device_id") is not None:
+            await layer.group_send(device_group(event["device_id"]), event)
         await layer.group_send(STAFF_GROUP, event)
 
 

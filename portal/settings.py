@@ -194,9 +194,15 @@ COMMAND_SWEEP_GRACE_SECONDS = env.int("COMMAND_SWEEP_GRACE_SECONDS", default=120
 # Conax head-end: where the CAS gateway sends provisioning requests ("inprocess:" = the built-in simulator in the
 # worker process; "http://host:port" = a head-end adapter speaking the simulator's HTTP protocol), and the seconds
 # one call may take. CAS_SIMULATOR_LATENCY_MS slows the in-process simulator down (demo, benchmarks).
+# The organisation name CRM.COM clients send at login (authentication/token).
+CRM_ORGANISATION = env.str("CRM_ORGANISATION", default="portal")
 CAS_GATEWAY_URL = env.str("CAS_GATEWAY_URL", default="inprocess:")
 CAS_TIMEOUT = env.float("CAS_TIMEOUT", default=5.0)
 CAS_SIMULATOR_LATENCY_MS = env.float("CAS_SIMULATOR_LATENCY_MS", default=0.0)
+# The periodic run that sends due scheduled requests and re-sends any due request whose message was lost (seconds
+# between runs), and how long a queued request may wait for a worker before that run queues it again.
+CAS_DISPATCH_INTERVAL = env.int("CAS_DISPATCH_INTERVAL", default=10)
+CAS_DISPATCH_GRACE_SECONDS = env.int("CAS_DISPATCH_GRACE_SECONDS", default=120)
 # Activation rate limits, "count/seconds" ("0" turns one off): per client address and per serial number.
 ACTIVATION_RATE_LIMIT_IP = env.str("ACTIVATION_RATE_LIMIT_IP", default="300/60")
 ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="10/60")
@@ -266,6 +272,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "conax.api.openapi.crm_paths"],
 }
 
 # --- audit ----------------------------------------------------------------------------------------------------
@@ -313,6 +320,7 @@ CELERY_BEAT_SCHEDULE = {
     "tokens-purge": {"task": "portal.tasks.tokens_purge", "schedule": 3600.0},
     "devices-expire-windows": {"task": "devices.tasks.expire_windows", "schedule": 60.0},
     "provisioning-commands-sweep": {"task": "provisioning.tasks.commands_sweep", "schedule": 60.0},
+    "conax-requests-dispatch": {"task": "conax.tasks.requests_dispatch", "schedule": float(CAS_DISPATCH_INTERVAL)},
 }
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------

@@ -120,3 +120,25 @@ def portal_server(tmp_path):
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def start_worker(var_dir, broker: str, queues: str, concurrency: int = 4, **env: str):
+    """A real Celery worker process on ``broker`` and the test database, in its own process group (``kill_worker``
+    SIGKILLs the group: the parent and its pool children, as a crash would)."""
+    import subprocess
+    import sys
+
+    environment = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(),
+                            CELERY_BROKER_URL=broker, DATABASE_CONN_MAX_AGE="0", **env)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queues, "-c", str(concurrency),
+         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+        cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
+def kill_worker(worker) -> None:
+    import signal
+
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)

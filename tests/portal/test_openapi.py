@@ -32,3 +32,21 @@ def test_schema_validates_without_warnings(tmp_path):
     text = (tmp_path / "schema.yml").read_text()
     assert "/api/v1/devices/{id}/enable/:" in text
     assert "/api/v1/devices/import/:" in text
+
+
+def test_schema_documents_every_crm_method_from_its_parameter_table(client):
+    from conax.api.crmparams import METHODS
+
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    base = "/crmapi/rest/v2/conax_web_services/provisioning_requests/"
+    for name, method in METHODS.items():
+        operation = schema["paths"][base + name][method.http.lower()]
+        if method.http == "POST":
+            body = operation["requestBody"]["content"]["application/json"]["schema"]
+            assert set(body["properties"]) == {"token", *(p.name for p in method.params)}
+        else:
+            assert {p["name"] for p in operation["parameters"]} == {"token", *(p.name for p in method.params)}
+    mail = schema["paths"][base + "send_mail_message_to_client"]["post"]["requestBody"]["content"]
+    assert mail["application/json"]["schema"]["properties"]["message"]["maxLength"] == 141
+    assert "/crmapi/rest/v2/authentication/token" in schema["paths"]

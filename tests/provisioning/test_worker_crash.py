@@ -7,10 +7,6 @@ table is the source of truth and the periodic sweep sends again what the dead wo
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,7 +16,7 @@ from portal.celery import app as celery_app
 from provisioning import services
 from provisioning.models import Command
 from provisioning.simulator import Faults, FleetThread
-from tests.conftest import REPO, clean_env, subprocess_database_url
+from tests.conftest import kill_worker, start_worker
 from tests.factories import DeviceFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -36,20 +32,9 @@ def broker(redis_url):
     redis.Redis.from_url(url).flushdb()
 
 
-def start_worker(tmp_path, broker: str) -> subprocess.Popen:
-    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), CELERY_BROKER_URL=broker,
-                    COMMAND_STALE_SECONDS=str(STALE_SECONDS), COMMAND_SWEEP_GRACE_SECONDS=str(STALE_SECONDS),
-                    DATABASE_CONN_MAX_AGE="0")  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "devices", "-c", "4", "--without-mingle",
-         "--without-gossip", "--loglevel", "WARNING"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-
-
-def kill(worker: subprocess.Popen) -> None:
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=10)
+def start(tmp_path, broker: str):
+    return start_worker(tmp_path, broker, "devices", COMMAND_STALE_SECONDS=str(STALE_SECONDS),
+                        COMMAND_SWEEP_GRACE_SECONDS=str(STALE_SECONDS))  # fmt: skip
 
 
 def states() -> dict[str, int]:
@@ -66,7 +51,7 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice_after_success(tmp_p
             host, port = sim.address.rsplit(":", 1)
             boxes.append(services.box_register(device=DeviceFactory(), host=host, port=int(port)))
         commands = services.commands_create(boxes=boxes, kind="reprovision", params={"provision_type": "HARDWARE"})
-        worker = start_worker(tmp_path, broker)
+        worker = start(tmp_path, broker)
         with celery_app.connection_for_write(broker) as conn:
             for command in commands:
                 celery_app.send_task(services.TASK, args=[command.pk], queue="devices", connection=conn)
@@ -74,10 +59,10 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice_after_success(tmp_p
         while states().get("SENT", 0) < 2:
             assert time.monotonic() < deadline, f"no command in flight: {states()}"
             time.sleep(0.05)
-        kill(worker)  # mid-task: some commands are SENT, their answers never recorded
+        kill_worker(worker)  # mid-task: some commands are SENT, their answers never recorded
         left_sent = states().get("SENT", 0)
 
-        worker = start_worker(tmp_path, broker)
+        worker = start(tmp_path, broker)
         try:
             deadline = time.monotonic() + 90
             while states().get("SUCCEEDED", 0) + states().get("FAILED", 0) < BOXES:
@@ -86,7 +71,7 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice_after_success(tmp_p
                     celery_app.send_task("provisioning.tasks.commands_sweep", queue="devices", connection=conn)
                 time.sleep(1)
         finally:
-            kill(worker)
+            kill_worker(worker)
         calls = [sim.calls["reprovision"] for sim in fleet.boxes]
 
     assert left_sent >= 1

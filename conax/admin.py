@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.utils.html import format_html
+
+from conax import services
+from conax.choices import LifeCycleState
+from conax.exceptions import ConaxError
+from conax.models import (
+    Entitlement,
+    Pairing,
+    ProvisioningRequest,
+    Service,
+    SetTopBox,
+    Smartcard,
+    Subscription,
+    Unit,
+)
+
+
+@admin.register(Unit)
+class UnitAdmin(admin.ModelAdmin):
+    list_display = ("name", "alternative_code", "group_name", "community_name")
+    search_fields = ("name", "alternative_code")
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "service_ca_id", "alternative_code")
+    search_fields = ("code", "name", "service_ca_id", "alternative_code")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("number", "customer", "created_at")
+    search_fields = ("number", "customer__username")
+    autocomplete_fields = ("customer",)
+    filter_horizontal = ("services",)
+    list_select_related = ("customer",)
+
+
+class EntitlementInline(admin.TabularInline):
+    """Read-only: entitlements change only when the head-end confirms a request."""
+
+    model = Entitlement
+    fields = ("service", "subscription", "active", "changed_at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+@admin.register(Smartcard)
+class SmartcardAdmin(admin.ModelAdmin):
+    list_display = ("serial_number", "ca_id", "subscription", "pairing", "alternative_code")
+    search_fields = ("serial_number", "ca_id", "alternative_code", "subscription__number")
+    autocomplete_fields = ("subscription",)
+    readonly_fields = ("pairing",)
+    list_select_related = ("subscription",)
+    inlines = (EntitlementInline,)
+
+
+@admin.register(SetTopBox)
+class SetTopBoxAdmin(admin.ModelAdmin):
+    list_display = ("serial_number", "ca_id", "device", "subscription", "pairing")
+    search_fields = ("serial_number", "ca_id", "alternative_code", "device__serial_number")
+    autocomplete_fields = ("subscription", "device")
+    readonly_fields = ("pairing",)
+    list_select_related = ("subscription", "device")
+
+
+class PairedCards(admin.TabularInline):
+    model = Smartcard
+    fields = ("serial_number", "ca_id")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+class PairedBoxes(PairedCards):
+    model = SetTopBox
+
+
+@admin.register(Pairing)
+class PairingAdmin(admin.ModelAdmin):
+    list_display = ("id", "subscription", "created_at")
+    readonly_fields = ("id", "subscription", "created_at")
+    inlines = (PairedCards, PairedBoxes)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # pairings are made by CREATE_PAIRING requests
+
+
+class TextFilter(admin.SimpleListFilter):
+    """A free-text filter (exact match): there are too many smartcards and subscriptions to list as choices."""
+
+    template = "admin/conax/text_filter.html"
+    lookup: str
+
+    def lookups(self, request, model_admin):
+        return ((self.value(), self.value()),) if self.value() else ()
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.lookup: self.value()}) if self.value() else queryset
+
+
+class SmartcardFilter(TextFilter):
+    title, parameter_name, lookup = "smartcard CA id", "smartcard_ca_id", "smartcard__ca_id"
+
+
+class SubscriptionFilter(TextFilter):
+    title, parameter_name, lookup = "subscription number", "subscription_number", "subscription__number"
+
+
+class RetriesInline(admin.TabularInline):
+    model = ProvisioningRequest
+    fk_name = "retry_of"
+    verbose_name = "retry"
+    fields = ("number", "life_cycle_state", "created_date", "executed_date")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(ProvisioningRequest)
+class ProvisioningRequestAdmin(admin.ModelAdmin):
+    list_display = ("number", "type", "state", "priority", "smartcard", "subscription", "scheduled_date",
+                    "executed_date", "attempts")  # fmt: skip
+    list_filter = ("type", "life_cycle_state", "priority", SmartcardFilter, SubscriptionFilter, "created_date",
+                   "scheduled_date", "executed_date")  # fmt: skip
+    search_fields = ("=uid", "=reference_number", "=smartcard__ca_id", "=subscription__number")
+    list_select_related = ("smartcard", "subscription")
+    date_hierarchy = "created_date"
+    show_full_result_count = False  # a count(*) of a million-row table on every page is not worth it
+    actions = ("process_now", "retry_rejected")
+    inlines = (RetriesInline,)
+    fieldsets = (
+        (None, {"fields": ("uid", "type", "life_cycle_state", "priority", "subscription", "smartcard", "service",
+                           "set_top_box", "parameters_set")}),
+        ("History", {"fields": ("created_date", "created_by_user", "created_by_unit", "scheduled_date",
+                                "process_immediately", "sequence_number", "process_name", "process_id", "attempts",
+                                "sent_at", "executed_date", "updated_date", "retry_of")}),
+        ("Outcome", {"fields": ("request", "response", "reference_number", "error_code", "error_description",
+                                "provider_error_code", "provider_error_description")}),
+    )  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in ProvisioningRequest._meta.fields if f.name != "ca_pin_encrypted"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # requests come through the CRM API (or a retry)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the history of what was sent to the head-end is kept
+
+    @admin.display(description="state", ordering="life_cycle_state")
+    def state(self, obj: ProvisioningRequest) -> str:
+        colour = {"COMPLETED": "#2e7d32", "REJECTED": "#c62828"}.get(obj.life_cycle_state, "#6d4c00")
+        return format_html('<strong style="color: {}">{}</strong>', colour, obj.life_cycle_state)
+
+    @admin.action(description="Process selected pending requests now", permissions=["change"])
+    def process_now(self, request, queryset: QuerySet[ProvisioningRequest]) -> None:
+        numbers = list(queryset.values_list("pk", flat=True))
+        queued = services.requests_process_now(numbers=numbers, actor=services.Actor(request.user))
+        self.message_user(request, f"{queued} request(s) queued for the head-end.", messages.SUCCESS)
+
+    @admin.action(description="Retry selected rejected requests", permissions=["change"])
+    def retry_rejected(self, request, queryset: QuerySet[ProvisioningRequest]) -> None:
+        made, refused = 0, []
+        for original in queryset.filter(life_cycle_state=LifeCycleState.REJECTED).order_by("number"):
+            try:
+                services.request_retry(request=original, actor=services.Actor(request.user))
+                made += 1
+            except ConaxError as exc:
+                refused.append(f"{original.number}: {exc.message}")
+        self.message_user(request, f"{made} retry request(s) created.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not retried: " + "; ".join(refused), messages.WARNING)

@@ -1,0 +1,262 @@
+"""The CRM.COM-compatible API (``/crmapi/rest/v2/``): login, and Conax provisioning requests as CRM.COM clients
+call them (seed 003).
+
+Every answer is the envelope ``{"status": {"code", "message", "description"}, "data"}`` with HTTP 200, errors
+included (``code`` is ``"OK"`` on success), except an unknown method (404) and a wrong HTTP method (405), which
+still carry the envelope. GET takes its parameters from the query string, POST from a JSON object body; both carry
+``token``. Parameter tables and their checks: ``conax.api.crmparams``; rules: ``conax.services``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from conax import selectors, services
+from conax.api.crmparams import METHODS, REQUEST_FIELDS, CrmError, Method, fields_set
+from conax.choices import Priority, RequestType
+from conax.exceptions import ConaxError
+from conax.models import ProvisioningRequest, Unit
+from portal import services as portal_services
+from portal.audit import set_audit_actor
+from portal.choices import TokenPurpose
+from portal.exceptions import TokenError
+from portal.permissions import is_support_staff
+
+TOKEN_TTL = timedelta(hours=2)  # CRM.COM tokens expire after 2 h (DESIGN.md)
+DATE = "%Y-%m-%dT%H:%M:%S"
+DEFAULT_RESULTS = 50
+
+
+def envelope(data: Any = None, code: str = "OK", message: str | None = None, description: str | None = None,
+             status: int = 200) -> JsonResponse:  # fmt: skip
+    body = {"status": {"message": message, "description": description, "code": code}, "data": data}
+    return JsonResponse(body, status=status, safe=False)
+
+
+def _failure(exc: CrmError, status: int = 200) -> JsonResponse:
+    return envelope(None, exc.code, exc.message, exc.description, status)
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        data = json.loads(request.body or b"null")
+    except (ValueError, RecursionError, RequestDataTooBig) as exc:
+        raise CrmError("INVALID_REQUEST", "the body must be a JSON object") from exc
+    if not isinstance(data, dict):
+        raise CrmError("INVALID_REQUEST", "the body must be a JSON object")
+    return data
+
+
+# --- authentication ------------------------------------------------------------------------------------------------
+
+
+@csrf_exempt
+def token_login(request: HttpRequest) -> JsonResponse:
+    """``POST authentication/token``: ``username``, ``password``, ``organisation``, optional ``unit``."""
+    if request.method != "POST":
+        return _failure(CrmError("METHOD_NOT_ALLOWED", "use POST"), 405)
+    try:
+        raw = _body(request)
+        for name in raw:
+            if name not in ("username", "password", "organisation", "unit"):
+                raise CrmError("UNKNOWN_PARAMETER", f"unknown parameter {name}")
+        for name in ("username", "password", "organisation"):
+            if not isinstance(raw.get(name), str) or not raw[name] or len(raw[name]) > 255:
+                raise CrmError("MISSING_PARAMETER", f"{name} is mandatory")
+        unit = _unit(raw.get("unit"))
+        user = _login(request, raw)
+    except CrmError as exc:
+        return _failure(exc)
+    metadata = {"organisation": raw["organisation"], "unit": unit and unit.pk}
+    ttl = int(TOKEN_TTL.total_seconds())
+    issued = portal_services.token_issue(user=user, purpose=TokenPurpose.CRM, absolute_ttl=ttl, metadata=metadata)
+    return envelope({"token": issued.raw})
+
+
+def _unit(name: Any) -> Unit | None:
+    if name is None:
+        return None
+    unit = Unit.objects.filter(name=name).first() or Unit.objects.filter(alternative_code=name).first()
+    if not isinstance(name, str) or unit is None:
+        raise CrmError("INVALID_PARAMETER", "unit is not valid", "no unit with that name or alternative code")
+    return unit
+
+
+def _login(request: HttpRequest, raw: dict):
+    # django-axes counts failures here; once locked out its middleware answers (portal.authentication).
+    user = authenticate(request, username=raw["username"], password=raw["password"])
+    if user is None or raw["organisation"] != settings.CRM_ORGANISATION:
+        raise CrmError("INVALID_CREDENTIALS", "wrong username, password or organisation")
+    if not is_support_staff(user):
+        raise CrmError("ACCESS_DENIED", "this user may not use the CRM API")
+    return user
+
+
+@csrf_exempt
+def token_release(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        return _failure(CrmError("METHOD_NOT_ALLOWED", "use POST"), 405)
+    try:
+        token = _token(_body(request))
+    except CrmError as exc:
+        return _failure(exc)
+    portal_services.token_revoke(token=token)
+    return envelope(None)
+
+
+def _token(raw: dict):
+    value = raw.get("token")
+    try:
+        token = portal_services.token_authenticate(
+            raw=value if isinstance(value, str) else "", purpose=TokenPurpose.CRM
+        )
+    except TokenError as exc:
+        raise CrmError("INVALID_TOKEN", "the token is missing, expired or released") from exc
+    if not is_support_staff(token.user):
+        raise CrmError("ACCESS_DENIED", "this user may not use the CRM API")
+    set_audit_actor(token.user)
+    return token
+
+
+# --- provisioning requests -----------------------------------------------------------------------------------------
+
+
+@csrf_exempt
+def provisioning_requests(request: HttpRequest, method: str) -> JsonResponse:
+    spec = METHODS.get(method)
+    if spec is None:
+        return _failure(CrmError("UNKNOWN_METHOD", f"no method {method}"), 404)
+    if request.method != spec.http:
+        return _failure(CrmError("METHOD_NOT_ALLOWED", f"use {spec.http}"), 405)
+    try:
+        raw = request.GET.dict() if spec.http == "GET" else _body(request)
+        token = _token(raw)
+        values = spec.parse(raw)
+        if spec.http == "GET":
+            return _read(spec, values)
+        created = _create(spec, values, token)
+    except CrmError as exc:
+        return _failure(exc)
+    except ConaxError as exc:
+        return _failure(CrmError(exc.code, exc.message, exc.description))
+    return envelope(request_data(created))
+
+
+def _read(spec: Method, values: dict) -> JsonResponse:
+    names = fields_set(values.pop("fields_set", None))
+    if spec.name == "show":
+        key, value = next(iter(values.items()))
+        try:
+            found = selectors.identified(ProvisioningRequest, key, value)
+        except ConaxError as exc:
+            raise CrmError(exc.code, exc.message, exc.description) from exc
+        return envelope(request_data(found, names))
+    offset, count = values.pop("offset", 0), values.pop("number_of_results", DEFAULT_RESULTS)
+    rows = selectors.request_list(filters=values)[offset : offset + count]
+    return envelope([request_data(row, names) for row in rows])
+
+
+def _create(spec: Method, values: dict, token) -> ProvisioningRequest:
+    options = services.Options(
+        priority=Priority(values.pop("priority", Priority.REGULAR)),
+        process_immediately=values.pop("process_immediately", False), start_date=values.pop("start_date", None),
+    )  # fmt: skip
+    unit = Unit.objects.filter(pk=token.metadata.get("unit")).first() if token.metadata.get("unit") else None
+    draft = DRAFTS[spec.request_type](values)
+    return services.request_create(draft=draft, actor=services.Actor(token.user, unit), options=options)
+
+
+RT = RequestType
+DRAFTS = {
+    RT.ADD_SUBSCRIPTIONS: lambda v: services.subscription_change(
+        type=RT.ADD_SUBSCRIPTIONS, subscription=v["subscription_identifier"], service=v["service_identifier"],
+        smartcard=v["smartcard_identifier"]),
+    RT.CANCEL_SUBSCRIPTIONS: lambda v: services.subscription_change(
+        type=RT.CANCEL_SUBSCRIPTIONS, subscription=v["subscription_identifier"], service=v["service_identifier"],
+        smartcard=v["smartcard_identifier"]),
+    RT.CREATE_PAIRING: lambda v: services.pairing_create(
+        subscription=v.get("subscription_identifier"), smartcards=v["smartcard_set"], set_top_boxes=v["stb_set"]),
+    RT.ADD_TO_EXISTING_PAIRING: lambda v: services.pairing_extend(
+        subscription=v.get("subscription_identifier"), smartcard=v["smartcard_identifier"],
+        smartcards=v.get("smartcard_set", []), set_top_boxes=v.get("stb_set", [])),
+    RT.UPDATE_CA_PIN_TO_DEFAULT_VALUE: lambda v: services.pin_reset(
+        subscription=v["subscription_identifier"], smartcard=v["smartcard_identifier"], pin=None),
+    RT.UPDATE_CA_PIN_TO_GIVEN_VALUE: lambda v: services.pin_reset(
+        subscription=v["subscription_identifier"], smartcard=v["smartcard_identifier"], pin=v["pin"]),
+    RT.GET_ACTIVE_SUBSCRIPTIONS: lambda v: services.card_query(
+        type=RT.GET_ACTIVE_SUBSCRIPTIONS, smartcard=v["smartcard_identifier"],
+        subscription=v.get("subscription_identifier")),
+    RT.GET_PAIRING_STATUS_FOR_CARD: lambda v: services.card_query(
+        type=RT.GET_PAIRING_STATUS_FOR_CARD, smartcard=v["smartcard_identifier"],
+        subscription=v.get("subscription_identifier")),
+    RT.GET_PAIRING_STATUS_FOR_PAIRING_MODULE: lambda v: services.pairing_module_query(set_top_box=v["stb_identifier"]),
+    RT.DISPLAY_FINGERPRINT: lambda v: services.fingerprint(
+        smartcard=v.pop("smartcard_identifier", None), display=v),
+    RT.SEND_MAIL_MESSAGE_TO_CLIENT: lambda v: services.mail(smartcard=v["smartcard_identifier"], message=v["message"]),
+    RT.SEND_BARK_MESSAGE_TO_CLIENT: lambda v: services.bark(
+        smartcard=v["smartcard_identifier"], message=v["message"], duration=v.get("duration")),
+    RT.SEND_REPEATING_BARK_MESSAGE_TO_CLIENT: lambda v: services.repeating_bark(
+        smartcard=v["smartcard_identifier"], message=v["message"], interval=v["interval"],
+        repetitions=v.get("repetitions")),
+}  # fmt: skip
+
+
+# --- rendering -----------------------------------------------------------------------------------------------------
+
+
+def _date(value) -> str | None:
+    return timezone.localtime(value).strftime(DATE) if value else None
+
+
+def _user(user) -> dict | None:
+    if user is None:
+        return None
+    return {"person_name": user.get_full_name() or user.username, "username": user.username, "id": str(user.pk),
+            "email": user.email or None}  # fmt: skip
+
+
+def _unit_data(unit: Unit) -> dict:
+    return {
+        "community_name": unit.community_name or None, "group_name": unit.group_name or None, "name": unit.name,
+        "id": unit.pk, "description": unit.description or None, "alternative_code": unit.alternative_code,
+    }  # fmt: skip
+
+
+def _log(request: ProvisioningRequest) -> dict:
+    log: dict[str, Any] = {"updated_date": _date(request.updated_date)}
+    if request.created_by_unit:
+        log["created_by_unit"] = _unit_data(request.created_by_unit)
+    log["created_date"] = _date(request.created_date)
+    if request.updated_by_unit:
+        log["updated_by_unit"] = _unit_data(request.updated_by_unit)
+    log |= {"created_by_user": _user(request.created_by_user), "updated_by_user": _user(request.updated_by_user)}
+    return log
+
+
+def request_data(request: ProvisioningRequest, names: tuple[str, ...] = REQUEST_FIELDS) -> dict:
+    """A request as the seed shows it; a CA PIN is never returned (``"ca_pin": null``)."""
+    immediately = None if request.process_immediately is None else int(request.process_immediately)
+    full = {
+        "scheduled_date": _date(request.scheduled_date), "response": request.response,
+        "error_code": request.error_code, "priority": request.priority,
+        "error_description": request.error_description, "sequence_number": request.sequence_number,
+        "number": str(request.number), "process_id": request.process_id, "name": request.name,
+        "parameters_set": request.parameters_set, "process_immediately": immediately, "request": request.request,
+        "log_information": None, "provider_error_code": request.provider_error_code,
+        "life_cycle_state": request.life_cycle_state,
+        "provider_error_description": request.provider_error_description, "type": request.type,
+        "id": request.uid, "process_name": request.process_name, "reference_number": request.reference_number,
+        "executed_date": _date(request.executed_date),
+    }  # fmt: skip
+    if "log_information" in names:
+        full["log_information"] = _log(request)
+    return {name: full[name] for name in names}
