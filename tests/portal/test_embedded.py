@@ -84,6 +84,7 @@ def test_run_command_serves_admin_and_readyz_with_a_worker_and_stops_on_ctrl_c(t
         login_page = httpx.get(f"{base}/admin/login/", timeout=5)
         css = httpx.get(f"{base}/static/admin/css/base.css", timeout=5)
         docs = httpx.get(f"{base}/api/docs/", timeout=5)
+        cas_state = conax_request_completes(base)
     finally:
         output = ctrl_c(proc)
 
@@ -101,6 +102,33 @@ def test_run_command_serves_admin_and_readyz_with_a_worker_and_stops_on_ctrl_c(t
     assert "Warm shutdown" in output and "Finished server process" in output
     assert wait_gone(proc.pid), "the worker or the server outlived Ctrl-C"
     assert device_count(tmp_path) == 360
+    assert cas_state == "COMPLETED"  # through the worker and the demo's CAS simulator process
+
+
+def conax_request_completes(base: str) -> str:
+    """A CRM.COM request made with the demo's support user goes PENDING → a final state in the embedded default."""
+    crm = f"{base}/crmapi/rest/v2/"
+    login = {"username": "support", "password": "support-demo-2026", "organisation": "portal"}
+    token = httpx.post(crm + "authentication/token", json=login, timeout=10).json()["data"]["token"]
+    body = {
+        "token": token,
+        "subscription_identifier": {"number": "SUB-ALICE"},
+        "service_identifier": {"code": "BASIC"},
+        "smartcard_identifier": {"serial_number": "SC-000000"},
+        "process_immediately": 1,
+    }
+    created = httpx.post(crm + "conax_web_services/provisioning_requests/add_subscriptions", json=body, timeout=10)
+    number = created.json()["data"]["number"]
+    deadline, state = time.monotonic() + 60, "PENDING"
+    while state == "PENDING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        shown = httpx.get(
+            crm + "conax_web_services/provisioning_requests/show",
+            params={"token": token, "number": number, "fields_set": "life_cycle_state"},
+            timeout=10,
+        )
+        state = shown.json()["data"]["life_cycle_state"]
+    return state
 
 
 def test_running_twice_is_safe(tmp_path):

@@ -48,12 +48,21 @@ class Command(BaseCommand):
             "--queues", "express,regular,devices", "--concurrency", "2", "--loglevel", "INFO",
             "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
         ]  # fmt: skip
+        children = []
+        env = dict(os.environ)
+        if settings.CAS_GATEWAY_URL == "inprocess:":
+            # One head-end for every worker process (an in-process simulator per pool child would split its state).
+            cas_port = free_port_range(1, start=18765)
+            cas = [python, str(settings.BASE_DIR / "manage.py"), "simulate_cas", "--port", str(cas_port),
+                   "--auto-register", "--latency", "200"]  # fmt: skip
+            children.append(subprocess.Popen(cas))
+            env["CAS_GATEWAY_URL"] = f"http://127.0.0.1:{cas_port}"
         # uvicorn's access log would print query strings, where CRM.COM clients put tokens; the portal logs its own.
         web = [
             python, "-m", "uvicorn", "portal.asgi:application", "--host", host, "--port", str(port),
             "--no-access-log", "--lifespan", "off",
         ]  # fmt: skip
-        return [subprocess.Popen(worker), subprocess.Popen(web)]
+        return [*children, subprocess.Popen(worker, env=env), subprocess.Popen(web)]
 
     def _start_simulator(self, count: int) -> list[subprocess.Popen]:
         """A few simulated set-top boxes for the demo devices, and the process that listens to their events."""
