@@ -120,3 +120,31 @@ class MemorySampler(threading.Thread):
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else float("nan")
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Until something listens on 127.0.0.1:``port``; SystemExit if ``proc`` dies or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"process {proc.args[:4]} exited with {proc.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing listens on port {port} after {timeout:.0f} s")
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 30) -> None:
+    """SIGTERM to each (those still running), then wait; whatever is left after ``timeout`` is killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

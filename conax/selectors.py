@@ -23,7 +23,8 @@ LABELS = {Subscription: "subscription", Service: "service", Smartcard: "smartcar
 def identified(model: type[Model], field: str, value: str):
     """The one row an identifier names, or NotFound. ``field`` is one of IDENTIFIERS[model]."""
     lookup = {"id": "uid"}.get(field, field) if model is ProvisioningRequest else field
-    row = model.objects.filter(**{lookup: value}).first()
+    numeric = model is ProvisioningRequest and field == "number"
+    row = None if numeric and not str(value).isdigit() else model.objects.filter(**{lookup: value}).first()
     if row is None:
         raise NotFound(f"{LABELS[model]} not found", f"no {LABELS[model]} with {field} {value!r}")
     return row

@@ -1,9 +1,21 @@
-"""A minimal authenticated consumer: lets operators and tests check the WebSocket path end to end."""
+"""WebSocket consumers of the live pages. Thin and async: they authenticate in ``connect()``, ask the database
+through ``database_sync_to_async`` (never in the event loop) which groups the user may join, join them, ``accept()``
+last, and leave them on disconnect. Events arrive from ``portal.live.publish`` and go out as they came: small typed
+dicts without secrets (see ``portal.live``). A refused subscription is closed during the handshake."""
 
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from portal import dashboard
+from portal.live import STAFF_GROUP, device_group
+from portal.permissions import is_support_staff
 
 
 class PingConsumer(AsyncJsonWebsocketConsumer):
+    """A minimal authenticated consumer: lets operators and tests check the WebSocket path end to end."""
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -13,3 +25,61 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs) -> None:
         await self.send_json({"type": "pong", "echo": content.get("ping") if isinstance(content, dict) else None})
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """Relays live events of the groups ``allowed_groups`` grants; subclasses say which."""
+
+    joined: list[str]
+
+    async def connect(self) -> None:
+        self.joined = []
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        groups = await database_sync_to_async(self.allowed_groups)(user)
+        if groups is None:
+            await self.close(code=4403)
+            return
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.joined = groups
+        await self.accept()
+
+    async def disconnect(self, code) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    def allowed_groups(self, user) -> list[str] | None:
+        raise NotImplementedError
+
+    async def receive_json(self, content, **kwargs) -> None:
+        """Clients only listen; anything they send is ignored."""
+
+    async def relay(self, event: dict) -> None:
+        await self.send_json(event)
+
+    device_event = device_command = cas_request = relay
+
+
+class DeviceConsumer(LiveConsumer):
+    """``/ws/devices/<id>/``: one device's events, for its owner and for support staff."""
+
+    def allowed_groups(self, user) -> list[str] | None:
+        device_id = self.scope["url_route"]["kwargs"]["device_id"]
+        return [device_group(device_id)] if dashboard.device_visible(user, device_id) else None
+
+
+class MyDevicesConsumer(LiveConsumer):
+    """``/ws/my/``: the events of every device the user owns (the "My devices" page)."""
+
+    def allowed_groups(self, user) -> list[str] | None:
+        return [device_group(device.pk) for device in dashboard.my_devices(user)]
+
+
+class StaffConsumer(LiveConsumer):
+    """``/ws/staff/``: every event of the fleet, for support staff (the admin's live views)."""
+
+    def allowed_groups(self, user) -> list[str] | None:
+        return [STAFF_GROUP] if is_support_staff(user) else None

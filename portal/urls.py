@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from components.api import login as components_login
 from components.api import v1 as components_v1
 from conax.api import crm
-from portal import health
+from portal import health, pages
 from portal.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
 
@@ -27,6 +27,11 @@ urlpatterns = [
     path("crmapi/rest/v2/authentication/token", crm.token_login, name="crm-token"),
     path("crmapi/rest/v2/authentication/token/release", crm.token_release, name="crm-token-release"),
     path(CRM_REQUESTS + "<str:method>", crm.provisioning_requests, name="crm-provisioning-requests"),
+    path("", pages.my_devices, name="pages-my-devices"),
+    path("login/", pages.LoginView, name="pages-login"),
+    path("logout/", pages.LogoutView, name="pages-logout"),
+    path("devices/<int:device_id>/", pages.device_page, name="pages-device"),
+    path("devices/<int:device_id>/panel/", pages.device_panel, name="pages-device-panel"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api-v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),

@@ -204,7 +204,7 @@ def _create(name: str, summary: str, request_type: RequestType, *params: Param, 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("show", "GET", "One provisioning request, by id or number.", (
         Param("id", text(32), group="identifier", doc="the request's 32-character id"),
-        Param("number", text(20), group="identifier", doc="the request's number"),
+        Param("number", integer(1, 2**63 - 1), group="identifier", doc="the request's number"),
         FIELDS_SET,
     ), groups=("identifier",)),
     Method("list", "GET", "Provisioning requests of one type, state or reference number, oldest first.", (

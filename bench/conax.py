@@ -1,0 +1,496 @@
+#!/usr/bin/env python
+"""Conax provisioning requests end to end: CRM.COM API creations, worker drain against the HTTP CAS simulator, and
+the ``list`` endpoint at a million rows.
+
+    .venv/bin/python bench/conax.py [--requests 10000] [--clients 8] [--workers 4] [--pool threads]
+                                    [--concurrency 16] [--latency 5] [--list-rows 1000000] [--list-queries 2000]
+
+Creates a throwaway PostgreSQL database (one subscription with one service, ``--cards`` smartcards, a support-staff
+user; bulk SQL) and starts, as separate processes: the CAS simulator (``manage.py simulate_cas --auto-register``,
+``--latency`` ms before each answer), the production HTTP server (gunicorn sync workers, code preloaded) and a Celery
+worker on ``express,regular`` (Redis broker, PostgreSQL). The periodic dispatch (beat) does not run: every request
+reaches a worker through its own on-commit enqueue (or its smartcard's previous request, which queues the next).
+Then, in one run:
+
+1. baseline A: ``POST /bench/drf-create``, a bare DRF view inserting one row, ``--requests`` times from
+   ``--clients`` threads, once before and once after the creations (the rate is over both);
+2. creations: ``--requests`` ``add_subscriptions`` with ``process_immediately: 1`` (every smartcard in turn, one in
+   ten EXPRESS), same clients; every answer must be ``status.code == "OK"``. The worker drains them meanwhile;
+   the script waits until none is PENDING;
+3. baseline B: ``--requests`` no-op tasks (``portal.tasks.noop``) through the same worker pool on ``regular``;
+4. exactly once: the simulator's counters (sends must equal the requests; no duplicate, nothing applied twice);
+5. list: ``--list-rows`` more requests (bulk SQL, the 13 types), VACUUM ANALYZE, then ``--list-queries``
+   ``GET list?type=<random>&number_of_results=50`` from the same clients (plain, with a random offset below 500,
+   with ``fields_set``) and once from a single client (the service time without queueing); PASS/FAIL on p95 < 50 ms,
+   and EXPLAIN ANALYZE of the query the list runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+from celery import Celery
+from common import (  # bench/common.py: scripts run as `python bench/<name>.py`
+    PG,
+    REDIS,
+    REPO,
+    drop_database,
+    free_port,
+    fresh_database,
+    migrate,
+    percentile,
+    server_env,
+    start_server,
+    stop_processes,
+    wait_port,
+)
+
+DB = "portal_bench_conax"
+USER, PASSWORD = "bench-crm", "bench-crm-password-2026"
+CRM = "/crmapi/rest/v2/"
+REQUESTS = CRM + "conax_web_services/provisioning_requests/"
+SUBSCRIPTION, SERVICE, UNIT = "B0" * 16, "5E" * 16, "0A" * 16
+LIST_TARGET_MS = 50.0
+STALL_SECONDS = 60
+
+
+def _request_types() -> list[str]:
+    """The 13 types of ``conax.choices.RequestType``, read from its file: ``import conax`` here would import this
+    very script (``bench/`` is the first entry of sys.path)."""
+    spec = importlib.util.spec_from_file_location("conax_choices", REPO / "conax" / "choices.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.RequestType.values)
+
+
+TYPES = _request_types()
+
+
+@dataclass
+class Run:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    errors: int = 0
+    first_error: str = ""
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def merged(self, other: Run) -> Run:
+        first = self.first_error or other.first_error
+        return Run(self.name, self.latencies_ms + other.latencies_ms, self.seconds + other.seconds,
+                   self.errors + other.errors, first)  # fmt: skip
+
+    def line(self, label: str) -> str:
+        return (f"{label:38} {self.rps:7.0f} req/s  p50 {percentile(self.latencies_ms, 50):6.1f} ms  "
+                f"p95 {percentile(self.latencies_ms, 95):6.1f} ms  p99 {percentile(self.latencies_ms, 99):6.1f} ms  "
+                f"({len(self.latencies_ms)} requests, {self.errors} wrong answers)")  # fmt: skip
+
+
+# --- data ----------------------------------------------------------------------------------------------------------
+
+
+def load(cards: int) -> None:
+    """Bulk SQL: one unit, one service in one subscription, ``cards`` smartcards of that subscription."""
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        conn.execute("INSERT INTO conax_unit (id, name, alternative_code, description, group_name, community_name) "
+                     "VALUES (%s, 'Bench Unit', 'BU', 'bench', 'Bench Group', 'Bench Community')", [UNIT])  # fmt: skip
+        conn.execute("INSERT INTO conax_service (id, code, alternative_code, name, service_ca_id) "
+                     "VALUES (%s, 'BENCH', NULL, 'Bench service', 'P-BENCH')", [SERVICE])  # fmt: skip
+        conn.execute("INSERT INTO conax_subscription (id, number, created_at) VALUES (%s, 'S-BENCH', now())",
+                     [SUBSCRIPTION])  # fmt: skip
+        conn.execute("INSERT INTO conax_subscription_services (subscription_id, service_id) VALUES (%s, %s)",
+                     [SUBSCRIPTION, SERVICE])  # fmt: skip
+        conn.execute(
+            "INSERT INTO conax_smartcard (id, serial_number, ca_id, subscription_id) "
+            "SELECT upper(md5(random()::text || n)), format('SC-%%s', lpad(n::text, 7, '0')), "
+            "format('CA-%%s', lpad(n::text, 7, '0')), %s FROM generate_series(1, %s) n", [SUBSCRIPTION, cards],
+        )  # fmt: skip
+        conn.execute("VACUUM ANALYZE")
+
+
+def create_user(env: dict[str, str]) -> None:
+    script = (
+        "from django.contrib.auth.models import Group, User; "
+        f"u = User.objects.create_user({USER!r}, password={PASSWORD!r}, is_staff=True); "
+        "u.groups.add(Group.objects.get(name='support'))"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env=env, check=True)
+
+
+def card_ids() -> list[str]:
+    with psycopg.connect(f"{PG}/{DB}") as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM conax_smartcard ORDER BY serial_number")]
+
+
+def load_list_rows(rows: int) -> float:
+    """Bulk SQL: ``rows`` terminal requests over the 13 types (1 in 40 REJECTED), dated up to now; returns seconds.
+
+    Secondary indexes are dropped for the insert and built again from their own definitions (pg_indexes), which
+    is several times faster than maintaining 20 indexes row by row; the primary key and unique ``uid`` stay.
+    """
+    started = time.monotonic()
+    table = "conax_provisioningrequest"
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        indexes = conn.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", [table],
+        ).fetchall()  # fmt: skip
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        user_id = conn.execute("SELECT id FROM auth_user WHERE username = %s", [USER]).fetchone()[0]
+        conn.execute(
+            """WITH c AS (SELECT array_agg(id ORDER BY id) AS ids, count(*)::int AS n FROM conax_smartcard)
+            INSERT INTO conax_provisioningrequest (uid, type, life_cycle_state, priority, scheduled_date, executed_date,
+                process_immediately, parameters_set, ca_pin_encrypted, request, response, reference_number,
+                error_code, error_description, provider_error_code, provider_error_description, process_name,
+                created_date, updated_date, attempts, sent_at, created_by_user_id, updated_by_user_id,
+                created_by_unit_id, updated_by_unit_id, subscription_id, service_id, smartcard_id)
+            SELECT upper(md5('list-' || s.n)), (%(types)s::text[])[1 + s.n %% 13],
+                   CASE WHEN s.rejected THEN 'REJECTED' ELSE 'COMPLETED' END,
+                   CASE WHEN s.n %% 10 = 0 THEN 'EXPRESS' ELSE 'REGULAR' END,
+                   s.at, s.at + interval '1 second', true, '[]', '', c.ids[1 + s.n %% c.n],
+                   CASE WHEN s.rejected THEN NULL ELSE 'OK' || md5(s.n::text) END,
+                   CASE WHEN s.rejected THEN NULL ELSE md5(s.n::text) END,
+                   CASE WHEN s.rejected THEN 'PROVIDER_REJECTED' END,
+                   CASE WHEN s.rejected THEN 'the head-end refused the request' END,
+                   CASE WHEN s.rejected THEN 'HEADEND_REFUSED' END, CASE WHEN s.rejected THEN 'refused' END,
+                   CASE WHEN s.n %% 3 = 0 THEN 'MANUAL' END,
+                   s.at, s.at + interval '1 second', 0, s.at, %(user)s, %(user)s, %(unit)s, %(unit)s,
+                   %(subscription)s, %(service)s, c.ids[1 + s.n %% c.n]
+              FROM c, (SELECT n, n %% 40 = 0 AS rejected, now() - (%(rows)s - n) * interval '10 seconds' AS at
+                         FROM generate_series(1, %(rows)s) n) s""",
+            {"types": TYPES, "user": user_id, "unit": UNIT, "subscription": SUBSCRIPTION, "service": SERVICE,
+             "rows": rows},
+        )  # fmt: skip
+        for _, definition in indexes:
+            conn.execute(definition)
+        conn.execute(f"VACUUM ANALYZE {table}")
+    return time.monotonic() - started
+
+
+# --- processes -----------------------------------------------------------------------------------------------------
+
+
+def start_simulator(port: int, latency: float, env: dict[str, str], log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "simulate_cas", "--port", str(port), "--auto-register", "--latency",
+         str(latency)], cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_port(port, proc)
+    return proc
+
+
+def start_worker(args, env: dict[str, str], name: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "express,regular", "--pool", args.pool,
+         "--concurrency", str(args.concurrency), "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
+         "--loglevel", "WARNING"], cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+# --- load generation -----------------------------------------------------------------------------------------------
+
+Call = Callable[[httpx.Client, int, random.Random], tuple[bool, str]]
+
+
+def drive(name: str, base: str, count: int, clients: int, call: Call) -> Run:
+    """``count`` calls shared by ``clients`` threads (one in flight each, keep-alive); wall time of the whole."""
+    run, lock, numbers = Run(name), threading.Lock(), itertools.count()
+
+    def client(seed: int) -> None:
+        rnd = random.Random(seed)
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while True:
+                with lock:
+                    n = next(numbers)
+                if n >= count:
+                    return
+                started = time.perf_counter()
+                try:
+                    ok, detail = call(http, n, rnd)
+                except (httpx.HTTPError, ValueError) as exc:
+                    ok, detail = False, f"{type(exc).__name__}: {exc}"
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    run.latencies_ms.append(elapsed)
+                    if not ok:
+                        run.errors += 1
+                        run.first_error = run.first_error or detail[:300]
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.seconds = time.perf_counter() - began
+    return run
+
+
+def login(base: str) -> str:
+    body = {"username": USER, "password": PASSWORD, "organisation": "portal"}
+    answer = httpx.post(f"{base}{CRM}authentication/token", json=body, timeout=30).json()
+    if answer["status"]["code"] != "OK":
+        raise SystemExit(f"login failed: {answer['status']}")
+    return answer["data"]["token"]
+
+
+def baseline_call(http: httpx.Client, n: int, rnd: random.Random) -> tuple[bool, str]:
+    response = http.post("/bench/drf-create", json={"name": f"bench-{uuid.uuid4().hex}"})
+    return response.status_code == 201 and len(response.json()["id"]) == 32, response.text
+
+
+def creation_call(token: str, cards: list[str], immediately: int) -> Call:
+    def call(http: httpx.Client, n: int, rnd: random.Random) -> tuple[bool, str]:
+        body = {"token": token, "subscription_identifier": {"id": SUBSCRIPTION}, "service_identifier": {"id": SERVICE},
+                "smartcard_identifier": {"id": cards[n % len(cards)]}, "process_immediately": immediately}  # fmt: skip
+        if n % 10 == 0:
+            body["priority"] = "EXPRESS"
+        answer = http.post(REQUESTS + "add_subscriptions", json=body).json()
+        return answer["status"]["code"] == "OK", str(answer["status"])
+
+    return call
+
+
+def list_call(token: str, max_offset: int = 0, fields: str | None = None) -> Call:
+    def call(http: httpx.Client, n: int, rnd: random.Random) -> tuple[bool, str]:
+        params = {"token": token, "type": rnd.choice(TYPES), "number_of_results": 50}
+        if max_offset:
+            params["offset"] = rnd.randrange(max_offset)
+        if fields:
+            params["fields_set"] = fields
+        answer = http.get(REQUESTS + "list", params=params).json()
+        ok = answer["status"]["code"] == "OK" and len(answer["data"]) == 50
+        return ok, f"{answer['status']} with {len(answer['data'] or ())} rows"
+
+    return call
+
+
+# --- the worker side -----------------------------------------------------------------------------------------------
+
+
+def noop_rate(app: Celery, count: int) -> float:
+    started = time.perf_counter()
+    results = [app.send_task("portal.tasks.noop", queue="regular") for _ in range(count)]
+    for result in results:
+        result.get(timeout=300)
+    return count / (time.perf_counter() - started)
+
+
+def wait_drained(created: int, creating: threading.Event) -> tuple[bool, float]:
+    """Poll until no request is PENDING (or none finished for STALL_SECONDS after the creations ended)."""
+    started = time.monotonic()
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        last, last_change = -1, time.monotonic()
+        while True:
+            total, pending = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE life_cycle_state = 'PENDING') FROM conax_provisioningrequest"
+            ).fetchone()  # fmt: skip
+            if not creating.is_set() and total >= created and pending == 0:
+                return True, time.monotonic() - started
+            if total - pending != last:
+                last, last_change = total - pending, time.monotonic()
+            elif not creating.is_set() and time.monotonic() - last_change > STALL_SECONDS:
+                return False, time.monotonic() - started
+            time.sleep(0.1)
+
+
+def drain_figures() -> dict:
+    with psycopg.connect(f"{PG}/{DB}") as conn:
+        row = conn.execute(
+            """SELECT min(created_date), max(created_date), max(executed_date),
+                      percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM executed_date - created_date)),
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM executed_date - created_date)),
+                      max(extract(epoch FROM executed_date - created_date)),
+                      count(*) FILTER (WHERE attempts > 1), count(*) FILTER (WHERE priority = 'EXPRESS'),
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM executed_date - created_date))
+                          FILTER (WHERE priority = 'EXPRESS')
+                 FROM conax_provisioningrequest"""
+        ).fetchone()  # fmt: skip
+        states = dict(conn.execute("SELECT life_cycle_state, count(*) FROM conax_provisioningrequest "
+                                   "GROUP BY 1 ORDER BY 1").fetchall())  # fmt: skip
+        errors = dict(conn.execute(
+            "SELECT coalesce(provider_error_code, error_code), count(*) FROM conax_provisioningrequest "
+            "WHERE life_cycle_state = 'REJECTED' GROUP BY 1").fetchall())  # fmt: skip
+        entitlements = conn.execute("SELECT count(*) FROM conax_entitlement WHERE active").fetchone()[0]
+    first, last_created, last_executed, p50, p99, worst, retried, express, express_p99 = row
+    return {"first_created": first, "last_created": last_created, "last_executed": last_executed,
+            "p50_ms": (p50 or 0) * 1000, "p99_ms": (p99 or 0) * 1000, "max_ms": (worst or 0) * 1000,
+            "retried": retried, "express": express, "express_p99_ms": (express_p99 or 0) * 1000, "states": states,
+            "errors": errors, "entitlements": entitlements}  # fmt: skip
+
+
+def explain(env: dict[str, str], offset: int) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the query ``list`` runs, through the same selector, in a Django shell."""
+    script = (
+        "from conax import selectors; "
+        f"print(selectors.request_list(filters={{'type': 'CANCEL_SUBSCRIPTIONS'}})[{offset}:{offset + 50}]"
+        ".explain(analyze=True, buffers=True))"
+    )
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.rstrip()
+
+
+# --- main ----------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=10_000, help="creations (and baseline calls, no-op tasks)")
+    parser.add_argument("--clients", type=int, default=8, help="client threads (one request in flight each)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync worker processes")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"], help="Celery pool")
+    parser.add_argument("--concurrency", type=int, default=16, help="Celery pool size (threads or processes)")
+    parser.add_argument("--worker-processes", type=int, default=1, help="Celery worker processes of that pool")
+    parser.add_argument("--latency", type=float, default=5.0, help="ms the simulator waits before each answer")
+    parser.add_argument("--cards", type=int, default=1000, help="smartcards the creations go round")
+    parser.add_argument("--list-rows", type=int, default=1_000_000, help="requests added for the list test")
+    parser.add_argument("--list-queries", type=int, default=2000, help="list calls per variant")
+    args = parser.parse_args()
+
+    logs = Path(tempfile.mkdtemp(prefix="bench-conax-"))
+    sim_port, port = free_port(), free_port()
+    sim_url, base = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
+    env = server_env(DB, CELERY_BROKER_URL=REDIS, CAS_GATEWAY_URL=sim_url, CAS_DISPATCH_GRACE_SECONDS="600",
+                     LOG_LEVEL="WARNING")  # fmt: skip
+    worker_env = {**env, "CELERY_RESULT_BACKEND": REDIS}  # the no-op baseline waits on its results
+    procs: list[subprocess.Popen] = []
+    out: dict = {"args": args}
+    fresh_database(DB)
+    try:
+        migrate(env)
+        load(args.cards)
+        create_user(env)
+        cards = card_ids()
+        procs.append(start_simulator(sim_port, args.latency, env, logs / "simulator.log"))
+        for n in range(args.worker_processes):
+            procs.append(start_worker(args, worker_env, f"bench{n}", logs / f"worker{n}.log"))
+        procs.append(start_server(port, args.workers, 1, env))
+        app = Celery(broker=REDIS, backend=REDIS)
+        token = login(base)
+
+        # Warm-up: the pool's threads or processes and their connections; the server's workers, imports, caches.
+        noop_rate(app, 200)
+        warm = min(400, args.requests)
+        drive("warm-up", base, warm, args.clients, baseline_call)
+        drive("warm-up", base, warm, args.clients, creation_call(token, cards, 0))  # not dispatched; deleted
+        with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+            conn.execute("DELETE FROM conax_provisioningrequest")
+
+        before = drive("baseline", base, args.requests, args.clients, baseline_call)
+        creating = threading.Event()
+        creating.set()
+        drained: list[tuple[bool, float]] = []
+        waiter = threading.Thread(target=lambda: drained.append(wait_drained(args.requests, creating)))
+        waiter.start()
+        out["create"] = drive("create", base, args.requests, args.clients, creation_call(token, cards, 1))
+        creating.clear()
+        waiter.join()
+        out["drained"], out["drain_wait_s"] = drained[0]
+        out["drain"] = drain_figures()
+        after = drive("baseline", base, args.requests, args.clients, baseline_call)
+        out["baseline_runs"] = (before, after)
+        out["baseline"] = before.merged(after)
+        out["noop"] = noop_rate(app, args.requests)
+        out["stats"] = httpx.get(f"{sim_url}/admin/stats", timeout=30).json()
+
+        out["list_load_s"] = load_list_rows(args.list_rows)
+        drive("warm-up", base, 200, args.clients, list_call(token))
+        out["lists"] = {
+            f"list, {args.clients} clients": drive("list", base, args.list_queries, args.clients, list_call(token)),
+            f"list offset<500, {args.clients} clients": drive(
+                "list", base, args.list_queries, args.clients, list_call(token, max_offset=500)),
+            f"list fields_set, {args.clients} clients": drive(
+                "list", base, args.list_queries, args.clients, list_call(token, fields="number,type,life_cycle_state")),
+            "list, 1 client": drive("list", base, max(200, args.list_queries // 4), 1, list_call(token)),
+        }  # fmt: skip
+        out["explain"] = {offset: explain(env, offset) for offset in (0, 450)}
+    except BaseException:
+        for log in sorted(logs.iterdir()):
+            tail = log.read_text(errors="replace").splitlines()[-20:]
+            print(f"--- {log.name} (last lines)", *tail, sep="\n", file=sys.stderr)
+        raise
+    finally:
+        stop_processes(procs)
+        drop_database(DB)
+    report(out)
+
+
+def report(out: dict) -> None:
+    args, create, baseline, drain, stats = out["args"], out["create"], out["baseline"], out["drain"], out["stats"]
+    n = args.requests
+    print(f"setup: 1 subscription, 1 service, {args.cards} smartcards; PostgreSQL (synchronous_commit on), Redis "
+          f"broker; gunicorn sync x{args.workers}; celery --pool {args.pool} --concurrency {args.concurrency}"
+          f"{f' x{args.worker_processes} processes' if args.worker_processes > 1 else ''} on express,regular; "
+          f"HTTP CAS simulator, {args.latency:g} ms latency, auto-register; {args.clients} client threads "
+          "(httpx keep-alive); 2 shared cores, everything on this machine")  # fmt: skip
+    print(create.line(f"creations (add_subscriptions, {n})"))
+    print(baseline.line("baseline A: bare DRF create of one row"))
+    first, second = out["baseline_runs"]
+    print(f"{'':38} (before the creations {first.rps:.0f} req/s, after the drain {second.rps:.0f} req/s)")
+    span = (drain["last_executed"] - drain["first_created"]).total_seconds() if drain["last_executed"] else 0.0
+    lag = (drain["last_executed"] - drain["last_created"]).total_seconds() if drain["last_executed"] else 0.0
+    drain_rate = n / span if span else 0.0
+    print(f"drain: {drain_rate:.0f} requests/s = {n} / {span:.2f} s from the first request's created_date to the last "
+          f"executed_date (the queue emptied {lag:.2f} s after the last creation; creations took "
+          f"{create.seconds:.2f} s)")  # fmt: skip
+    print(f"PENDING -> terminal (executed_date - created_date): p50 {drain['p50_ms']:.0f} ms  p99 "
+          f"{drain['p99_ms']:.0f} ms  max {drain['max_ms']:.0f} ms; EXPRESS ({drain['express']}) p99 "
+          f"{drain['express_p99_ms']:.0f} ms; claimed more than once: {drain['retried']}")  # fmt: skip
+    print(f"baseline B: no-op tasks through the same pool: {out['noop']:.0f} tasks/s")
+    print(f"ratios: creations/s / bare DRF creates/s = {create.rps / baseline.rps:.2f}; "
+          f"drain requests/s / no-op tasks/s = {drain_rate / out['noop']:.2f}")  # fmt: skip
+    rejections = f" rejections {drain['errors']}" if drain["errors"] else ""
+    print(f"final states: {drain['states']}{rejections}; active entitlements {drain['entitlements']}; drained: "
+          f"{'yes' if out['drained'] else 'NO (stalled)'}")  # fmt: skip
+    print(f"simulator: sends {stats['sends']} (expected {n}), duplicates {stats['duplicates']}, lookups "
+          f"{stats['lookups']}, unavailable {stats['unavailable']}, keys {stats['keys']}, applied_more_than_once "
+          f"{stats['applied_more_than_once'] or '[]'}")  # fmt: skip
+    print(f"list: {args.list_rows} requests added in {out['list_load_s']:.0f} s (bulk SQL), {args.list_rows + n} in "
+          f"the table; type=<random of 13>&number_of_results=50; target p95 < {LIST_TARGET_MS:.0f} ms")  # fmt: skip
+    failures = []
+    for label, run in out["lists"].items():
+        verdict = "PASS" if percentile(run.latencies_ms, 95) < LIST_TARGET_MS else "FAIL"
+        print(f"{run.line(label)}  {verdict}")
+        if verdict == "FAIL" and "1 client" not in label:
+            failures.append(f"{label}: p95 {percentile(run.latencies_ms, 95):.1f} ms")
+    for offset, plan in out["explain"].items():
+        lines = plan.splitlines()
+        summary = [line.strip() for line in lines if line.lstrip().startswith(("Limit", "Execution", "Planning"))]
+        print(f"EXPLAIN ANALYZE list (offset {offset}): " + "; ".join(summary))
+        if failures:
+            print("\n".join(f"    {line}" for line in lines))
+
+    for run in (create, baseline, *out["lists"].values()):
+        if run.errors:
+            failures.append(f"{run.name}: {run.errors} wrong answers, first: {run.first_error}")
+    if not out["drained"] or set(drain["states"]) != {"COMPLETED"}:
+        failures.append(f"not all COMPLETED: {drain['states']}")
+    if stats["sends"] != n or stats["duplicates"] or stats["applied_more_than_once"]:
+        failures.append("exactly once: sends != requests, or duplicates, or applied more than once")
+    if failures:
+        raise SystemExit("FAILED: " + " | ".join(failures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Customer pages: log in, "My devices", and a device's live page with its server-rendered panel.
+
+The panel is also served alone (``…/panel/``): the page's script fetches it again whenever a live event arrives
+and on every (re)connect of its WebSocket, since channel layers deliver at most once. Another customer's device is
+a 404 here, as it is for the WebSocket (closed) and the APIs.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from portal import dashboard
+
+LoginView = auth_views.LoginView.as_view(template_name="portal/pages/login.html", redirect_authenticated_user=True)
+LogoutView = auth_views.LogoutView.as_view(next_page="pages-login")
+
+
+def poll_seconds() -> int:
+    """The in-memory channel layer of the embedded default carries nothing between processes (the worker and the
+    device listener publish from theirs): there the page also re-reads its panel every few seconds."""
+    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    return 5 if layer.endswith("InMemoryChannelLayer") else 0
+
+
+@login_required(login_url="pages-login")
+def my_devices(request: HttpRequest) -> HttpResponse:
+    devices = dashboard.my_devices(request.user)
+    return render(request, "portal/pages/my_devices.html", {"devices": devices, "poll_seconds": poll_seconds()})
+
+
+def _visible(request: HttpRequest, device_id: int):
+    device = dashboard.device_visible(request.user, device_id)
+    if device is None:
+        raise Http404("No such device.")
+    return device
+
+
+@login_required(login_url="pages-login")
+def device_page(request: HttpRequest, device_id: int) -> HttpResponse:
+    view = dashboard.device_view(_visible(request, device_id))
+    return render(request, "portal/pages/device.html", {"view": view, "poll_seconds": poll_seconds()})
+
+
+@login_required(login_url="pages-login")
+def device_panel(request: HttpRequest, device_id: int) -> HttpResponse:
+    view = dashboard.device_view(_visible(request, device_id))
+    return render(request, "portal/pages/device_panel.html", {"view": view})
