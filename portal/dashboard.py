@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 
 from conax.models import Entitlement, ProvisioningRequest, Smartcard
 from conax.models import SetTopBox as CasBox
@@ -93,3 +94,76 @@ def request_visible(user: AbstractBaseUser, number: int) -> ProvisioningRequest 
     mine = CasBox.objects.filter(device__owner=user)
     cards = Smartcard.objects.filter(Q(pairing__set_top_boxes__in=mine) | Q(subscription__customer=user))
     return requests.filter(Q(set_top_box__in=mine) | Q(smartcard__in=cards)).distinct().first()
+
+
+# --- staff live views ----------------------------------------------------------------------------------------------
+
+ACTIVITY_KINDS = ("event", "command", "request")
+
+
+@dataclass(frozen=True)
+class Activity:
+    at: object
+    kind: str  # event | command | request
+    what: str
+    state: str
+    device: Device | None
+    link: str
+
+
+def activity(filters: dict, limit: int = 50) -> list[Activity]:
+    """The fleet's latest box events, finished commands and finished Conax requests, newest first, filtered by
+    vendor and model (names), kind (``type``) and state."""
+    kinds = [filters["type"]] if filters.get("type") in ACTIVITY_KINDS else list(ACTIVITY_KINDS)
+    rows: list[Activity] = []
+    if "event" in kinds:
+        rows += _events(filters, limit)
+    if "command" in kinds:
+        rows += _commands(filters, limit)
+    if "request" in kinds:
+        rows += _requests(filters, limit)
+    return sorted(rows, key=lambda row: row.at, reverse=True)[:limit]
+
+
+def _device_filter(prefix: str, filters: dict) -> Q:
+    q = Q()
+    if filters.get("vendor"):
+        q &= Q(**{f"{prefix}model__vendor__name": filters["vendor"]})
+    if filters.get("model"):
+        q &= Q(**{f"{prefix}model__name": filters["model"]})
+    return q
+
+
+def _events(filters: dict, limit: int) -> list[Activity]:
+    events = BoxEvent.objects.filter(_device_filter("box__device__", filters)).select_related(
+        "box__device__model__vendor"
+    )
+    if filters.get("state"):
+        events = events.filter(status=filters["state"]) if str(filters["state"]).isdigit() else events.none()
+    return [Activity(e.received_at, "event", e.name, str(e.status), e.box.device, _device_link(e.box.device_id))
+            for e in events.order_by("-received_at")[:limit]]  # fmt: skip
+
+
+def _commands(filters: dict, limit: int) -> list[Activity]:
+    commands = Command.objects.filter(_device_filter("box__device__", filters), finished_at__isnull=False)
+    if filters.get("state"):
+        commands = commands.filter(state=filters["state"])
+    commands = commands.select_related("box__device__model__vendor").order_by("-finished_at")[:limit]
+    return [Activity(c.finished_at, "command", c.kind, c.state, c.box.device, _device_link(c.box.device_id))
+            for c in commands]  # fmt: skip
+
+
+def _requests(filters: dict, limit: int) -> list[Activity]:
+    requests = ProvisioningRequest.objects.filter(executed_date__isnull=False)
+    if filters.get("vendor") or filters.get("model"):
+        requests = requests.filter(_device_filter("set_top_box__device__", filters))
+    if filters.get("state"):
+        requests = requests.filter(life_cycle_state=filters["state"])
+    requests = requests.select_related("set_top_box__device__model__vendor").order_by("-executed_date")[:limit]
+    return [Activity(r.executed_date, "request", f"{r.type} #{r.number}", r.life_cycle_state,
+                     r.set_top_box.device if r.set_top_box else None,
+                     reverse("admin:conax_provisioningrequest_change", args=[r.pk])) for r in requests]  # fmt: skip
+
+
+def _device_link(device_id: int) -> str:
+    return reverse("admin:devices_device_change", args=[device_id])

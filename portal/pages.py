@@ -10,10 +10,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from portal import dashboard
+from portal.permissions import is_support_staff
 
 LoginView = auth_views.LoginView.as_view(template_name="portal/pages/login.html", redirect_authenticated_user=True)
 LogoutView = auth_views.LogoutView.as_view(next_page="pages-login")
@@ -24,6 +26,11 @@ def poll_seconds() -> int:
     device listener publish from theirs): there the page also re-reads its panel every few seconds."""
     layer = settings.CHANNEL_LAYERS["default"]["BACKEND"]
     return 5 if layer.endswith("InMemoryChannelLayer") else 0
+
+
+def live_context(request: HttpRequest) -> dict:
+    """Template context processor: the admin's live panels poll like the pages do (see ``poll_seconds``)."""
+    return {"live_poll_seconds": poll_seconds()}
 
 
 @login_required(login_url="pages-login")
@@ -49,3 +56,30 @@ def device_page(request: HttpRequest, device_id: int) -> HttpResponse:
 def device_panel(request: HttpRequest, device_id: int) -> HttpResponse:
     view = dashboard.device_view(_visible(request, device_id))
     return render(request, "portal/pages/device_panel.html", {"view": view})
+
+
+# --- staff live views (served inside the admin) --------------------------------------------------------------------
+
+
+def _staff(request: HttpRequest) -> None:
+    if not is_support_staff(request.user):
+        raise PermissionDenied
+
+
+def request_panel(request: HttpRequest, number: int) -> HttpResponse:
+    """The live part of a Conax request's admin page: state, outcome, timeline."""
+    _staff(request)
+    found = dashboard.request_visible(request.user, number)
+    if found is None:
+        raise Http404("No such request.")
+    return render(request, "portal/pages/request_panel.html", {"r": found})
+
+
+def activity(request: HttpRequest) -> HttpResponse:
+    """The fleet's activity as it happens (events, finished commands and Conax requests), with filters."""
+    _staff(request)
+    filters = {name: request.GET.get(name, "").strip()[:64] for name in ("vendor", "model", "type", "state")}
+    context = {"rows": dashboard.activity(filters), "filters": filters, "kinds": dashboard.ACTIVITY_KINDS,
+               "poll_seconds": poll_seconds(), "title": "Live activity", "query": request.GET.urlencode()}  # fmt: skip
+    template = "portal/pages/activity_rows.html" if request.GET.get("fragment") else "admin/portal/activity.html"
+    return render(request, template, context)

@@ -32,6 +32,8 @@ urlpatterns = [
     path("logout/", pages.LogoutView, name="pages-logout"),
     path("devices/<int:device_id>/", pages.device_page, name="pages-device"),
     path("devices/<int:device_id>/panel/", pages.device_panel, name="pages-device-panel"),
+    path("admin/activity/", admin.site.admin_view(pages.activity), name="admin-activity"),
+    path("admin/requests/<int:number>/panel/", admin.site.admin_view(pages.request_panel), name="admin-request-panel"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api-v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),

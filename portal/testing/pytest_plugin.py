@@ -4,6 +4,7 @@
   Unreachable → the embedded SQLite database, and tests marked ``postgres`` are skipped with the reason.
 - Redis: ``REDIS_URL`` for tests marked ``redis`` (the rest run with the in-memory channel layer and cache,
   as unit tests should). Unreachable → those tests are skipped with the reason.
+- Chromium: tests marked ``browser`` drive ``/usr/bin/chromium`` (Debian's) with Playwright. Missing → skipped.
 - ``CI=true``: nothing may be skipped for a missing service; the run stops at once instead.
 """
 
@@ -59,7 +60,20 @@ os.environ["PORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="portal-test-")
 os.environ["DATABASE_CONN_MAX_AGE"] = "0"
 DATABASE, DATABASE_PROBLEM = _choose_database()
 REDIS, REDIS_PROBLEM = _choose_redis()
-MISSING = {"postgres": DATABASE_PROBLEM, "redis": REDIS_PROBLEM}
+CHROMIUM = os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def _browser_problem() -> str | None:
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} not installed (apt-get install chromium)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    return None
+
+
+MISSING = {"postgres": DATABASE_PROBLEM, "redis": REDIS_PROBLEM, "browser": _browser_problem()}
 
 
 def pytest_configure(config: pytest.Config) -> None:

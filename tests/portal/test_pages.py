@@ -105,3 +105,52 @@ def test_staff_may_open_any_device_page(client, staff_user, owned):
     client.force_login(staff_user)
 
     assert client.get(f"/devices/{owned.pk}/").status_code == 200
+
+
+# --- staff live views ----------------------------------------------------------------------------------------------
+
+
+def test_admin_device_and_request_pages_carry_a_live_panel(client, staff_user, owned):
+    client.force_login(staff_user)
+    request = ProvisioningRequest.objects.get()
+
+    device_page = client.get(f"/admin/devices/device/{owned.pk}/change/").content.decode()
+    request_page = client.get(f"/admin/conax/provisioningrequest/{request.pk}/change/").content.decode()
+    panel = client.get(f"/admin/requests/{request.pk}/panel/")
+
+    assert f'data-socket-path="/ws/devices/{owned.pk}/"' in device_page and "portal/live.js" in device_page
+    assert 'data-socket-path="/ws/staff/"' in request_page and f'{{"number": {request.pk}}}' in request_page
+    assert panel.status_code == 200 and 'data-field="request-state">PENDING<' in panel.content.decode()
+
+
+def test_the_request_panel_is_for_staff_only(client, customer_user, owned):
+    client.force_login(customer_user)
+    number = ProvisioningRequest.objects.get().pk
+
+    assert client.get(f"/admin/requests/{number}/panel/").status_code == 302  # to the admin login
+
+
+def test_activity_lists_the_fleet_with_filters(client, staff_user, owned, django_assert_max_num_queries):
+    other = DeviceFactory(model__vendor__name="globex", model__name="gw")
+    box = Box.objects.create(device=other, thunder_host="127.0.0.1")
+    BoxEvent.objects.create(box=box, status=500, source="push")
+    ProvisioningRequest.objects.update(life_cycle_state="COMPLETED", executed_date=timezone.now())
+    client.force_login(staff_user)
+
+    with django_assert_max_num_queries(12):
+        everything = client.get("/admin/activity/").content.decode()
+    globex = client.get("/admin/activity/", {"vendor": "globex", "fragment": "1"}).content.decode()
+    failed = client.get("/admin/activity/", {"type": "event", "state": "500", "fragment": "1"}).content.decode()
+    requests = client.get("/admin/activity/", {"type": "request", "fragment": "1"}).content.decode()
+
+    assert everything.count("<tr><td><time") == 3 and 'data-socket-path="/ws/staff/"' in everything
+    assert globex.count("<tr><td><time") == 1 and "globex gw" in globex
+    assert failed.count("<tr><td><time") == 1 and ">500<" in failed
+    assert requests.count("<tr><td><time") == 1 and "ADD_SUBSCRIPTIONS #" in requests and ">COMPLETED<" in requests
+    assert "<html" not in globex
+
+
+def test_activity_is_for_staff_only(client, customer_user):
+    client.force_login(customer_user)
+
+    assert client.get("/admin/activity/").status_code == 302
