@@ -117,7 +117,7 @@ class SubscriptionFilter(TextFilter):
 class RetriesInline(admin.TabularInline):
     model = ProvisioningRequest
     fk_name = "retry_of"
-    verbose_name = "retry"
+    verbose_name, verbose_name_plural = "retry", "retries"
     fields = ("number", "life_cycle_state", "created_date", "executed_date")
     readonly_fields = fields
     extra = 0

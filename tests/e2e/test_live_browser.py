@@ -1,0 +1,197 @@
+"""End to end in a real browser (Debian's Chromium driven by Playwright): the live pages against a real ASGI server
+process (uvicorn) on PostgreSQL with channels-redis, fed by a simulated set-top box over real sockets and by a Celery
+worker in another process. Screenshots of each page go to ``test-artifacts/`` (``TEST_ARTIFACTS`` to move it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from conax.models import ProvisioningRequest, Service, Smartcard, Subscription
+from conax.simulator import CasServerThread
+from devices import services as device_services
+from devices.models import Device
+from portal.celery import app as celery_app
+from portal.testing.pytest_plugin import CHROMIUM
+from provisioning import services as box_services
+from provisioning import thunder
+from provisioning.simulator import Faults, FleetThread
+from tests.conftest import REPO, clean_env, free_port, kill_worker, start_worker, subprocess_database_url
+from tests.factories import PASSWORD, CustomerFactory, DeviceFactory, DeviceModelFactory, StaffFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
+              pytest.mark.django_db(transaction=True)]  # fmt: skip
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
+LIVE_WITHIN_MS = 2000
+
+
+@pytest.fixture
+def redis_db(redis_url) -> str:
+    """A Redis database of its own for the channel layer (and the broker), emptied before and after."""
+    url = redis_url.rsplit("/", 1)[0] + "/11"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture
+def asgi_server(tmp_path, redis_db):
+    """uvicorn serving portal.asgi (HTTP and WebSocket) on the test database, channels-redis as its layer."""
+    port = free_port()
+    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0",
+                    REDIS_URL=redis_db, LOG_LEVEL="WARNING")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--no-access-log", "--lifespan", "off"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.2)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls are still plain
+    # synchronous code (Django's documented switch for this case, for the test process only).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(browser, base: str, username: str, path: str = "/login/"):
+    page = browser.new_context(viewport={"width": 412, "height": 915}).new_page()  # a phone's viewport
+    page.goto(base + path)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def wait_for(predicate, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_customer_sees_a_provisioningchange_within_two_seconds(asgi_server, browser):
+    from playwright.sync_api import expect
+
+    customer = CustomerFactory(username="erin")
+    model = DeviceModelFactory(vendor__name="simulator", name="stb-sim")
+    device = device_services.device_enable(device=DeviceFactory(model=model, serial_number="SIM000000",
+                                                                owner=customer))  # fmt: skip
+    with FleetThread(1, api_version=3, portal_url=asgi_server, faults=Faults(provision_seconds=0.3)) as fleet:
+        sim = fleet.boxes[0]
+        wait_for(lambda: Device.objects.get(pk=device.pk).state == "activated")  # the box activated itself
+        host, port = sim.address.rsplit(":", 1)
+        box_services.box_register(device=device, host=host, port=int(port))
+
+        page = log_in(browser, asgi_server, "erin")
+        shot(page, "customer-my-devices")
+        expect(page.get_by_role("link", name="SIM000000")).to_be_visible()
+        page.get_by_role("link", name="SIM000000").click()
+        expect(page.locator("#live-updated")).to_contain_text("Live updates: on")
+        expect(page.locator('[data-field="last-event-status"]')).to_have_text("none yet")
+        page.evaluate("window.__sameDocument = true")
+
+        with thunder.ThunderClient(sim.address, timeout=5) as client:
+            client.reprovision(thunder.ProvisionType.HARDWARE)  # the run ends in 0.3 s with provisioningchange 200
+        started = time.monotonic()
+        expect(page.locator('[data-field="last-event-status"]')).to_have_text("200", timeout=300 + LIVE_WITHIN_MS)
+        elapsed_ms = (time.monotonic() - started) * 1000
+
+    shot(page, "customer-device-live")
+    assert elapsed_ms < 300 + LIVE_WITHIN_MS
+    assert page.evaluate("window.__sameDocument") is True  # no reload: the panel was updated in place
+    assert page.locator("#live-banner").is_hidden()
+
+
+def test_another_customer_cannot_open_the_device_page_or_its_socket(asgi_server, browser):
+    owner, _ = CustomerFactory(username="erin"), CustomerFactory(username="mallory")
+    device = DeviceFactory(owner=owner, serial_number="SIM000001")
+
+    page = log_in(browser, asgi_server, "mallory")
+    response = page.goto(f"{asgi_server}/devices/{device.pk}/")
+    shot(page, "other-customer-404")
+    opened = page.evaluate(
+        """(path) => new Promise((resolve) => {
+             const ws = new WebSocket("ws://" + location.host + path);
+             ws.onopen = () => resolve("open"); ws.onclose = () => resolve("closed");
+           })""",
+        f"/ws/devices/{device.pk}/",
+    )
+
+    assert response.status == 404
+    assert opened == "closed"
+    assert "SIM000001" not in page.goto(f"{asgi_server}/").text()
+
+
+def test_staff_watch_a_conax_request_complete_live_from_a_worker_process(asgi_server, browser, redis_db, tmp_path):
+    from playwright.sync_api import expect
+
+    StaffFactory(username="sam")
+    subscription = Subscription.objects.create(number="SUB-LIVE")
+    service = Service.objects.create(code="LIVE", service_ca_id="LIVE-CA")
+    subscription.services.add(service)
+    card = Smartcard.objects.create(serial_number="SC-LIVE", ca_id="CA-LIVE", subscription=subscription)
+    request = ProvisioningRequest.objects.create(
+        type="ADD_SUBSCRIPTIONS", scheduled_date=card.subscription.created_at, subscription=subscription,
+        smartcard=card, service=service, sequence_number=1,
+        parameters_set=[{"service_ca_id": "LIVE-CA", "id": "A" * 32}, {"smartcard_ca_id": "CA-LIVE", "id": "B" * 32}],
+    )  # fmt: skip
+
+    with CasServerThread(auto_register=True, latency_ms=300) as head_end:
+        # The worker publishes through channels-redis from its own process; the browser listens through uvicorn.
+        worker = start_worker(tmp_path, redis_db, "express,regular", concurrency=1, REDIS_URL=redis_db,
+                              CAS_GATEWAY_URL=head_end.url)  # fmt: skip
+        try:
+            page = log_in(browser, asgi_server, "sam", path="/admin/login/")
+            page.goto(f"{asgi_server}/admin/conax/provisioningrequest/{request.pk}/change/")
+            expect(page.locator("#live-updated")).to_contain_text("Live updates: on")
+            expect(page.locator('#live-panel [data-field="request-state"]')).to_have_text("PENDING")
+            shot(page, "staff-request-pending")
+            page.evaluate("window.__sameDocument = true")
+
+            with celery_app.connection_for_write(redis_db) as conn:
+                celery_app.send_task("conax.tasks.process_request", args=[request.pk], queue="express",
+                                     connection=conn)  # fmt: skip
+            expect(page.locator('#live-panel [data-field="request-state"]')).to_have_text("COMPLETED", timeout=20_000)
+        finally:
+            kill_worker(worker)
+
+    shot(page, "staff-request-completed")
+    assert page.evaluate("window.__sameDocument") is True
+    request.refresh_from_db()
+    assert request.life_cycle_state == "COMPLETED"
