@@ -39,6 +39,11 @@ def my_devices(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/pages/my_devices.html", {"devices": devices, "poll_seconds": poll_seconds()})
 
 
+@login_required(login_url="pages-login")
+def my_devices_panel(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/pages/my_devices_panel.html", {"devices": dashboard.my_devices(request.user)})
+
+
 def _visible(request: HttpRequest, device_id: int):
     device = dashboard.device_visible(request.user, device_id)
     if device is None:

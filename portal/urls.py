@@ -28,6 +28,7 @@ urlpatterns = [
     path("crmapi/rest/v2/authentication/token/release", crm.token_release, name="crm-token-release"),
     path(CRM_REQUESTS + "<str:method>", crm.provisioning_requests, name="crm-provisioning-requests"),
     path("", pages.my_devices, name="pages-my-devices"),
+    path("panel/", pages.my_devices_panel, name="pages-my-devices-panel"),
     path("login/", pages.LoginView, name="pages-login"),
     path("logout/", pages.LogoutView, name="pages-logout"),
     path("devices/<int:device_id>/", pages.device_page, name="pages-device"),

@@ -41,29 +41,36 @@ def redis_db(redis_url) -> str:
     redis.Redis.from_url(url).flushdb()
 
 
-@pytest.fixture
-def asgi_server(tmp_path, redis_db):
+def start_uvicorn(port: int, var_dir, redis_url: str) -> subprocess.Popen:
     """uvicorn serving portal.asgi (HTTP and WebSocket) on the test database, channels-redis as its layer."""
-    port = free_port()
-    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0",
-                    REDIS_URL=redis_db, LOG_LEVEL="WARNING")  # fmt: skip
+    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0",
+                    REDIS_URL=redis_url, LOG_LEVEL="WARNING")  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--no-access-log", "--lifespan", "off"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
         except httpx.TransportError:
             assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.2)
-    yield base
+
+
+def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     proc.wait(timeout=20)
+
+
+@pytest.fixture
+def asgi_server(tmp_path, redis_db):
+    port = free_port()
+    proc = start_uvicorn(port, tmp_path, redis_db)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
 
 
 @pytest.fixture
@@ -195,3 +202,28 @@ def test_staff_watch_a_conax_request_complete_live_from_a_worker_process(asgi_se
     assert page.evaluate("window.__sameDocument") is True
     request.refresh_from_db()
     assert request.life_cycle_state == "COMPLETED"
+
+
+def test_the_page_says_when_live_updates_are_lost_and_back(tmp_path, redis_db, browser):
+    from playwright.sync_api import expect
+
+    customer = CustomerFactory(username="erin")
+    device = DeviceFactory(owner=customer, serial_number="SIM000002")
+    port = free_port()
+    server = start_uvicorn(port, tmp_path, redis_db)
+    try:
+        page = log_in(browser, f"http://127.0.0.1:{port}", "erin")
+        page.goto(f"http://127.0.0.1:{port}/devices/{device.pk}/")
+        expect(page.locator("#live-updated")).to_contain_text("Live updates: on")
+        expect(page.locator("#live-banner")).to_be_hidden()
+
+        stop(server)  # the live connection drops
+        expect(page.locator("#live-banner")).to_have_text("Live updates lost — reconnecting…")
+        expect(page.locator("#live-banner")).to_have_attribute("role", "status")
+        shot(page, "customer-live-lost")
+        server = start_uvicorn(port, tmp_path, redis_db)
+        expect(page.locator("#live-banner")).to_have_text("Live updates are back.", timeout=20_000)
+        shot(page, "customer-live-back")
+        expect(page.locator("#live-updated")).to_contain_text("Live updates: on")
+    finally:
+        stop(server)

@@ -68,6 +68,9 @@ def test_my_devices_lists_only_my_devices(client, customer_user, owned):
 
     assert "STB-OWN-1" in html and "STB-OTHER" not in html
     assert f'href="/devices/{owned.pk}/"' in html
+    assert 'data-socket-path="/ws/my/"' in html
+    panel = client.get("/panel/").content.decode()
+    assert "STB-OWN-1" in panel and "STB-OTHER" not in panel and "<html" not in panel
 
 
 def test_the_device_page_shows_box_and_conditional_access(client, customer_user, owned, django_assert_max_num_queries):
