@@ -66,7 +66,6 @@ import itertools
 import json
 import random
 import re
-import socket
 import threading
 import time
 import uuid
@@ -78,6 +77,7 @@ from typing import Any
 from aiohttp import web
 
 from conax.gateway import CasCommand, Completed, GatewayUnavailable, Outcome, Rejected
+from portal.net import bound_socket
 
 DEFAULT_PIN = "0000"
 MAIL_MAX, BARK_MAX = 141, 129
@@ -522,18 +522,6 @@ async def _json_body(request: web.Request) -> Any:
         raise web.HTTPBadRequest(text=_dump({"error": "the body is not JSON"}), content_type=JSON) from exc
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class CasServer:
     """The simulator behind the HTTP protocol, on the running asyncio loop."""
 
@@ -559,7 +547,7 @@ class CasServer:
         app.router.add_post("/admin/reset", self._reset)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        sock = _bound_socket(self.host, self.port)
+        sock = bound_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         try:
             await web.SockSite(self._runner, sock).start()

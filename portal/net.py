@@ -52,3 +52,16 @@ def free_port_range(count: int, *, start: int = 19998, stop: int = 60000) -> int
             for sock in socks:
                 sock.close()
     raise RuntimeError(f"no {count} free consecutive ports")
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free one) for a server to listen on; closed on failure."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -110,7 +110,6 @@ import logging
 import random
 import re
 import resource
-import socket
 import string
 import threading
 from collections.abc import Callable, Iterable
@@ -118,6 +117,8 @@ from typing import Any
 
 import httpx
 from aiohttp import WSCloseCode, WSMsgType, web
+
+from portal.net import bound_socket
 
 logger = logging.getLogger(__name__)
 
@@ -607,18 +608,6 @@ def _abort(request: web.BaseRequest) -> None:
         transport.abort()
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class _PortalLink:
     """A box's link to the portal: Exosite activation, then each event pushed with the CIK."""
 
@@ -739,7 +728,7 @@ class Fleet:
         await self.stop()
 
     async def _listen(self, box: Box) -> None:
-        sock = _bound_socket(box.host, box.port)
+        sock = bound_socket(box.host, box.port)
         box.port = sock.getsockname()[1]
         self._by_port[box.port] = box
         try:

@@ -90,9 +90,6 @@ def portal_server(tmp_path):
     use ``django_db(transaction=True)`` so that the server sees its data. Returns the base URL."""
     import subprocess
     import sys
-    import time
-
-    import httpx
 
     procs = []
 
@@ -107,14 +104,8 @@ def portal_server(tmp_path):
         )  # fmt: skip
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                return base
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+        wait_serving(base, proc)
+        return base
 
     yield start
     for proc in procs:
@@ -142,3 +133,19 @@ def kill_worker(worker) -> None:
 
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=10)
+
+
+def wait_serving(base: str, proc, timeout: float = 30) -> None:
+    """Until the server process started at ``base`` answers ``/healthz`` (it must not exit meanwhile)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)

@@ -13,6 +13,9 @@ from tests.factories import PASSWORD
 
 BASE = "/crmapi/rest/v2/"
 REQUESTS = BASE + "conax_web_services/provisioning_requests/"
+SUB = {"subscription_identifier": {"number": "S60058"}}
+CARD = {"smartcard_identifier": {"serial_number": "S60058"}}  # CA id 0000-0000-0008
+ADD = {**SUB, **CARD, "service_identifier": {"code": "P1"}}
 
 
 @dataclass

@@ -13,23 +13,10 @@ from django.utils import timezone
 
 from conax.crypto import pin_decrypt
 from conax.models import ProvisioningRequest, Service, Subscription
-from tests.conax.support import BASE, REQUESTS, Crm, world_load
+from tests.conax.support import ADD, BASE, CARD, REQUESTS, SUB, Crm
 from tests.factories import PASSWORD, CustomerFactory
 
 pytestmark = pytest.mark.django_db
-SUB = {"subscription_identifier": {"number": "S60058"}}
-CARD = {"smartcard_identifier": {"serial_number": "S60058"}}
-ADD = {**SUB, **CARD, "service_identifier": {"code": "P1"}}
-
-
-@pytest.fixture
-def world(staff_user):
-    return world_load()
-
-
-@pytest.fixture
-def crm(client, world) -> Crm:
-    return Crm.login(client)
 
 
 def status(answer: dict) -> str:

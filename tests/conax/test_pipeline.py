@@ -18,22 +18,9 @@ from conax import gateway, pipeline, services
 from conax.exceptions import IllegalState
 from conax.models import Entitlement, Pairing, ProvisioningRequest, SetTopBox
 from conax.simulator import CasServerThread
-from tests.conax.support import Crm, world_load
+from tests.conax.support import ADD, CARD, SUB, Crm
 
 pytestmark = pytest.mark.django_db
-SUB = {"subscription_identifier": {"number": "S60058"}}
-CARD = {"smartcard_identifier": {"serial_number": "S60058"}}  # CA id 0000-0000-0008
-ADD = {**SUB, **CARD, "service_identifier": {"code": "P1"}}
-
-
-@pytest.fixture
-def world(staff_user):
-    return world_load()
-
-
-@pytest.fixture
-def crm(client, world) -> Crm:
-    return Crm.login(client)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
@@ -23,7 +22,15 @@ from portal.testing.pytest_plugin import CHROMIUM
 from provisioning import services as box_services
 from provisioning import thunder
 from provisioning.simulator import Faults, FleetThread
-from tests.conftest import REPO, clean_env, free_port, kill_worker, start_worker, subprocess_database_url
+from tests.conftest import (
+    REPO,
+    clean_env,
+    free_port,
+    kill_worker,
+    start_worker,
+    subprocess_database_url,
+    wait_serving,
+)  # fmt: skip
 from tests.factories import PASSWORD, CustomerFactory, DeviceFactory, DeviceModelFactory, StaffFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
@@ -50,14 +57,8 @@ def start_uvicorn(port: int, var_dir, redis_url: str) -> subprocess.Popen:
          "--no-access-log", "--lifespan", "off"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.2)
+    wait_serving(f"http://127.0.0.1:{port}", proc)
+    return proc
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -6,27 +6,13 @@ Prints one line with its URL once it listens (``--port 0``: the port the OS chos
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
 from conax.simulator import CasServer, CasSimulator
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
+from portal.cli import non_negative, share
 
 
 class Command(BaseCommand):
@@ -35,10 +21,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--port", type=int, required=True, help="Port to listen on; 0: any free port.")
         parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
-        parser.add_argument("--latency", type=_non_negative, default=0.0, help="Milliseconds before every answer.")
-        parser.add_argument("--unavailable-share", type=_share, default=0.0, help="Share answered 503 up front.")
-        parser.add_argument("--lost-reply-share", type=_share, default=0.0, help="Share carried out, then 503.")
-        parser.add_argument("--refuse-share", type=_share, default=0.0, help="Share REJECTED HEADEND_REFUSED.")
+        parser.add_argument("--latency", type=non_negative, default=0.0, help="Milliseconds before every answer.")
+        parser.add_argument("--unavailable-share", type=share, default=0.0, help="Share answered 503 up front.")
+        parser.add_argument("--lost-reply-share", type=share, default=0.0, help="Share carried out, then 503.")
+        parser.add_argument("--refuse-share", type=share, default=0.0, help="Share REJECTED HEADEND_REFUSED.")
         parser.add_argument("--seed", type=int, help="Seed for every fault draw (reproducible faults).")
         parser.add_argument("--auto-register", action="store_true", help="Know every card and box when named.")
 

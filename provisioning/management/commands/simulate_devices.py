@@ -6,29 +6,15 @@ fleet gets a summary line with the port range. The wire behaviour is documented 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.cli import non_negative, share
 from provisioning.simulator import Faults, Fleet
 
 LIST_LIMIT = 20
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
 
 
 class Command(BaseCommand):
@@ -38,14 +24,14 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=1, help="Number of boxes (default 1).")
         parser.add_argument("--port", type=int, default=9998, help="First port (default 9998, as RDK boxes); 0: any.")
         parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
-        parser.add_argument("--latency", type=_non_negative, default=0.0, help="Milliseconds before every answer.")
+        parser.add_argument("--latency", type=non_negative, default=0.0, help="Milliseconds before every answer.")
         parser.add_argument("--api-version", type=int, choices=(1, 2, 3), help="Fix every box's API version.")
-        parser.add_argument("--busy-share", type=_share, default=0.0, help="Share of calls answered with error 12.")
-        parser.add_argument("--unavailable-share", type=_share, default=0.0, help="Share answered with error 2.")
-        parser.add_argument("--drop-share", type=_share, default=0.0, help="Share of calls whose connection drops.")
-        parser.add_argument("--dead-share", type=_share, default=0.0, help="Share of boxes that never answer.")
-        parser.add_argument("--corrupt-share", type=_share, default=0.0, help="Share of runs ending CORRUPTED.")
-        parser.add_argument("--provision-seconds", type=_non_negative, default=0.5, help="Length of a run.")
+        parser.add_argument("--busy-share", type=share, default=0.0, help="Share of calls answered with error 12.")
+        parser.add_argument("--unavailable-share", type=share, default=0.0, help="Share answered with error 2.")
+        parser.add_argument("--drop-share", type=share, default=0.0, help="Share of calls whose connection drops.")
+        parser.add_argument("--dead-share", type=share, default=0.0, help="Share of boxes that never answer.")
+        parser.add_argument("--corrupt-share", type=share, default=0.0, help="Share of runs ending CORRUPTED.")
+        parser.add_argument("--provision-seconds", type=non_negative, default=0.5, help="Length of a run.")
         parser.add_argument("--seed", type=int, help="Seed for every random draw (reproducible faults).")
         parser.add_argument("--portal-url", help="Activate each box there and push its events (optional).")
 
