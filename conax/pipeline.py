@@ -83,7 +83,7 @@ def requests_due(limit: int = DISPATCH_BATCH) -> list[tuple[int, str]]:
         Q(life_cycle_state=PENDING, scheduled_date__lte=now)
         & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=grace))
-    )
+    ).exclude(Q(smartcard__isnull=False) & _earlier_of_same_card(now))  # its predecessor queues it when it ends
     return list(due.order_by(_rank(), "sequence_number", "number").values_list("number", "priority")[:limit])
 
 
@@ -114,7 +114,15 @@ def _claim(number: int, process_id: str | None) -> ProvisioningRequest | None:
         & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
     ).exclude(Q(smartcard__isnull=False) & _earlier_of_same_card(now))
     claimed = claimable.update(attempts=F("attempts") + 1, claimed_until=now + _lease(), process_id=process_id)
-    return ProvisioningRequest.objects.select_related("smartcard").get(pk=number) if claimed else None
+    if not claimed:
+        # Due and free but refused: an earlier request of its card goes first. Forget that it was queued, so
+        # that the earlier one queues it when it ends (and only then).
+        ProvisioningRequest.objects.filter(
+            Q(pk=number, life_cycle_state=PENDING, scheduled_date__lte=now)
+            & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        ).update(enqueued_at=None)
+        return None
+    return ProvisioningRequest.objects.select_related("smartcard").get(pk=number)
 
 
 def command_params(request: ProvisioningRequest) -> dict:
@@ -204,13 +212,15 @@ def _finish(request: ProvisioningRequest, outcome: Completed | Rejected, *, ours
 
 
 def _dispatch_next_of_card(smartcard_id: str) -> None:
+    """Queue the card's next due request, unless its own message is still on its way (queued recently)."""
     now = timezone.now()
+    grace = now - timedelta(seconds=settings.CAS_DISPATCH_GRACE_SECONDS)
     following = ProvisioningRequest.objects.filter(
         smartcard_id=smartcard_id, life_cycle_state=PENDING, scheduled_date__lte=now
     ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-    nxt = following.order_by(_rank(), "sequence_number", "number").values_list("number", "priority").first()
-    if nxt:
-        _enqueue([nxt])
+    nxt = following.order_by(_rank(), "sequence_number", "number").values("number", "priority", "enqueued_at").first()
+    if nxt and (nxt["enqueued_at"] is None or nxt["enqueued_at"] < grace):
+        _enqueue([(nxt["number"], nxt["priority"])])
 
 
 def _publish(request: ProvisioningRequest, state: str) -> None:

@@ -315,6 +315,8 @@ CELERY_TASK_DEFAULT_QUEUE = "regular"
 CELERY_TASK_ROUTES = {"provisioning.tasks.run_command": {"queue": "devices"}}
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("express", "regular", "devices"))
 CELERY_TASK_ALWAYS_EAGER = False
+# Keep worker database connections between tasks (portal/celery.py closes them per CONN_MAX_AGE instead).
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

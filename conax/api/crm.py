@@ -161,7 +161,7 @@ def _read(spec: Method, values: dict) -> JsonResponse:
             raise CrmError(exc.code, exc.message, exc.description) from exc
         return envelope(request_data(found, names))
     offset, count = values.pop("offset", 0), values.pop("number_of_results", DEFAULT_RESULTS)
-    rows = selectors.request_list(filters=values)[offset : offset + count]
+    rows = selectors.request_page(filters=values, offset=offset, count=count, with_log="log_information" in names)
     return envelope([request_data(row, names) for row in rows])
 
 

@@ -172,7 +172,8 @@ def test_a_smartcards_requests_go_express_first_then_in_sequence(crm, head_end):
     express = create(crm, "send_mail_message_to_client", {**CARD, "message": "urgent", "priority": "EXPRESS"})
 
     assert [run(second), run(first)] == [None, None]  # the EXPRESS one goes first
-    assert pipeline.requests_due()[:3] == [(express.pk, "EXPRESS"), (first.pk, "REGULAR"), (second.pk, "REGULAR")]
+    # The periodic run queues only the EXPRESS one: each of the others is queued by its predecessor when it ends.
+    assert pipeline.requests_due() == [(express.pk, "EXPRESS")]
     assert run(express) == "COMPLETED"
     assert run(second) is None  # still behind the first
     assert [run(first), run(second)] == ["COMPLETED", "COMPLETED"]
@@ -190,8 +191,8 @@ def test_the_dispatcher_skips_requests_held_or_queued_recently(crm, head_end, se
 
     assert [number for number, _ in pipeline.requests_due()] == [idle.pk]
     with time_machine.travel(now + timedelta(seconds=settings.CAS_DISPATCH_GRACE_SECONDS + 31), tick=False):
-        # EXPRESS first, then by each card's sequence: the first request of every card before any card's second
-        assert [number for number, _ in pipeline.requests_due()] == [held.pk, idle.pk, queued.pk]
+        # The first request of each card; the second waits for its predecessor, which queues it when it ends.
+        assert [number for number, _ in pipeline.requests_due()] == [held.pk, idle.pk]
 
 
 # --- failures ------------------------------------------------------------------------------------------------------
@@ -280,3 +281,22 @@ def test_only_rejected_requests_are_retried_and_never_a_pin_change(crm, staff_us
     for request in (done, pin):
         with pytest.raises(IllegalState):
             services.request_retry(request=request, actor=services.Actor(staff_user))
+
+
+def test_a_refused_request_is_queued_once_more_by_its_predecessor_only(crm, head_end,
+                                                                       django_capture_on_commit_callbacks):  # fmt: skip
+    first, second = create(crm, "add_subscriptions", ADD), create(crm, "cancel_subscriptions", ADD)
+    ProvisioningRequest.objects.filter(pk=second.pk).update(enqueued_at=timezone.now())
+
+    assert run(second) is None and second.enqueued_at is None  # refused: its queued message is spent
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run(first) == "COMPLETED"
+    second.refresh_from_db()
+    assert second.enqueued_at is not None  # the predecessor queued it
+
+    third = create(crm, "send_mail_message_to_client", {**CARD, "message": "x"})
+    ProvisioningRequest.objects.filter(pk=third.pk).update(enqueued_at=timezone.now())
+    queued_at = ProvisioningRequest.objects.get(pk=third.pk).enqueued_at
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run(second) == "COMPLETED"
+    assert ProvisioningRequest.objects.get(pk=third.pk).enqueued_at == queued_at  # its own message is on its way
