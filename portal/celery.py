@@ -20,5 +20,7 @@ app.autodiscover_tasks()
 
 @signals.task_prerun.connect
 @signals.task_postrun.connect
-def _check_connections(**kwargs) -> None:
-    close_old_connections()
+def _check_connections(task=None, **kwargs) -> None:
+    # Not around a task run in place (``apply()``): its caller owns the connection, and maybe a transaction.
+    if task is not None and not getattr(task.request, "is_eager", False):
+        close_old_connections()
