@@ -85,8 +85,10 @@ def token_login(request: HttpRequest) -> JsonResponse:
 def _unit(name: Any) -> Unit | None:
     if name is None:
         return None
-    unit = Unit.objects.filter(name=name).first() or Unit.objects.filter(alternative_code=name).first()
-    if not isinstance(name, str) or unit is None:
+    unit = None
+    if isinstance(name, str) and name:
+        unit = Unit.objects.filter(name=name).first() or Unit.objects.filter(alternative_code=name).first()
+    if unit is None:
         raise CrmError("INVALID_PARAMETER", "unit is not valid", "no unit with that name or alternative code")
     return unit
 
