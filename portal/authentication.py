@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -73,3 +74,10 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
         response = render(request, "portal/lockout.html", {"message": message}, status=429)
     response["Retry-After"] = retry_after
     return response
+
+
+def api_authenticate(request, *, username: str, password: str):
+    """The one login check of every API dialect (staff API, CRM.COM, /v1/): the user, or None.
+
+    The Django request goes to ``authenticate()`` so django-axes counts failures and locks out."""
+    return authenticate(request, username=username, password=password)

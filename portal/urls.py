@@ -4,12 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from components.api import login as components_login
 from components.api import v1 as components_v1
-from conax.api import crm
 from portal import health, pages
 from portal.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
 
-CRM_REQUESTS = "crmapi/rest/v2/conax_web_services/provisioning_requests/"
 api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("", include("provisioning.api.urls")),
@@ -24,9 +22,7 @@ urlpatterns = [
     path("jsonrpc", jsonrpc.endpoint, name="device-jsonrpc"),
     path("v1/Login/", components_login.login, name="v1-login"),
     path("v1/DeviceProvisioningComponents/", components_v1.device_provisioning_components, name="v1-components"),
-    path("crmapi/rest/v2/authentication/token", crm.token_login, name="crm-token"),
-    path("crmapi/rest/v2/authentication/token/release", crm.token_release, name="crm-token-release"),
-    path(CRM_REQUESTS + "<str:method>", crm.provisioning_requests, name="crm-provisioning-requests"),
+    path("crmapi/", include("conax.api.urls")),
     path("", pages.my_devices, name="pages-my-devices"),
     path("panel/", pages.my_devices_panel, name="pages-my-devices-panel"),
     path("login/", pages.LoginView, name="pages-login"),
