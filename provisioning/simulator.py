@@ -3,7 +3,9 @@
 The portal is a *client* of these APIs (``provisioning/thunder.py``); tests, the demo and the benchmarks point it
 at this simulator instead of real boxes. Every box listens on its own TCP port; all boxes share one asyncio event
 loop, one aiohttp application and one ``AppRunner`` (one ``SockSite`` per box). A request finds its box from the
-local port of its connection. 2 000 boxes fit in one process (the open-file soft limit is raised to the hard one).
+local port of its connection; ``Fleet(count, sockets=[…])`` serves box i on the i-th of sockets someone else
+bound (``manage.py simulate_devices --fd``). 2 000 boxes fit in one process (the open-file soft limit is raised to
+the hard one).
 
 Use: ``Fleet(count, host=, base_port=, api_version=, faults=Faults(…), …)`` with ``await fleet.start()`` /
 ``await fleet.stop()`` (or ``async with``); ``FleetThread(count, **fleet_kwargs)`` runs one on its own loop in a
@@ -23,8 +25,14 @@ Wire behaviour (as Thunder puts it on the wire)
   ``jsonrpc`` not ``"2.0"``, ``method`` missing or not a string, ``id`` not a string/number/null → -32600
   ``Invalid Request``; unknown callsign, version or method → -32601 ``Unknown method.``. A request without ``id``
   is still answered, with ``"id": null``.
-- Designators: ``com.comcast.DeviceProvisioning[.1].<method>`` and ``Provisioning[.1].<method>``; any other
-  version → -32601.
+- Designators ``callsign[.N].method``, as ThunderJS builds them (it always sends a version, 1 unless configured):
+  ``com.comcast.DeviceProvisioning.N.<method>`` for N from 1 to the box's API version, ``Provisioning.1.<method>``,
+  or either without a version. Every version N reaches every method of the box (a method above the box's API
+  version stays -32601, whatever N says); register / unregister take a version too. Any other N (0, above the
+  box's API version, ``Provisioning.2``) → -32602 ``Requested version is not supported.``, which is what Thunder R2
+  answers for a version no handler of the plugin supports (``PluginHost::JSONRPC::Destination`` →
+  ``STATE_INCORRECT_VERSION`` → ``ERROR_INVALID_SIGNATURE``; R4 says the same text with code 45). Leading zeros
+  count for nothing (``.01.`` is version 1).
 - Thunder error codes used: 2 ``ERROR_UNAVAILABLE`` (fault knob), 5 ``ERROR_ILLEGAL_STATE`` (``register`` /
   ``unregister`` over plain HTTP: there is no channel to push events on), 12 ``ERROR_INPROGRESS`` (a run already
   going, or the busy knob), 22 ``ERROR_UNKNOWN_KEY`` (``register`` for an event other than
@@ -110,9 +118,10 @@ import logging
 import random
 import re
 import resource
+import socket
 import string
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -138,6 +147,9 @@ PORTAL_TIMEOUT = httpx.Timeout(5.0)
 PORTAL_CONCURRENCY = 50
 _PLATFORM = "platform"  # key of the Thunder platform run among a box's running tasks
 _dump = functools.partial(json.dumps, separators=(",", ":"))
+# A version is the ASCII digits between the callsign and the method (Thunder's Message::Version); leading zeros
+# count for nothing ("01" is 1).
+_VERSION = re.compile(r"0*(?P<number>[0-9]{0,3})|[0-9]+")
 
 
 class ProvisionState(enum.StrEnum):
@@ -167,6 +179,8 @@ REASONS = {
 PARSE_ERROR = (-32700, "Parse error")
 INVALID_REQUEST = (-32600, "Invalid Request")
 UNKNOWN_METHOD = (-32601, "Unknown method.")
+# Thunder R2: a version no handler of the plugin supports → ERROR_INVALID_SIGNATURE (-32602) with this text.
+VERSION_UNSUPPORTED = (-32602, "Requested version is not supported.")
 INVALID_PARAMS = (-32602, "Invalid params")
 ERROR_UNAVAILABLE = (2, "ERROR_UNAVAILABLE")
 ERROR_ILLEGAL_STATE = (5, "ERROR_ILLEGAL_STATE")
@@ -401,7 +415,7 @@ class Box:
 
     async def call(self, method: str, params: Any, channel: _Channel | None = None) -> Any:
         """Run one request; raises ``RpcError`` for an error answer. ``channel`` is None over plain HTTP."""
-        callsign, name = _designator(method)
+        callsign, name = _designator(method, self.api_version)
         if name in ("register", "unregister"):
             return self._subscription(name, params, channel)
         if callsign == DEVICE_PROVISIONING:
@@ -561,17 +575,21 @@ class Box:
 _BOX = web.RequestKey("box", Box)
 
 
-def _designator(method: str) -> tuple[str, str]:
-    """``callsign[.version].method`` → (callsign, method); only version 1 of either plugin exists."""
+def _designator(method: str, api_version: int) -> tuple[str, str]:
+    """``callsign[.N].method`` → (callsign, method). A box serves versions 1…its API version of
+    com.comcast.DeviceProvisioning and version 1 of Provisioning; every version carries all of the box's methods.
+    Another N is refused as Thunder R2 refuses it (``Destination`` → STATE_INCORRECT_VERSION)."""
     for callsign in CALLSIGNS:
         if method.startswith(callsign + "."):
             rest = method[len(callsign) + 1 :]
             version, dot, name = rest.partition(".")
-            if dot and version.isdigit():
-                if version != PLUGIN_VERSION:
-                    break
-                return callsign, name
-            return callsign, rest
+            match = _VERSION.fullmatch(version) if dot else None
+            if match is None:
+                return callsign, rest
+            highest = api_version if callsign == DEVICE_PROVISIONING else int(PLUGIN_VERSION)
+            if not 1 <= int(match["number"] or "0") <= highest:  # no number group: more than 3 digits, far too big
+                raise RpcError(*VERSION_UNSUPPORTED)
+            return callsign, name
     raise RpcError(*UNKNOWN_METHOD)
 
 
@@ -665,10 +683,13 @@ class Fleet:
         portal_url: str | None = None,
         vendor: str = "simulator",
         model: str = "stb-sim",
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         types = tuple(types)
         if count < 0 or not types or not set(types) <= set(PROVISION_TYPES):
             raise ValueError(f"need count >= 0 and types among {PROVISION_TYPES}")
+        if sockets and (len(sockets) != count or base_port):
+            raise ValueError("with sockets, one per box and no base_port")
         if api_version is not None and api_version not in (1, 2, 3):
             raise ValueError("api_version must be 1, 2 or 3")
         self.host, self.base_port, self.portal_url, self.vendor, self.model = host, base_port, portal_url, vendor, model
@@ -684,6 +705,10 @@ class Fleet:
             )
             for index in range(count)
         ]
+        # Sockets bound (and listening) by someone else, e.g. a parent process that keeps the ports across restarts.
+        self._given = dict(zip(self.boxes, sockets, strict=False))
+        for box, sock in self._given.items():
+            box.host, box.port = sock.getsockname()[:2]
         self._by_port: dict[int, Box] = {}
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
@@ -728,7 +753,7 @@ class Fleet:
         await self.stop()
 
     async def _listen(self, box: Box) -> None:
-        sock = bound_socket(box.host, box.port)
+        sock = self._given.get(box) or bound_socket(box.host, box.port)
         box.port = sock.getsockname()[1]
         self._by_port[box.port] = box
         try:

@@ -1,7 +1,11 @@
 """The only code that speaks to set-top boxes: Thunder JSON-RPC 2.0 over HTTP and over WebSocket.
 
 Method designators are exactly those of the plugins' documents (``com.comcast.DeviceProvisioning.reprovision``,
-``Provisioning.1.state``, …). Every call has an explicit timeout and a fresh id. Answers are parsed into typed
+``Provisioning.1.state``, …). With ``versioned=True`` (default: the setting ``THUNDER_VERSIONED_DESIGNATORS``,
+off) com.comcast.DeviceProvisioning calls carry a version as ThunderJS sends them, ``callsign.N.method``, N being
+the API version that introduced the method (``…DeviceProvisioning.3.getSOCId``, ``….1.reprovision``): a box
+serves every version up to its own, so the lowest one that has the method reaches every box that has it. Every
+call has an explicit timeout and a fresh id. Answers are parsed into typed
 values and checked against the plugins' interface specs: an unexpected shape raises ``BadShape`` (a recorded
 failure), never a crash further up.
 
@@ -222,11 +226,27 @@ class _WebSocket:
         self._stack.close()
 
 
+def _versioned_by_default() -> bool:
+    """The portal's setting, read lazily so that this module works without Django (scripts, the simulator)."""
+    try:
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+    except ImportError:
+        return False
+    try:
+        return bool(getattr(settings, "THUNDER_VERSIONED_DESIGNATORS", False))
+    except ImproperlyConfigured:  # Django present, settings not configured
+        return False
+
+
 class ThunderClient:
     """One box. ``transport`` is ``"http"`` (a request per call) or ``"ws"`` (one socket for every call)."""
 
-    def __init__(self, address: str, *, transport: str = "http", timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, address: str, *, transport: str = "http", timeout: float = DEFAULT_TIMEOUT, versioned: bool | None = None
+    ) -> None:
         self.address = address
+        self.versioned = _versioned_by_default() if versioned is None else versioned
         self._ids = itertools.count(1)
         self._version: int | None = None
         try:
@@ -276,9 +296,14 @@ class ThunderClient:
 
     # --- com.comcast.DeviceProvisioning -------------------------------------------------------------------------
 
+    def _designator(self, method: str) -> str:
+        if self.versioned:
+            return f"{DEVICE_PROVISIONING}.{NEEDS_VERSION.get(method, 1)}.{method}"
+        return f"{DEVICE_PROVISIONING}.{method}"
+
     def api_version(self) -> int:
         if self._version is None:
-            result = _succeeded(self.call(f"{DEVICE_PROVISIONING}.getApiVersionNumber"), "getApiVersionNumber",
+            result = _succeeded(self.call(self._designator("getApiVersionNumber")), "getApiVersionNumber",
                                 version=str)  # fmt: skip
             if not result["version"].isdigit():
                 raise BadShape(f"getApiVersionNumber: version {result['version']!r} is not a number")
@@ -289,7 +314,7 @@ class ThunderClient:
         needed = NEEDS_VERSION.get(method, 1)
         if needed > 1 and self.api_version() < needed:
             raise Unsupported(f"{method} needs API version {needed}; the box has {self.api_version()}")
-        return self.call(f"{DEVICE_PROVISIONING}.{method}", params)
+        return self.call(self._designator(method), params)
 
     def provision_check(self) -> list[TypeStatus]:
         return _type_statuses(self._dp("provisionCheck"), "provisionCheck")

@@ -179,6 +179,78 @@ async def test_methods_above_the_box_api_version_are_unknown(start_fleet, versio
     assert fleet.boxes[0].notified_types == (["HARDWARE"] if "notifyProvisioning" in allowed else [])
 
 
+UNSUPPORTED_VERSION = (-32602, "Requested version is not supported.")
+DP_METHODS = {"getApiVersionNumber": 1, "provisionCheck": 1, "getNetflixESN": 2, "notifyProvisioning": 2,
+              "getSOCId": 3}  # fmt: skip
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("api_version", [1, 2, 3])
+async def test_versioned_designators_up_to_the_box_api_version(start_fleet, transport, api_version):
+    fleet = await start_fleet(1, api_version=api_version)
+    box = fleet.boxes[0]
+
+    answers = {
+        (n, name): await call(transport, box, f"{DP}.{n}.{name}", {"provisionType": "HARDWARE"})
+        for n in range(0, 5)
+        for name in DP_METHODS
+    }
+
+    for (n, name), answer in answers.items():
+        if not 1 <= n <= api_version:
+            assert answer == error(*UNSUPPORTED_VERSION), (n, name)
+        elif DP_METHODS[name] > api_version:
+            assert answer == error(-32601, "Unknown method."), (n, name)
+        else:
+            assert "result" in answer, (n, name)
+    assert answers[api_version, "getApiVersionNumber"] == ok({"version": str(api_version), "success": True})
+
+
+@pytest.mark.parametrize(
+    ("designator", "expected"),
+    [
+        pytest.param(f"{DP}.01.getSOCId", ok({"socid": soc_id_for(0), "success": True}), id="leading-zero"),
+        pytest.param(f"{DP}.003.getSOCId", ok({"socid": soc_id_for(0), "success": True}), id="leading-zeros"),
+        pytest.param(f"{DP}.00.getSOCId", error(*UNSUPPORTED_VERSION), id="zero"),
+        pytest.param(f"{DP}.259.getSOCId", error(*UNSUPPORTED_VERSION), id="wraps-in-a-byte"),
+        pytest.param(f"{DP}.{'9' * 5000}.getSOCId", error(*UNSUPPORTED_VERSION), id="huge"),
+        pytest.param(f"{DP}.\u00b2.getSOCId", error(-32601, "Unknown method."), id="superscript-two"),
+        pytest.param(f"{DP}.1.", error(-32601, "Unknown method."), id="no-method"),
+        pytest.param("Provisioning.1.id", ok("WPE00000uCfrLF45"), id="provisioning-1"),
+        pytest.param("Provisioning.3.id", error(*UNSUPPORTED_VERSION), id="provisioning-3"),
+        pytest.param("Provisioning.0.id", error(*UNSUPPORTED_VERSION), id="provisioning-0"),
+    ],
+)
+async def test_version_numbers_are_read_as_thunder_reads_them(start_fleet, designator, expected):
+    fleet = await start_fleet(1, api_version=3)
+
+    assert await call("http", fleet.boxes[0], raw=request(designator)) == expected
+
+
+@pytest.mark.parametrize("callsign", [f"{DP}.1", f"{DP}.2", "Provisioning.1"])
+async def test_events_register_and_unregister_with_a_versioned_designator(start_fleet, callsign):
+    fleet = await start_fleet(1, api_version=2, faults=Faults(provision_seconds=0))
+    box = fleet.boxes[0]
+    async with connect(box.ws_url, subprotocols=["notification"], open_timeout=TIMEOUT) as ws:
+        assert await ws_call(ws, f"{callsign}.register", EVENTS) == ok(0)
+        await box.notify(200)
+        assert await next_message(ws) == event(200)
+
+        assert await ws_call(ws, f"{callsign}.unregister", EVENTS, request_id=2) == ok(0, 2)
+        await box.notify(500)
+        assert await silent(ws, 0.3)
+    assert box.subscriber_count == 0
+
+
+@pytest.mark.parametrize("designator", [f"{DP}.3.register", "Provisioning.2.register"])
+async def test_registering_on_a_version_the_box_lacks_is_refused(start_fleet, designator):
+    fleet = await start_fleet(1, api_version=2)
+    box = fleet.boxes[0]
+    async with connect(box.ws_url, subprotocols=["notification"], open_timeout=TIMEOUT) as ws:
+        assert await ws_call(ws, designator, EVENTS) == error(*UNSUPPORTED_VERSION)
+        assert box.subscriber_count == 0
+
+
 async def test_api_versions_default_to_one_plus_index_modulo_three(start_fleet):
     fleet = await start_fleet(4)
 
@@ -315,7 +387,10 @@ async def test_writing_a_read_only_property_is_invalid_params(start_fleet, prop)
                      error(-32600, "Invalid Request", None), id="id-object"),
         pytest.param(request("Nobody.1.id", request_id="a"), error(-32601, "Unknown method.", "a"), id="callsign"),
         pytest.param(request(f"{DP}.getEverything"), error(-32601, "Unknown method."), id="method"),
-        pytest.param(request(f"{DP}.2.provisionCheck"), error(-32601, "Unknown method."), id="version-2"),
+        pytest.param(request(f"{DP}.2.provisionCheck"), error(-32602, "Requested version is not supported."),
+                     id="version-2-on-a-version-1-box"),
+        pytest.param(request("Provisioning.2.id"), error(-32602, "Requested version is not supported."),
+                     id="provisioning-version-2"),
         pytest.param(request("Provisioning"), error(-32601, "Unknown method."), id="bare-callsign"),
         pytest.param(request("provisionCheck"), error(-32601, "Unknown method."), id="no-callsign"),
         pytest.param(request("provisioning.1.id"), error(-32601, "Unknown method."), id="case-sensitive"),

@@ -210,3 +210,61 @@ def test_unexpected_answers_are_typed_failures(answer, error):
         server.shutdown()
         server.server_close()
     assert info.value.retry == thunder.Retry.NEVER
+
+
+# Versioned designators (THUNDER_VERSIONED_DESIGNATORS) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_versioned_client_names_the_version_that_introduced_each_method(transport):
+    with FleetThread(1, api_version=3, faults=Faults(provision_seconds=0)) as own:
+        box = own.boxes[0]
+        sent: list[str] = []
+        real_call = box.call
+
+        async def recording_call(method, params, channel=None):  # a spy: the box still answers for itself
+            sent.append(method)
+            return await real_call(method, params, channel)
+
+        box.call = recording_call
+        with thunder.ThunderClient(box.address, transport=transport, timeout=3, versioned=True) as client:
+            assert client.api_version() == 3
+            assert client.soc_id() == box.soc_id
+            assert client.netflix_esn() == box.esn
+            assert next(s.state for s in client.reprovision(thunder.ProvisionType.HARDWARE)) == "PROVISIONED"
+            client.provision_check()
+            client.provision()
+
+    dp = thunder.DEVICE_PROVISIONING
+    assert sent == [f"{dp}.1.getApiVersionNumber", f"{dp}.3.getSOCId", f"{dp}.2.getNetflixESN",
+                    f"{dp}.1.reprovision", f"{dp}.1.provisionCheck", "Provisioning.1.provision"]  # fmt: skip
+
+
+def test_a_versioned_client_still_never_calls_what_the_box_lacks():
+    with (
+        FleetThread(1, api_version=2) as own,
+        thunder.ThunderClient(own.boxes[0].address, timeout=3, versioned=True) as client,
+    ):
+        with pytest.raises(thunder.Unsupported):
+            client.soc_id()
+        assert own.boxes[0].calls["getSOCId"] == 0
+        # Asked directly, the box refuses the version it does not have, as Thunder does.
+        with pytest.raises(thunder.Failed) as refused:
+            client.call(f"{thunder.DEVICE_PROVISIONING}.3.getSOCId")
+    assert (refused.value.code, refused.value.retry) == (-32602, thunder.Retry.NEVER)
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_the_setting_chooses_the_default(settings, fleet, value):
+    settings.THUNDER_VERSIONED_DESIGNATORS = value
+
+    with thunder.ThunderClient(fleet.boxes[0].address, timeout=3) as client:
+        assert client.versioned is value
+        assert client.api_version() == fleet.boxes[0].api_version
+
+
+def test_without_the_setting_designators_carry_no_version(settings, fleet):
+    del settings.THUNDER_VERSIONED_DESIGNATORS
+
+    with thunder.ThunderClient(fleet.boxes[0].address, timeout=3) as client:
+        assert client.versioned is False
