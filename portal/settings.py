@@ -9,8 +9,12 @@ Two profiles:
 
 from __future__ import annotations
 
+import itertools
+import math
 import secrets
 import warnings
+import zlib
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,9 +43,36 @@ def _embedded_secret_key() -> str:
     return path.read_text().strip()
 
 
-def _weak_secret_key(key: str) -> bool:
-    # Same rule as Django's security.W009.
-    return len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")
+SECRET_KEY_MIN_BITS = 128
+
+
+def _deflate_bits(data: bytes) -> int:
+    """Bits DEFLATE needs for ``data`` beyond an empty stream (raw DEFLATE, level 9: an empty stream is 2 bytes)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return (len(packer.compress(data) + packer.flush()) - 2) * 8
+
+
+def _secret_key_bits(key: str) -> float:
+    """A conservative estimate of the key's entropy in bits, the smallest of three:
+    its characters' Shannon entropy times its length (a small alphabet: ``"abcde" * 10`` → 116 bits), its DEFLATE size
+    (repetition: ``"changeme" * 7`` → 88) and the DEFLATE size of the steps between neighbouring characters (runs:
+    ``"abcdef…"`` → 88). A random key scores near its true entropy (``secrets.token_urlsafe(50)``: ≈ 350)."""
+    if not key:
+        return 0.0
+    counts = Counter(key).values()
+    shannon = -sum(n / len(key) * math.log2(n / len(key)) for n in counts) * len(key)
+    steps = bytes((ord(b) - ord(a)) % 256 for a, b in itertools.pairwise(key))
+    return min(shannon, _deflate_bits(key.encode()), _deflate_bits(steps))
+
+
+def _weak_secret_key(key: str) -> str | None:
+    """Why the key is weak, or None: Django's security.W009 rule, then the entropy estimate above."""
+    if len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-"):
+        return "use at least 50 random characters"
+    bits = _secret_key_bits(key)
+    if bits < SECRET_KEY_MIN_BITS:
+        return f"an estimated {bits:.0f} bits of entropy, at least {SECRET_KEY_MIN_BITS} needed (use random characters)"
+    return None
 
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -51,13 +82,29 @@ ALLOWED_HOSTS = env.list(
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
 if PRODUCTION:
+    # Refused here, at settings load, so that every process (web, worker, beat, manage.py) refuses alike.
     if DEBUG:
         raise ImproperlyConfigured("DEBUG must be off in production")
-    if not SECRET_KEY or _weak_secret_key(SECRET_KEY):
-        raise ImproperlyConfigured("SECRET_KEY is missing or weak: use at least 50 random characters")
+    _why = _weak_secret_key(SECRET_KEY) if SECRET_KEY else "it is not set"
+    if _why:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is missing or weak: {_why}; e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must name the hosts the portal serves")
+    if "*" in ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must name the hosts the portal serves, not '*'")
+    _db_url = env.str("DATABASE_URL", default="")
+    _db_engine = environ.Env.db_url_config(_db_url).get("ENGINE", "") if _db_url else ""
+    if _db_url and _db_engine not in ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"):
+        # The URL itself is not repeated: it carries the password.
+        _db_kind = _db_engine.rsplit(".", 1)[-1]
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be PostgreSQL in production (postgres://user:pass@host:5432/name), not {_db_kind}"
+        )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -171,7 +218,11 @@ LOGIN_URL = "admin:login"
 # Customers land on "My devices" after logging in on the portal's own login page (/login/).
 LOGIN_REDIRECT_URL = "pages-my-devices"
 
+# Lock-outs (portal/authentication.py): failures of one username from one address, and of one username from all
+# addresses together (0 = off; higher, so that a guesser cannot trivially lock a user out), within the cool-off.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_USERNAME_FAILURE_LIMIT = env.int("AXES_USERNAME_FAILURE_LIMIT", default=30)
+AXES_HANDLER = "portal.authentication.PortalAxesHandler"
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
@@ -188,6 +239,9 @@ TOKEN_IDLE_TTL = env.int("TOKEN_IDLE_TTL", default=2 * 3600)
 
 # Devices: how long an enabled serial may activate (seconds; the original: 24 h).
 ACTIVATION_WINDOW = env.int("ACTIVATION_WINDOW", default=24 * 3600)
+# Seconds after activation in which a device whose CIK was never used may activate again and get a fresh CIK (the
+# old one revoked), for device libraries that lost the answer; 0 = off. Trade-off: docs/devices.md.
+ACTIVATION_RETRY_WINDOW = env.int("ACTIVATION_RETRY_WINDOW", default=0)
 # Set-top boxes: seconds a Thunder JSON-RPC call may take (connect, send, answer).
 THUNDER_TIMEOUT = env.float("THUNDER_TIMEOUT", default=5.0)
 # A command left SENT this long by a worker that died is queued again by the periodic sweep.
@@ -199,7 +253,14 @@ COMMAND_SWEEP_GRACE_SECONDS = env.int("COMMAND_SWEEP_GRACE_SECONDS", default=120
 # one call may take. CAS_SIMULATOR_LATENCY_MS slows the in-process simulator down (demo, benchmarks).
 # The organisation name CRM.COM clients send at login (authentication/token).
 CRM_ORGANISATION = env.str("CRM_ORGANISATION", default="portal")
-CAS_GATEWAY_URL = env.str("CAS_GATEWAY_URL", default="inprocess:")
+# Production names its head-end explicitly: a per-worker simulator is never a silent default there ("inprocess:",
+# given explicitly, is accepted for staging).
+CAS_GATEWAY_URL = env.str("CAS_GATEWAY_URL", default="" if PRODUCTION else "inprocess:")
+if not CAS_GATEWAY_URL:
+    raise ImproperlyConfigured(
+        "CAS_GATEWAY_URL is required in production: the head-end adapter's http(s)://host:port "
+        "('inprocess:' for the built-in simulator, staging only)"
+    )
 CAS_TIMEOUT = env.float("CAS_TIMEOUT", default=5.0)
 CAS_SIMULATOR_LATENCY_MS = env.float("CAS_SIMULATOR_LATENCY_MS", default=0.0)
 # The periodic run that sends due scheduled requests and re-sends any due request whose message was lost (seconds
@@ -244,6 +305,20 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    # Plain HTTP is refused at start, not only by `check --deploy`; the one exception is a portal that serves
+    # loopback names only (benchmarks, tests), where no certificate can exist.
+    if not set(ALLOWED_HOSTS) <= LOOPBACK_HOSTS:
+        if not SECURE_SSL_REDIRECT:
+            raise ImproperlyConfigured(
+                "SECURE_SSL_REDIRECT must be on in production (terminate TLS in front and set SECURE_PROXY_SSL_HEADER)"
+            )
+        # The preload list takes no max-age below a year; without preload, a day at least.
+        _hsts_min = 31536000 if SECURE_HSTS_PRELOAD else 86400
+        if _hsts_min > SECURE_HSTS_SECONDS:
+            raise ImproperlyConfigured(
+                f"SECURE_HSTS_SECONDS must be at least {_hsts_min} in production"
+                f"{' with SECURE_HSTS_PRELOAD on' if SECURE_HSTS_PRELOAD else ''}, not {SECURE_HSTS_SECONDS}"
+            )
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
