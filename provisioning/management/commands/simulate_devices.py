@@ -1,13 +1,17 @@
 """Run simulated set-top boxes (``provisioning.simulator``) until SIGINT or SIGTERM.
 
-Box i listens on port P+i (``--port 0``: ports chosen by the OS). Up to 20 boxes get one line each; a bigger
-fleet gets a summary line with the port range. The wire behaviour is documented in ``provisioning/simulator.py``.
+Box i listens on port P+i (``--port 0``: ports chosen by the OS), or, with ``--fd FD`` given once per box, on the
+i-th inherited descriptor: a TCP socket the parent already bound and put in listening state, so that a restarted
+simulator keeps its ports and nobody can take them in between (``--count`` then defaults to the number of fds).
+Up to 20 boxes get one line each; a bigger fleet gets a summary line with the port range. The wire behaviour is
+documented in ``provisioning/simulator.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -21,8 +25,10 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--count", type=int, default=1, help="Number of boxes (default 1).")
-        parser.add_argument("--port", type=int, default=9998, help="First port (default 9998, as RDK boxes); 0: any.")
+        parser.add_argument("--count", type=int, help="Number of boxes (default 1, or the number of --fd).")
+        parser.add_argument("--port", type=int, help="First port (default 9998, as RDK boxes); 0: any.")
+        parser.add_argument("--fd", type=int, action="append", default=[], metavar="FD",
+                            help="Serve the next box on this inherited listening TCP socket (repeatable).")  # fmt: skip
         parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
         parser.add_argument("--latency", type=non_negative, default=0.0, help="Milliseconds before every answer.")
         parser.add_argument("--api-version", type=int, choices=(1, 2, 3), help="Fix every box's API version.")
@@ -36,6 +42,13 @@ class Command(BaseCommand):
         parser.add_argument("--portal-url", help="Activate each box there and push its events (optional).")
 
     def handle(self, *args, **options) -> None:
+        sockets = [inherited_socket(fd) for fd in options["fd"]]
+        if sockets and options["port"] is not None:
+            raise CommandError("--fd and --port exclude each other")
+        if sockets and options["count"] not in (None, len(sockets)):
+            raise CommandError(f"--count {options['count']} does not match the {len(sockets)} --fd given")
+        options["count"] = len(sockets) or (1 if options["count"] is None else options["count"])
+        options["port"] = 0 if sockets else (9998 if options["port"] is None else options["port"])
         if options["count"] < 1 or not 0 <= options["port"] <= 65535:
             raise CommandError("--count must be at least 1 and --port between 0 and 65535")
         if options["port"] and options["port"] + options["count"] - 1 > 65535:
@@ -57,6 +70,7 @@ class Command(BaseCommand):
             api_version=options["api_version"],
             faults=faults,
             portal_url=options["portal_url"],
+            sockets=sockets,
         )
         asyncio.run(self._serve(fleet))
 
@@ -94,3 +108,20 @@ class Command(BaseCommand):
             self.stdout.write(f"ports {fleet.host}:{ports[0]}..{ports[-1]} ({layout}); {dead} dead box(es)")
             self.stdout.write(f"box 0 at {boxes[0].address}, box {len(boxes) - 1} at {boxes[-1].address}")
         self.stdout.flush()
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket behind an inherited descriptor; CommandError for anything else."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise CommandError(f"--fd {fd}: not an open socket ({exc.strerror or exc})") from exc
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        usable = sock.type == socket.SOCK_STREAM and sock.family in (socket.AF_INET, socket.AF_INET6) and listening
+    except OSError:
+        usable = False
+    if not usable:
+        sock.detach()  # the descriptor stays the parent's business
+        raise CommandError(f"--fd {fd}: not a bound and listening TCP socket")
+    return sock
