@@ -1,4 +1,18 @@
-"""The token store shared by every API login, group permissions, and worker heartbeats."""
+"""The token store shared by every API login, group permissions, and worker heartbeats.
+
+A token lives no longer than the credentials it was issued against (as Django's sessions do): changing a user's
+password or (de)activating the user revokes every token of every dialect, audited. Two mechanisms, because the
+change can happen in many ways:
+
+- eagerly, when the user is saved (the admin, password forms, ``set_password()`` + ``save()``, ``manage.py
+  changepassword``): ``user_credentials_changed``, called by the model signals at the end of this module;
+- lazily, for changes that bypass ``save()`` (``QuerySet.update(password=…)``, SQL): each token carries a stamp of
+  the password hash it was issued under, and ``token_authenticate`` revokes a token whose stamp no longer matches,
+  or whose user is inactive.
+
+Left open: a user deactivated *and* reactivated by ``QuerySet.update`` without any request in between keeps their
+tokens (no code of the portal, nor Django's admin, changes ``is_active`` that way).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +26,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from portal.choices import TokenPurpose
 from portal.exceptions import TokenExpired, TokenInvalid, TokenRevoked
@@ -22,6 +38,8 @@ TOKEN_BYTES = 32  # 256 bits of randomness, shown as 64 hex characters
 MAX_TOKEN_LENGTH = 128
 # last_used_at is written at most this often per token, so a busy client does not write on every request.
 TOUCH_INTERVAL = timedelta(seconds=60)
+# The key in ApiToken.metadata under which a token keeps the stamp of its user's password hash.
+STAMP_KEY = "credentials"
 
 SUPPORT_GROUP = "support"
 CUSTOMERS_GROUP = "customers"
@@ -39,6 +57,11 @@ class IssuedToken:
 def token_digest(raw: str) -> str:
     """Tokens carry 256 random bits, so a fast unsalted hash is enough to make the stored value useless."""
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def credentials_stamp(user: AbstractBaseUser) -> str:
+    """A keyed digest of the user's password hash: it changes whenever the password does, and tells nothing."""
+    return salted_hmac("portal.services.credentials_stamp", user.password or "", algorithm="sha256").hexdigest()[:32]
 
 
 def token_issue(
@@ -59,7 +82,7 @@ def token_issue(
         last_used_at=now,
         expires_at=now + timedelta(seconds=absolute_ttl or settings.TOKEN_ABSOLUTE_TTL),
         idle_timeout=timedelta(seconds=idle_ttl or settings.TOKEN_IDLE_TTL),
-        metadata=metadata or {},
+        metadata={**(metadata or {}), STAMP_KEY: credentials_stamp(user)},
     )
     return IssuedToken(raw=raw, token=token)
 
@@ -69,9 +92,15 @@ def token_authenticate(*, raw: str, purpose: TokenPurpose) -> ApiToken:
     if not raw or len(raw) > MAX_TOKEN_LENGTH:
         raise TokenInvalid
     token = ApiToken.objects.select_related("user").filter(digest=token_digest(raw), purpose=purpose).first()
-    if token is None or not token.user.is_active:
+    if token is None:
+        raise TokenInvalid
+    if not token.user.is_active:
+        token_revoke(token=token, reason="user_inactive")
         raise TokenInvalid
     if token.revoked_at is not None:
+        raise TokenRevoked
+    if not _stamp_matches(token):
+        token_revoke(token=token, reason="password_changed")
         raise TokenRevoked
     now = timezone.now()
     if token.expires_at <= now or token.last_used_at + token.idle_timeout <= now:
@@ -83,22 +112,58 @@ def token_authenticate(*, raw: str, purpose: TokenPurpose) -> ApiToken:
     return token
 
 
-def token_revoke(*, token: ApiToken) -> bool:
+def _stamp_matches(token: ApiToken) -> bool:
+    stamp = token.metadata.get(STAMP_KEY) if isinstance(token.metadata, dict) else None
+    # Tokens issued before stamps existed carry none; they expire within TOKEN_ABSOLUTE_TTL.
+    return stamp is None or constant_time_compare(stamp, credentials_stamp(token.user))
+
+
+def _audit_revocation(token: ApiToken, now, reason: str | None) -> None:
+    # A conditional UPDATE sends no save signal, so the audit entry is written here.
+    LogEntry.objects.log_create(
+        token,
+        action=LogEntry.Action.UPDATE,
+        changes={"revoked_at": ["None", str(now)]},
+        additional_data={"reason": reason} if reason else None,
+    )
+
+
+def token_revoke(*, token: ApiToken, reason: str | None = None) -> bool:
     """Revoke one token; False if it was already revoked."""
     now = timezone.now()
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
     if updated:
         token.revoked_at = now
-        # A conditional UPDATE sends no save signal, so the audit entry is written here.
-        LogEntry.objects.log_create(token, action=LogEntry.Action.UPDATE, changes={"revoked_at": ["None", str(now)]})
+        _audit_revocation(token, now, reason)
     return bool(updated)
 
 
-def token_revoke_all(*, user: AbstractBaseUser, purpose: TokenPurpose | None = None) -> int:
-    tokens = ApiToken.objects.filter(user=user, revoked_at__isnull=True)
+@transaction.atomic
+def token_revoke_all(*, user: AbstractBaseUser, purpose: TokenPurpose | None = None, reason: str | None = None) -> int:
+    """Revoke every live token of ``user`` (of one dialect, or all), one audit entry per token."""
+    tokens = ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
     if purpose is not None:
         tokens = tokens.filter(purpose=purpose)
-    return tokens.update(revoked_at=timezone.now())
+    locked = list(tokens)
+    now = timezone.now()
+    ApiToken.objects.filter(pk__in=[token.pk for token in locked]).update(revoked_at=now)
+    for token in locked:
+        token.revoked_at = now
+        _audit_revocation(token, now, reason)
+    return len(locked)
+
+
+def user_credentials_changed(*, user: AbstractBaseUser, before: tuple[str, bool]) -> int:
+    """After ``user`` was saved: revoke all their tokens if the password or ``is_active`` differs from ``before``
+    (the stored ``(password, is_active)``). Returns how many were revoked."""
+    password, is_active = before
+    if password != user.password:
+        reason = "password_changed"
+    elif is_active != user.is_active:
+        reason = "deactivated" if is_active else "reactivated"
+    else:
+        return 0
+    return token_revoke_all(user=user, reason=reason)
 
 
 def tokens_purge(*, older_than: timedelta = timedelta(days=7)) -> int:
@@ -122,3 +187,27 @@ def groups_sync() -> None:
 
 def heartbeat_record(*, hostname: str) -> None:
     WorkerHeartbeat.objects.update_or_create(hostname=hostname[:255], defaults={"seen_at": timezone.now()})
+
+
+# --- credentials changes, however the user is saved ------------------------------------------------------------------
+# Signals rather than a service call: the admin's forms, Django's password views and ``manage.py changepassword``
+# save the user themselves. The receivers only fetch the stored values and call the service above.
+
+_SAVED = "_portal_saved_credentials"
+
+
+def _remember_credentials(sender, instance, raw=False, using=None, update_fields=None, **kwargs) -> None:
+    if raw or instance.pk is None or (update_fields is not None and not {"password", "is_active"} & set(update_fields)):
+        return
+    before = sender._default_manager.using(using).filter(pk=instance.pk).values_list("password", "is_active").first()
+    setattr(instance, _SAVED, before)
+
+
+def _revoke_on_credentials_change(sender, instance, created=False, raw=False, **kwargs) -> None:
+    before = instance.__dict__.pop(_SAVED, None)
+    if before is not None and not raw:
+        user_credentials_changed(user=instance, before=before)
+
+
+pre_save.connect(_remember_credentials, sender=settings.AUTH_USER_MODEL, dispatch_uid="portal.tokens.remember")
+post_save.connect(_revoke_on_credentials_change, sender=settings.AUTH_USER_MODEL, dispatch_uid="portal.tokens.revoke")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 import pytest
+from auditlog.models import LogEntry
 from axes.models import AccessAttempt
+from django.test import Client
 from django.urls import reverse
 
+from portal import services
+from portal.choices import TokenPurpose
 from portal.models import ApiToken
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 URL = reverse("api-v1:auth-token")
@@ -126,3 +131,86 @@ def test_customers_get_no_staff_api_token(api_client, customer_user):
 
     assert response.status_code == 400
     assert ApiToken.objects.count() == 0
+
+
+# --- password changes and deactivation end every dialect's tokens ----------------------------------------------------
+
+CRM_LIST = "/crmapi/rest/v2/conax_web_services/provisioning_requests/list"
+V1 = "/v1/DeviceProvisioningComponents/"
+NEW_PASSWORD = "An0ther-long-passphrase"
+
+
+def accepted_by_each_dialect(tokens: dict[TokenPurpose, str]) -> dict[str, bool]:
+    api = Client()
+    staff = api.get(URL, HTTP_AUTHORIZATION=f"Token {tokens[TokenPurpose.STAFF_API]}")
+    crm = api.get(CRM_LIST, {"token": tokens[TokenPurpose.CRM], "type": "ADD_SUBSCRIPTIONS"}).json()
+    v1 = api.post(V1, json.dumps({"action": "select"}), content_type="application/json",
+                  HTTP_TOKEN=tokens[TokenPurpose.COMPONENTS]).json()  # fmt: skip
+    return {
+        "staff-api": staff.status_code == 200,
+        "crm": crm["status"]["code"] != "INVALID_TOKEN",
+        "v1": v1.get("error") != "INVALID_TOKEN",
+    }
+
+
+def admin_change_form(user, **changes) -> dict:
+    data = {
+        "username": user.username, "first_name": "", "last_name": "", "email": user.email,
+        "is_active": "on", "is_staff": "on", "groups": [g.pk for g in user.groups.all()],
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"), "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "initial-date_joined_0": "", "initial-date_joined_1": "",
+    }  # fmt: skip
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def by_admin_password_form(client, user):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    url = reverse("admin:auth_user_password_change", args=[user.pk])
+    return client.post(url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"})
+
+
+def by_own_password_change(client, user):
+    client.force_login(user)
+    body = {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    return client.post(reverse("admin:password_change"), body)
+
+
+def by_admin_deactivation(client, user):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    return client.post(reverse("admin:auth_user_change", args=[user.pk]), admin_change_form(user, is_active=None))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(by_admin_password_form, id="admin-sets-password"),
+        pytest.param(by_own_password_change, id="user-changes-own-password"),
+        pytest.param(by_admin_deactivation, id="admin-deactivates"),
+    ],
+)
+def test_a_credentials_change_in_the_admin_ends_the_tokens_of_every_dialect(client, staff_user, change):
+    tokens = {purpose: services.token_issue(user=staff_user, purpose=purpose).raw for purpose in TokenPurpose}
+    assert accepted_by_each_dialect(tokens) == {"staff-api": True, "crm": True, "v1": True}
+
+    response = change(client, staff_user)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert accepted_by_each_dialect(tokens) == {"staff-api": False, "crm": False, "v1": False}
+    revoked = LogEntry.objects.filter(content_type__model="apitoken", action=LogEntry.Action.UPDATE)
+    assert revoked.count() == 3
+    assert {entry.actor.username for entry in revoked} == {"root" if change is not by_own_password_change else "staff"}
+
+
+def test_an_unrelated_admin_edit_keeps_the_tokens(client, staff_user):
+    tokens = {purpose: services.token_issue(user=staff_user, purpose=purpose).raw for purpose in TokenPurpose}
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+
+    url = reverse("admin:auth_user_change", args=[staff_user.pk])
+    response = client.post(url, admin_change_form(staff_user, first_name="Stella"))
+
+    assert response.status_code == 302
+    assert accepted_by_each_dialect(tokens) == {"staff-api": True, "crm": True, "v1": True}

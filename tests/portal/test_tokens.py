@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from auditlog.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import update_last_login
 from django.db import connection
 
 from portal import services
@@ -156,3 +160,120 @@ def test_purge_deletes_only_long_dead_tokens():
 
     assert set(ApiToken.objects.values_list("pk", flat=True)) == {live.token.pk, revoked_now.token.pk}
     assert expired_long_ago.token.pk not in ApiToken.objects.values_list("pk", flat=True)
+
+
+# --- a token lives no longer than the credentials it was issued against ----------------------------------------------
+
+DIALECTS = [TokenPurpose.STAFF_API, TokenPurpose.CRM, TokenPurpose.COMPONENTS]
+
+
+def issue_every_dialect(user) -> dict[TokenPurpose, str]:
+    return {purpose: issue(user, purpose=purpose).raw for purpose in DIALECTS}
+
+
+def refusal(raw: str, purpose: TokenPurpose) -> type[Exception] | None:
+    try:
+        services.token_authenticate(raw=raw, purpose=purpose)
+    except (TokenInvalid, TokenRevoked, TokenExpired) as exc:
+        return type(exc)
+    return None
+
+
+def revocation_reasons(user) -> list[str]:
+    entries = LogEntry.objects.filter(content_type__model="apitoken", object_id__in=user.api_tokens.values("pk"))
+    return sorted(e.additional_data["reason"] for e in entries.filter(action=LogEntry.Action.UPDATE))
+
+
+def test_set_password_and_save_revokes_the_tokens_of_every_dialect_at_once():
+    user = UserFactory()
+    tokens = issue_every_dialect(user)
+    other = issue().raw
+
+    user.set_password("An0ther-long-passphrase")
+    user.save()
+
+    assert ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() == 0
+    assert {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()} == dict.fromkeys(DIALECTS, TokenRevoked)
+    assert revocation_reasons(user) == ["password_changed"] * 3
+    assert refusal(other, TokenPurpose.STAFF_API) is None
+
+
+def test_a_password_changed_behind_save_revokes_each_token_when_it_is_next_used():
+    user = UserFactory()
+    tokens = issue_every_dialect(user)
+
+    get_user_model().objects.filter(pk=user.pk).update(password=make_password("An0ther-long-passphrase"))
+
+    assert {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()} == dict.fromkeys(DIALECTS, TokenRevoked)
+    assert ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() == 0
+    assert revocation_reasons(user) == ["password_changed"] * 3
+
+
+def test_a_token_issued_after_the_change_works():
+    user = UserFactory()
+    issue(user)
+    user.set_password("An0ther-long-passphrase")
+    user.save()
+
+    fresh = issue(user)
+
+    assert refusal(fresh.raw, TokenPurpose.STAFF_API) is None
+
+
+def test_deactivating_by_save_revokes_and_reactivating_does_not_bring_them_back():
+    user = UserFactory()
+    tokens = issue_every_dialect(user)
+
+    user.is_active = False
+    user.save()
+    assert {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()} == dict.fromkeys(DIALECTS, TokenInvalid)
+    user.is_active = True
+    user.save()
+
+    assert {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()} == dict.fromkeys(DIALECTS, TokenRevoked)
+    assert revocation_reasons(user) == ["deactivated"] * 3
+
+
+def test_deactivated_behind_save_the_tokens_are_refused_and_revoked_on_use():
+    user = UserFactory()
+    tokens = issue_every_dialect(user)
+    users = get_user_model().objects.filter(pk=user.pk)
+
+    users.update(is_active=False)
+    refused = {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()}
+    users.update(is_active=True)
+
+    assert refused == dict.fromkeys(DIALECTS, TokenInvalid)
+    assert {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()} == dict.fromkeys(DIALECTS, TokenRevoked)
+    assert revocation_reasons(user) == ["user_inactive"] * 3
+
+
+def test_reactivating_by_save_after_a_deactivation_behind_save_revokes():
+    user = UserFactory()
+    tokens = issue_every_dialect(user)
+    get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+    user.refresh_from_db()
+
+    user.is_active = True
+    user.save()
+
+    assert {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()} == dict.fromkeys(DIALECTS, TokenRevoked)
+    assert revocation_reasons(user) == ["reactivated"] * 3
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda user: setattr(user, "email", "new@example.com") or user.save(), id="email"),
+        pytest.param(lambda user: update_last_login(None, user), id="last-login"),
+        pytest.param(lambda user: user.save(), id="unchanged"),
+    ],
+)
+def test_other_changes_keep_the_tokens(change):
+    user = UserFactory()
+    tokens = issue_every_dialect(user)
+
+    change(user)
+
+    assert {purpose: refusal(raw, purpose) for purpose, raw in tokens.items()} == dict.fromkeys(DIALECTS)
+    assert revocation_reasons(user) == []
