@@ -1,9 +1,25 @@
-"""DRF authentication for the staff REST API: ``Authorization: Token <token>`` from the shared token store."""
+"""Logins and lock-outs: DRF authentication for the staff REST API (``Authorization: Token <token>`` from the shared
+token store), the one password check of every API dialect (``api_authenticate``), and django-axes' handler with a
+per-username limit.
+
+Lock-outs (django-axes, settings ``# --- auth ---``): ``AXES_FAILURE_LIMIT`` failures of one username from one
+address lock that pair out for ``AXES_COOLOFF_MINUTES``; ``AXES_USERNAME_FAILURE_LIMIT`` failures of one username
+from all addresses together lock the username out for everyone for as long (higher, so that a guesser cannot
+trivially lock a user out; 0 turns it off). A successful login clears its own address's failures, for the API
+dialects as for ``/login/`` and ``/admin/login/``; failures from other addresses keep counting towards the
+username's limit.
+"""
 
 from __future__ import annotations
 
+from axes.attempts import get_cool_off_threshold
+from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_client_username, get_credentials, get_failure_limit
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.db.models import Sum
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -76,8 +92,47 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     return response
 
 
+def _loginable(text) -> bool:
+    """A credential that can reach the database and the hasher: a string without NUL or lone surrogates."""
+    if not isinstance(text, str) or "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def api_authenticate(request, *, username: str, password: str):
     """The one login check of every API dialect (staff API, CRM.COM, /v1/): the user, or None.
 
-    The Django request goes to ``authenticate()`` so django-axes counts failures and locks out."""
-    return authenticate(request, username=username, password=password)
+    The Django request goes to ``authenticate()`` so django-axes counts failures and locks out (both limits, see the
+    module docstring). A success clears this address's failures, as ``/login/`` does through ``user_logged_in``
+    (which an API login does not send: it opens no session)."""
+    request = getattr(request, "_request", request)  # a DRF Request wraps the Django one
+    if not (_loginable(username) and _loginable(password)):
+        return None
+    user = authenticate(request, username=username, password=password)
+    if user is not None and getattr(settings, "AXES_ENABLED", True) and settings.AXES_RESET_ON_SUCCESS:
+        AxesProxyHandler.update_request(request)
+        AxesProxyHandler.get_implementation().reset_user_attempts(request, get_credentials(username))
+    return user
+
+
+class PortalAxesHandler(AxesDatabaseHandler):
+    """django-axes' database handler, plus the per-username limit across addresses (``AXES_USERNAME_FAILURE_LIMIT``).
+
+    Axes compares one failure count against one limit; reaching the username's limit reports the pair's limit as
+    reached, so both lock out through axes' own path (its response, its signal, its Retry-After)."""
+
+    def get_failures(self, request, credentials: dict | None = None) -> int:
+        failures = super().get_failures(request, credentials)
+        limit = settings.AXES_USERNAME_FAILURE_LIMIT
+        username = get_client_username(request, credentials)
+        if not limit or username is None:
+            return failures
+        attempts = AccessAttempt.objects.filter(username=username)
+        if settings.AXES_COOLOFF_TIME is not None:
+            attempts = attempts.filter(attempt_time__gte=get_cool_off_threshold(request))
+        total = attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+        return max(failures, get_failure_limit(request, credentials)) if total >= limit else failures

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -12,7 +11,7 @@ from rest_framework.views import APIView
 
 from portal import services
 from portal.audit import set_audit_actor
-from portal.authentication import PortalTokenAuthentication
+from portal.authentication import PortalTokenAuthentication, api_authenticate
 from portal.choices import TokenPurpose
 from portal.models import ApiToken
 
@@ -68,8 +67,7 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         data = TokenLoginInput(data=request.data)
         data.is_valid(raise_exception=True)
-        # The Django request goes to authenticate() so django-axes can count failures and lock out.
-        user = authenticate(request._request, **data.validated_data)
+        user = api_authenticate(request, **data.validated_data)
         # The staff API's tokens are for staff; customers get the same answer as a wrong password.
         if user is None or not user.is_active or not user.is_staff:
             return Response({"detail": "Unable to log in with the provided credentials."}, status=400)
