@@ -131,6 +131,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "portal.logging.RequestLogMiddleware",
+    # Before anything reads a body: a declared length over the dialect's limit is refused (portal/http.py).
+    "portal.http.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -180,8 +182,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # A database that accepts TCP and never answers must not hold a request: libpq's minimum is 2 s.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2)
+    )
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend plus a breaker: after a failed connect, fail at once for DATABASE_RETRY_AFTER seconds.
+        DATABASES["default"]["ENGINE"] = "portal.db.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Seconds a client is told to wait (Retry-After) when the database is unavailable; the breaker stays open as long.
+DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=5)
+# Largest request body of the admin and the pages (the dialects have their own limits: portal/dialects.py).
+REQUEST_BODY_LIMIT = env.int("REQUEST_BODY_LIMIT", default=32 * 1024 * 1024)
 
 # --- redis, cache, channels -----------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0" if PRODUCTION else "")

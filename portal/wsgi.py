@@ -1,6 +1,12 @@
+"""WSGI entry point (gunicorn): Django's handler with the portal's request class (``portal.http``)."""
+
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from portal.http import PortalWSGIHandler  # noqa: E402  (needs the app registry loaded above)
+
+application = PortalWSGIHandler()

@@ -88,29 +88,68 @@ def _fast_password_hasher(settings):
 def portal_server(tmp_path):
     """Start the production HTTP server (gunicorn, 4 processes with 8 threads) on the test database; the test must
     use ``django_db(transaction=True)`` so that the server sees its data. Returns the base URL."""
-    import subprocess
-    import sys
-
     procs = []
 
     def start(**env_overrides: str) -> str:
-        port = free_port()
-        env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(),
-                        DATABASE_CONN_MAX_AGE="0", **env_overrides)  # fmt: skip
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", "4", "--threads", "8", "--worker-class", "gthread"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        base, proc = start_gunicorn(tmp_path, **env_overrides)
         procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        wait_serving(base, proc)
         return base
 
     yield start
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def start_embedded_server(var_dir, **env_overrides: str):
+    """The embedded default's web server exactly as ``make run`` starts it (``serve.web_command``: uvicorn on a
+    socket bound by the parent) on the test database. Returns (base URL, process)."""
+    import subprocess
+
+    from portal.management.commands.serve import listening, web_command
+
+    sock = listening("127.0.0.1", 0)
+    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(),
+                    DATABASE_CONN_MAX_AGE="0", **env_overrides)  # fmt: skip
+    proc = subprocess.Popen(web_command(sock.fileno()), cwd=REPO, env=env, pass_fds=(sock.fileno(),),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+    wait_serving(base, proc)
+    return base, proc
+
+
+@pytest.fixture(scope="module", params=["gunicorn", "uvicorn"])
+def device_server(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """One server per module and topology the project ships (production's gunicorn, the embedded default's
+    uvicorn) on the test database; tests using it must be ``django_db(transaction=True)``. The base URL."""
+    var_dir = tmp_path_factory.mktemp(request.param)
+    with django_db_blocker.unblock():
+        if request.param == "uvicorn":
+            base, proc = start_embedded_server(var_dir)
+        else:
+            base, proc = start_gunicorn(var_dir)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def start_gunicorn(var_dir, **env_overrides: str):
+    """The production HTTP server (gunicorn, 4 processes with 8 threads) on the test database: (base, process)."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(),
+                    DATABASE_CONN_MAX_AGE="0", **env_overrides)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf", "portal.wsgi:application",
+         "--bind", f"127.0.0.1:{port}", "--workers", "4", "--threads", "8", "--worker-class", "gthread"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_serving(base, proc)
+    return base, proc
 
 
 def start_worker(var_dir, broker: str, queues: str, concurrency: int = 4, **env: str):

@@ -1,101 +1,166 @@
 """Run the embedded default: migrate, collect static files, load demo data, then serve the ASGI app (HTTP and
-WebSocket) with a Celery worker and beat beside it. Ctrl-C (SIGINT) or SIGTERM stops everything it started."""
+WebSocket) with a Celery worker and beat beside it, the CAS simulator, and simulated set-top boxes for the demo.
+
+``serve`` binds every listening port itself (web, CAS simulator, simulated boxes) and hands the sockets to its
+children as inherited file descriptors: a port is never probed and then bound by someone else, two portals on one
+machine never race for one, and a restarted child serves on the very same port. It supervises its children: one
+that dies is started again with backoff and one log line; only Ctrl-C (SIGINT) or SIGTERM stops everything.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
+import socket
 import sys
-import time
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from portal.net import free_port_range
+from portal.supervise import Child, Supervisor
 
-STOP_GRACE_SECONDS = 15
+DEMO_CAS_LATENCY_MS = 200
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """A bound, listening, inheritable TCP socket (port 0: any free one)."""
+    from portal.net import bound_socket
+
+    try:
+        sock = bound_socket(host, port)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def consecutive(host: str, count: int, base: int) -> list[socket.socket]:
+    """``count`` listening sockets on consecutive ports from ``base`` (0: the first free run from 20000)."""
+    starts = [base] if base else range(20000, 60000 - count, count + 1)
+    for start in starts:
+        socks: list[socket.socket] = []
+        try:
+            for offset in range(count):
+                socks.append(listening(host, start + offset))
+            return socks
+        except CommandError:
+            for sock in socks:
+                sock.close()
+            if base:
+                raise
+    raise CommandError(f"no {count} free consecutive ports on {host}")
+
+
+def web_command(fd: int) -> list[str]:
+    """The embedded web server on an inherited listening socket (see ``Command._plan_web`` for the flags)."""
+    return [
+        sys.executable, "-m", "uvicorn", "portal.asgi:application", "--fd", str(fd), "--http", "h11",
+        "--no-proxy-headers", "--no-server-header", "--no-date-header", "--no-access-log", "--lifespan", "off",
+    ]  # fmt: skip
+
+
+@dataclass
+class Plan:
+    host: str
+    port: int
+    children: list[Child] = field(default_factory=list)
+    sockets: list[socket.socket] = field(default_factory=list)
 
 
 class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        env = os.environ.get
+        parser.add_argument("--host", default=env("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(env("PORT", "8000")))
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo data.")
         parser.add_argument("--boxes", type=int, default=5, help="Simulated set-top boxes for the demo (0: none).")
+        parser.add_argument(
+            "--cas-port", type=int, default=int(env("CAS_SIMULATOR_PORT", "0")),
+            help="Port of the CAS simulator (default: any free port; variable CAS_SIMULATOR_PORT).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--boxes-port", type=int, default=int(env("SIMULATOR_PORT", "0")),
+            help="First port of the simulated boxes (default: a free run of ports; variable SIMULATOR_PORT).",
+        )  # fmt: skip
 
-    def handle(self, *args, host: str, port: int, no_demo: bool, boxes: int, **options) -> None:
+    def handle(self, *args, host: str, port: int, no_demo: bool, boxes: int, cas_port: int, boxes_port: int,
+               **options) -> None:  # fmt: skip
+        plan = Plan(host, port)
+        web = listening(host, port)  # first: a port that is taken stops the start before anything else runs
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         demo = not no_demo and not settings.PRODUCTION
         if demo:
             call_command("demo_load")
-        children = self._start(host, port)
+        env = dict(os.environ)
+        if settings.CAS_GATEWAY_URL == "inprocess:":
+            env["CAS_GATEWAY_URL"] = self._plan_cas(plan, cas_port)
+        self._plan_worker(plan, env)
+        self._plan_web(plan, web)
         if demo and boxes > 0:
-            children += self._start_simulator(boxes)
-        self.stdout.write(f"Portal at http://{host}:{port}/admin/  (Ctrl-C stops the server and the worker)")
-        self.stdout.flush()
-        code = self._supervise(children)
+            self._plan_boxes(plan, boxes, boxes_port)
+        self._greet(host, port, demo)
+        supervisor = Supervisor(plan.children, log=self._log)
+        code = supervisor.run()
+        for sock in plan.sockets:
+            sock.close()
         sys.exit(code)
 
-    def _start(self, host: str, port: int) -> list[subprocess.Popen]:
-        python = sys.executable
-        worker = [
-            python, "-m", "celery", "-A", "portal", "worker", "--beat",
+    def _log(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
+
+    def _greet(self, host: str, port: int, demo: bool) -> None:
+        base = f"http://{host}:{port}"
+        self._log(f"Portal at {base}/admin/  (Ctrl-C stops the server and the worker)")
+        if demo:
+            self._log(f"Customer pages at {base}/login/  (alice / bob, passwords above)")
+        self._log(f"API docs at {base}/api/docs/")
+
+    def _plan_cas(self, plan: Plan, port: int) -> str:
+        """One head-end for every worker process (an in-process simulator per pool child would split its state)."""
+        from portal.net import free_port_range
+
+        port = port or free_port_range(1, start=18765)
+        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "simulate_cas", "--port", str(port),
+                   "--auto-register", "--latency", str(DEMO_CAS_LATENCY_MS)]  # fmt: skip
+        plan.children.append(Child("cas-simulator", command))
+        return f"http://127.0.0.1:{port}"
+
+    def _plan_worker(self, plan: Plan, env: dict[str, str]) -> None:
+        command = [
+            sys.executable, "-m", "celery", "-A", "portal", "worker", "--beat",
             "--queues", "express,regular,devices", "--concurrency", "2", "--loglevel", "INFO",
             "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
         ]  # fmt: skip
-        children = []
-        env = dict(os.environ)
-        if settings.CAS_GATEWAY_URL == "inprocess:":
-            # One head-end for every worker process (an in-process simulator per pool child would split its state).
-            cas_port = free_port_range(1, start=18765)
-            cas = [python, str(settings.BASE_DIR / "manage.py"), "simulate_cas", "--port", str(cas_port),
-                   "--auto-register", "--latency", "200"]  # fmt: skip
-            children.append(subprocess.Popen(cas))
-            env["CAS_GATEWAY_URL"] = f"http://127.0.0.1:{cas_port}"
-        # uvicorn's access log would print query strings, where CRM.COM clients put tokens; the portal logs its own.
-        web = [
-            python, "-m", "uvicorn", "portal.asgi:application", "--host", host, "--port", str(port),
-            "--no-access-log", "--lifespan", "off",
-        ]  # fmt: skip
-        return [*children, subprocess.Popen(worker, env=env), subprocess.Popen(web)]
+        plan.children.append(Child("worker", command, env=env))
 
-    def _start_simulator(self, count: int) -> list[subprocess.Popen]:
+    def _plan_web(self, plan: Plan, sock: socket.socket) -> None:
+        """uvicorn on the socket bound above. ``--http h11`` keeps the application's header names as written
+        (httptools lower-cases them; device libraries search for ``Content-Length: `` case-sensitively);
+        uvicorn's own Date and Server headers would be lower case, so the portal's edge sends Date and no one
+        names the server; proxy headers are the portal's business (``TRUSTED_PROXIES``), not uvicorn's; uvicorn's
+        access log would print query strings, where CRM.COM clients put tokens: the portal logs its own."""
+        plan.sockets.append(sock)
+        fd = sock.fileno()
+        plan.children.append(Child("web", web_command(fd), pass_fds=(fd,)))
+
+    def _plan_boxes(self, plan: Plan, count: int, base: int) -> None:
         """A few simulated set-top boxes for the demo devices, and the process that listens to their events."""
         from portal.demo import demo_register_boxes
 
-        base = free_port_range(count)
-        registered = demo_register_boxes(host="127.0.0.1", base_port=base, count=count)
-        self.stdout.write(f"{registered} simulated set-top boxes on 127.0.0.1:{base}-{base + count - 1}")
-        python = sys.executable
+        socks = consecutive("127.0.0.1", count, base)
+        plan.sockets += socks
+        first = socks[0].getsockname()[1]
+        registered = demo_register_boxes(host="127.0.0.1", base_port=first, count=count)
+        self._log(f"{registered} simulated set-top boxes on 127.0.0.1:{first}-{first + count - 1}")
         manage = str(settings.BASE_DIR / "manage.py")
-        simulator = [python, manage, "simulate_devices", "--count", str(count), "--port", str(base),
+        fds = tuple(sock.fileno() for sock in socks)
+        simulator = [sys.executable, manage, "simulate_devices", *(arg for fd in fds for arg in ("--fd", str(fd))),
                      "--latency", "50", "--provision-seconds", "3"]  # fmt: skip
-        listener = [python, manage, "listen_devices", "--rescan", "10"]
-        return [subprocess.Popen(simulator), subprocess.Popen(listener)]
-
-    def _supervise(self, children: list[subprocess.Popen]) -> int:
-        stopping = {"signal": None}
-
-        def _on_signal(signum, frame) -> None:
-            stopping["signal"] = signum
-
-        signal.signal(signal.SIGINT, _on_signal)
-        signal.signal(signal.SIGTERM, _on_signal)
-        while stopping["signal"] is None and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        return 0 if stopping["signal"] is not None else 1
+        plan.children.append(Child("box-simulator", simulator, pass_fds=fds))
+        plan.children.append(Child("listener", [sys.executable, manage, "listen_devices", "--rescan", "10"]))

@@ -1,0 +1,159 @@
+"""The HTTP edge, the same on every server the project runs (gunicorn for WSGI, uvicorn for ASGI).
+
+- Device endpoints answer for any Host (``PortalWSGIHandler`` / ``PortalASGIHandler`` use request classes whose
+  ``get_host()`` skips ``ALLOWED_HOSTS`` on a dialect marked ``any_host``): devices hard-code their vendor's host
+  name. Every other path keeps Django's host validation, and a refused Host gets its dialect's error
+  (``portal.errors``), never Django's HTML page.
+- Bodies over the dialect's limit are refused, declared (``BodyLimitMiddleware``, any server) or streamed
+  (``AsgiEdge``: Django's ASGI handler would otherwise spool a chunked body of any size to disk before a view runs;
+  gunicorn gives a WSGI app no body without a Content-Length).
+- ``AsgiEdge`` also sends canonical header names and the ``Date`` header: uvicorn runs with ``--http h11``, which
+  keeps the application's header case (its httptools parser lower-cases every name, and Exosite's C library looks
+  for ``Content-Length: `` case-sensitively), and with ``--no-date-header --no-server-header``, whose own headers
+  it would send in lower case.
+"""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
+
+from portal import dialects
+
+# Canonical spellings that title case alone does not give.
+SPECIAL_NAMES = {b"etag": b"ETag", b"www-authenticate": b"WWW-Authenticate", b"x-xss-protection": b"X-XSS-Protection"}
+
+
+def _host_any(request: HttpRequest) -> str:
+    """The Host a device sent, unvalidated (device views never build URLs from it), or ``invalid``."""
+    raw = request._get_raw_host()
+    domain, _ = split_domain_port(raw)
+    return raw if domain else "invalid"
+
+
+class _DialectHostMixin:
+    def get_host(self) -> str:
+        dialect = dialects.dialect_for(self.path)
+        if dialect is not None and dialect.any_host:
+            return _host_any(self)
+        return super().get_host()
+
+
+class PortalWSGIRequest(_DialectHostMixin, WSGIRequest):
+    pass
+
+
+class PortalASGIRequest(_DialectHostMixin, ASGIRequest):
+    pass
+
+
+class PortalWSGIHandler(WSGIHandler):
+    request_class = PortalWSGIRequest
+
+
+class PortalASGIHandler(ASGIHandler):
+    request_class = PortalASGIRequest
+
+
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length as a number: None when absent, -1 when it is not a non-negative integer."""
+    if value is None or value == "":
+        return None
+    return int(value) if value.isascii() and value.isdigit() else -1
+
+
+def too_large(path: str) -> HttpResponse:
+    dialect = dialects.dialect_for(path)
+    if dialect is not None:
+        return dialect.render(dialects.TOO_LARGE)
+    return HttpResponse("Request body too large.", status=413, content_type="text/plain; charset=utf-8")
+
+
+def bad_length(path: str) -> HttpResponse:
+    dialect = dialects.dialect_for(path)
+    if dialect is not None:
+        return dialect.render(dialects.BAD_REQUEST)
+    return HttpResponse("Bad Content-Length.", status=400, content_type="text/plain; charset=utf-8")
+
+
+class BodyLimitMiddleware:
+    """A declared body over the dialect's limit is refused before anything reads it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        length = declared_length(request.META.get("CONTENT_LENGTH"))
+        if length == -1:
+            return bad_length(request.path)
+        if length is not None and length > dialects.body_limit(request.path):
+            return too_large(request.path)
+        return self.get_response(request)
+
+
+def canonical(name: bytes) -> bytes:
+    if name != name.lower():
+        return name  # the application spelled it; Django's names are canonical already
+    return SPECIAL_NAMES.get(name) or b"-".join(part[:1].upper() + part[1:] for part in name.split(b"-"))
+
+
+async def _send_response(send, response: HttpResponse) -> None:
+    headers = [(canonical(k.encode("latin-1")), v.encode("latin-1")) for k, v in response.items()]
+    headers += [(b"Content-Length", str(len(response.content)).encode()), (b"Connection", b"close")]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})
+
+
+class AsgiEdge:
+    """ASGI wrapper of the HTTP app: streamed-body limit, canonical header names, Date."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        limit = dialects.body_limit(path)
+        header = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        length = declared_length(header.decode("latin-1") if header is not None else None)
+        if length == -1:
+            return await _send_response(_dated(send), bad_length(path))
+        if length is not None and length > limit:
+            return await _send_response(_dated(send), too_large(path))
+        state = {"received": 0, "exceeded": False, "started": False}
+
+        async def limited_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > limit:
+                    # Django's handler stops reading on a disconnect and answers nothing; the edge answers.
+                    state["exceeded"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def edge_send(message):
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await _dated(send)(message)
+
+        await self.app(scope, limited_receive, edge_send)
+        if state["exceeded"] and not state["started"]:
+            await _send_response(_dated(send), too_large(path))
+
+
+def _dated(send):
+    async def send_canonical(message):
+        if message["type"] == "http.response.start":
+            headers = [(canonical(name), value) for name, value in message.get("headers", [])]
+            if not any(name.lower() == b"date" for name, _ in headers):
+                headers.insert(0, (b"Date", formatdate(usegmt=True).encode()))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_canonical
