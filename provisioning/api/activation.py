@@ -4,6 +4,11 @@ The dialect: 200 ``text/plain; charset=utf-8`` whose body is the CIK alone (40 l
 vendor/model pair is unknown; 404 the serial is unknown for that pair; 409 not enabled, already activated,
 expired or disabled; 400 a malformed request; 429 too many attempts (with Retry-After). Error bodies are short
 plain text. No authentication.
+
+One sanitising layer (``parse_form``) reads the body: the whole body is ASCII form encoding of strict UTF-8
+(percent-escaped invalid UTF-8, an escaped surrogate such as ``%ED%A0%80`` included, is refused), and every name
+and every value, of the three fields and of any other, must be printable text (no NUL, no control character, no
+surrogate): otherwise 400 with the reason, and nothing but the attempt log line is written.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ def parse_form(body: bytes) -> dict[str, str]:
         pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("body is not valid UTF-8 form data") from exc
+    _printable_only(pairs)
     form: dict[str, str] = {}
     for name, value in pairs:
         if name in form:
@@ -78,9 +84,17 @@ def parse_form(body: bytes) -> dict[str, str]:
             raise BadRequest(f"missing field {name}", form)
         if len(value) > limit:
             raise BadRequest(f"field {name} longer than {limit} characters", form)
-        if not value.isprintable():
-            raise BadRequest(f"field {name} contains control characters", form)
     return form
+
+
+def _printable_only(pairs: list[tuple[str, str]]) -> None:
+    """NUL (PostgreSQL text cannot hold it), control characters and surrogates, in any name or value."""
+    for name, value in pairs:
+        if not value.isprintable():
+            named = name if name in FIELDS else "other"
+            raise BadRequest(f"field {named} contains control characters", {k: v for k, v in pairs if k in FIELDS})
+        if not name.isprintable():
+            raise BadRequest("a field name contains control characters", {k: v for k, v in pairs if k in FIELDS})
 
 
 def _loggable(value: str, limit: int) -> str:

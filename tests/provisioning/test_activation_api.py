@@ -149,6 +149,27 @@ def test_reenabled_device_gets_a_new_cik_and_the_old_one_stops_working(client, d
             "vendor=acme&model=stb-4k&sn=SN%000001", FORM, b"field sn contains control characters", id="nul-byte"
         ),
         pytest.param(
+            "vendor=acme&model=stb-4k&sn=SN-0001&note=a%00b",
+            FORM,
+            b"field other contains control characters",
+            id="nul-in-another-field",
+        ),
+        pytest.param(
+            "vendor=acme&model=stb-4k&sn=SN-0001&a%00b=1",
+            FORM,
+            b"a field name contains control characters",
+            id="nul-in-a-field-name",
+        ),
+        pytest.param(
+            "vendor=acme&model=stb-4k&sn=SN-%ED%A0%80",
+            FORM,
+            b"body is not valid UTF-8 form data",
+            id="escaped-lone-surrogate",
+        ),
+        pytest.param(
+            "vendor=ac%09me&model=stb-4k&sn=SN-0001", FORM, b"field vendor contains control characters", id="tab"
+        ),
+        pytest.param(
             "vendor=acme&model=stb-4k&sn=SN-0001&sn=SN-0002", FORM, b"field sn given more than once", id="repeated"
         ),
         pytest.param(
