@@ -371,10 +371,12 @@ AUDITLOG_STORE_JSON_CHANGES = True
 
 # --- celery ---------------------------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
+# Embedded: portal/broker.py's ``portalfs://`` (kombu's filesystem transport with atomic publish and claim-until-ack;
+# the stock ``filesystem://`` loses messages and stops the worker under concurrent producers, docs/broker.md).
 CELERY_BROKER_URL = env.str(
-    "CELERY_BROKER_URL", default=(REDIS_URL or "redis://127.0.0.1:6379/0") if PRODUCTION else "filesystem://localhost//"
+    "CELERY_BROKER_URL", default=(REDIS_URL or "redis://127.0.0.1:6379/0") if PRODUCTION else "portalfs://localhost//"
 )
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if CELERY_BROKER_URL.startswith(("portalfs://", "filesystem://")):
     for sub in ("queue", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

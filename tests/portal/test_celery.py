@@ -61,3 +61,28 @@ def test_worker_consumes_from_redis_and_writes_to_postgres(worker, broker_url):
     later = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).first())
     assert later.seen_at > first.seen_at
     assert proc.poll() is None
+
+
+def test_worker_on_the_embedded_broker_runs_tasks_from_other_processes_and_acks_them(tmp_path):
+    # given a worker started as `make run` starts it: no broker variable, so the embedded portalfs:// broker
+    name = f"embedded-{uuid.uuid4().hex[:8]}@pytest"
+    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-n", name, "-c", "2", "--loglevel", "WARNING"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first())
+        # when three other processes publish a task each, at once
+        publish = "import portal, django; django.setup(); from portal.tasks import heartbeat; heartbeat.delay()"
+        publishers = [subprocess.Popen([sys.executable, "-c", publish], cwd=REPO, env=env) for _ in range(3)]
+        assert [p.wait(timeout=60) for p in publishers] == [0, 0, 0]
+
+        # then the worker ran them, and acknowledged each (nothing left claimed or queued)
+        wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).exists())
+        queue = tmp_path / "broker" / "queue"
+        wait_for(lambda: not list(queue.glob("*.msg")) and not list(queue.glob(".claimed/*/*.msg")), timeout=30)
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
