@@ -1,28 +1,46 @@
-"""``POST /v1/Login/``: the login of the /v1/ components API, a thin dialect over the portal's token store.
+"""``POST /v1/Login/``: the login and logout of the /v1/ components API, as the original service answers them.
 
-Form fields ``username`` and ``password`` (``application/x-www-form-urlencoded`` or ``multipart/form-data``).
-Answers are JSON with HTTP 200, as the original service gives them:
-success ``{"token", "userid", "userrole", "status": "SUCCESS", "error": "NO_ERROR"}``; failure
-``{"status": "FAILURE", "error": CODE}`` with ``MISSING_CONTENT_TYPE_HEADER``, ``INVALID_CONTENT_TYPE_HEADER``,
-``ACCOUNT_DOES_NOT_EXIST``, ``ACCOUNT_PASSWORD_INCORRECT`` (and ``ACCOUNT_LOCKED`` after repeated failures).
+The original is ``Login/index.php`` of Htun88's ``api`` repository. Form fields (``application/x-www-form-urlencoded``
+or ``multipart/form-data``); every answer is JSON with HTTP 200:
+
+- a request with a ``token`` field is a logout, whatever else it carries: the token is revoked and the answer is
+  ``{"status": "LOGGED_OUT", "error": "NO_ERROR"}``; a token that is not a live /v1/ token answers
+  ``{"error": "INVALID_TOKEN1"}``, the original's answer for a token it does not know;
+- otherwise ``username`` and ``password`` log in. Success and failure have the original's seven fields:
+  ``token`` (``"ERROR"`` on failure), ``userid`` (a number; ``""`` on failure), ``userrole`` (``""`` on failure),
+  ``status`` (``SUCCESS``/``FAILURE``), ``error`` (``NO_ERROR``, ``ACCOUNT_DOES_NOT_EXIST``,
+  ``ACCOUNT_PASSWORD_INCORRECT``, ``MISSING_CONTENT_TYPE_HEADER``, ``INVALID_CONTENT_TYPE_HEADER``, and
+  ``ACCOUNT_LOCKED`` after repeated failures), and the echoes ``username`` and ``CONTENT_TYPE``.
+
+Where this differs from the original, and why, is written down in docs/components.md.
 The token goes in request header ``token`` on /v1/DeviceProvisioningComponents/.
 """
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate, get_user_model
-from django.http import HttpRequest, JsonResponse
+from django.contrib.auth import get_user_model
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
+from components.api.sanitise import Unstorable, check_fields
 from portal import services
+from portal.authentication import api_authenticate
 from portal.choices import TokenPurpose
+from portal.exceptions import TokenError
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_FIELD = 256
+NO_TOKEN = "ERROR"  # noqa: S105 -- not a secret: the original's "token" value on a failed login
 
 
-def _failure(code: str) -> JsonResponse:
-    return JsonResponse({"status": "FAILURE", "error": code})
+def _answer(request: HttpRequest, error: str, *, username: str = "", user=None, token: str = NO_TOKEN) -> JsonResponse:
+    return JsonResponse({
+        "token": token, "userid": user.pk if user else "", "userrole": _role(user) if user else "",
+        "status": "SUCCESS" if user else "FAILURE", "error": error, "username": username,
+        "CONTENT_TYPE": request.META.get("CONTENT_TYPE", ""),
+    })  # fmt: skip
 
 
 def _role(user) -> str:
@@ -31,24 +49,59 @@ def _role(user) -> str:
     return "support" if user.is_staff else "customer"
 
 
+def _form(request: HttpRequest) -> QueryDict:
+    """The form fields; a body Django cannot parse (broken multipart, too large, too many fields) has none, as in
+    the original (PHP leaves ``$_POST`` empty), so it answers like a login without a username."""
+    try:
+        return request.POST
+    except (MultiPartParserError, RequestDataTooBig, SuspiciousOperation):
+        return QueryDict()
+
+
+def _username(form: QueryDict) -> str:
+    """The username to look up, or "" for one that cannot name an account (as the original, for surrounding spaces;
+    and here also for one too long to be a username, or carrying text no column can store)."""
+    username = form.get("username", "")
+    try:
+        check_fields({"username": username})
+    except Unstorable:
+        return ""
+    return "" if username.strip(" ") != username or len(username) > MAX_FIELD else username
+
+
+def _logout(raw: str) -> JsonResponse:
+    try:
+        check_fields({"token": raw})
+        token = services.token_authenticate(raw=raw, purpose=TokenPurpose.COMPONENTS)
+    except (Unstorable, TokenError):
+        return JsonResponse({"error": "INVALID_TOKEN1"})
+    services.token_revoke(token=token)
+    return JsonResponse({"status": "LOGGED_OUT", "error": "NO_ERROR"})
+
+
+def _login(request: HttpRequest, form: QueryDict) -> JsonResponse:
+    username, password = _username(form), form.get("password", "")
+    if not username or len(password) > MAX_FIELD:
+        return _answer(request, "ACCOUNT_DOES_NOT_EXIST", username=username)
+    # The password is only ever hashed, never stored or queried: one with a NUL is just a wrong one.
+    user = api_authenticate(request, username=username, password=password)
+    if user is None or not user.is_active:
+        exists = get_user_model().objects.filter(username=username, is_active=True).exists()
+        return _answer(request, "ACCOUNT_PASSWORD_INCORRECT" if exists else "ACCOUNT_DOES_NOT_EXIST", username=username)
+    issued = services.token_issue(user=user, purpose=TokenPurpose.COMPONENTS)
+    return _answer(request, "NO_ERROR", username=username, user=user, token=issued.raw)
+
+
 @csrf_exempt
 def login(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
         return JsonResponse({"status": "FAILURE", "error": "INVALID_REQUEST_METHOD"}, status=405)
     content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if not content_type:
-        return _failure("MISSING_CONTENT_TYPE_HEADER")
+        return _answer(request, "MISSING_CONTENT_TYPE_HEADER")
     if content_type not in FORM_TYPES:
-        return _failure("INVALID_CONTENT_TYPE_HEADER")
-    username, password = request.POST.get("username", ""), request.POST.get("password", "")
-    if not username or len(username) > MAX_FIELD or len(password) > MAX_FIELD:
-        return _failure("ACCOUNT_DOES_NOT_EXIST")
-    # django-axes counts failures here; once locked out, its middleware answers ACCOUNT_LOCKED (portal.authentication).
-    user = authenticate(request, username=username, password=password)
-    if user is None or not user.is_active:
-        exists = get_user_model().objects.filter(username=username, is_active=True).exists()
-        return _failure("ACCOUNT_PASSWORD_INCORRECT" if exists else "ACCOUNT_DOES_NOT_EXIST")
-    issued = services.token_issue(user=user, purpose=TokenPurpose.COMPONENTS)
-    return JsonResponse(
-        {"token": issued.raw, "userid": user.pk, "userrole": _role(user), "status": "SUCCESS", "error": "NO_ERROR"}
-    )
+        return _answer(request, "INVALID_CONTENT_TYPE_HEADER")
+    form = _form(request)
+    if "token" in form:
+        return _logout(form["token"])
+    return _login(request, form)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.api.sanitise import check_json
 from components.choices import ActiveStatus, ComponentType
 
 MAX_ID = 2**31 - 1
@@ -95,7 +96,8 @@ def parse(body: bytes | dict) -> V1Request:
     """A body (raw JSON bytes, or the query for GET) → a validated request, or V1Error."""
     try:
         data = json.loads(body) if isinstance(body, bytes | str) else body
-    except (ValueError, RecursionError) as exc:
+        check_json(data)  # NUL and lone surrogates: "incorrect JSON format" for this API (components.api.sanitise)
+    except (ValueError, RecursionError) as exc:  # Unstorable is a ValueError
         raise V1Error("INVALID_REQUEST_PRAM") from exc
     if not isinstance(data, dict) or "action" not in data:
         raise V1Error("INVALID_REQUEST_PRAM")

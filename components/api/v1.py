@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from components import selectors, services
 from components.api.params import V1Error, V1Request, parse
+from components.api.sanitise import Unstorable, check_fields
 from components.choices import ComponentType
 from components.exceptions import ComponentError, UnknownCatalogEntry, UnknownComponent
 from portal import services as portal_services
@@ -92,8 +93,9 @@ ACTIONS = {"select": _select, "insert": _insert, "update": _update}
 def _user(request: HttpRequest):
     try:
         raw = request.headers.get("token", "")
+        check_fields({"token": raw})
         token = portal_services.token_authenticate(raw=raw, purpose=TokenPurpose.COMPONENTS)
-    except TokenError:
+    except (Unstorable, TokenError):
         return None
     set_audit_actor(token.user)
     return token.user

@@ -1,19 +1,23 @@
-"""Property test for /v1/DeviceProvisioningComponents/: any body gets HTTP 200 with either a success shape or an
-error code of the seed, never a 500, and an answer that is an error never leaves a write behind."""
+"""Property tests of the /v1/ dialect on PostgreSQL: any body, to either endpoint, gets HTTP 200 with a success
+shape or an error code of the dialect, never a 500, and an error answer leaves no write behind. Inputs include NUL
+characters, lone surrogates and huge integers. ``FUZZ_EXAMPLES`` cases each (tests.fuzzing)."""
 
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from portal.models import ApiToken
 from tests.components.support import V1, catalog_load, component, snapshot
-from tests.factories import DeviceFactory
+from tests.factories import PASSWORD, DeviceFactory
+from tests.fuzzing import EXAMPLES
 
-pytestmark = pytest.mark.django_db
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CODES = {
     "INVALID_REQUEST_PRAM", "INVALID_ACTION_PRAM", "INVALID_INPUT_PRAM", "NO_DATA", "NO_UPDATED_PRAMS",
     "INVALID_INCOMPATABLE_IDENTIFICATION_PARAMS_PRAM", "PROVISIONING_COMPONENT_ID", "MISSING_PROVISIONING_ID_PRAM",
@@ -22,17 +26,27 @@ CODES = {
     "INVALID_COMPONENT_ID_PRAM", "INVALID_ACTIVE_STATUS_PRAM", "INVALID_LIMIT_PRAM", "INVALID_COMPONENT_SENSOR_ID_PRAM",
     "INVALID_COMPONENT_PARAMETER_ID_PRAM", "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM",
 }  # fmt: skip
+LOGIN_CODES = {"ACCOUNT_DOES_NOT_EXIST", "ACCOUNT_PASSWORD_INCORRECT", "MISSING_CONTENT_TYPE_HEADER",
+               "INVALID_CONTENT_TYPE_HEADER"}  # fmt: skip
+LOGIN_FIELDS = {"token", "userid", "userrole", "status", "error", "username", "CONTENT_TYPE"}
 
-scalars = (st.none() | st.booleans() | st.integers(-3, 12) | st.integers() | st.floats(allow_nan=False)
-           | st.sampled_from(["Sensor", "parameter", "GROUP PARAMETER", "", "1"]) | st.text(max_size=16))  # fmt: skip
-values = scalars | st.lists(scalars, max_size=6) | st.lists(st.lists(st.integers(0, 5), max_size=2), max_size=2)
+# NUL, lone surrogates (json.dumps writes them as \u escapes, as a hostile client would) and a surrogate pair.
+nasty_chars = st.sampled_from(["\x00", "\ud800", "\udfff", "\udbff", "\udc00"])
+nasty = st.sampled_from(["\x00", "\ud800", "\udbff\udc00", "a\x00", "\x00Sensor", "Sensor\udfff"])
+texts = st.text(alphabet=st.characters() | nasty_chars, max_size=16) | nasty
+huge = (st.integers(min_value=2**31 - 2, max_value=2**70) | st.integers(min_value=-(2**70), max_value=-1)
+        | st.sampled_from([2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**300, 10**4000]))  # fmt: skip
+scalars = (st.none() | st.booleans() | st.integers(-3, 12) | st.integers() | huge | st.floats(allow_nan=False)
+           | st.sampled_from(["Sensor", "parameter", "GROUP PARAMETER", "", "1"]) | texts)  # fmt: skip
+values = scalars | st.lists(scalars, max_size=6) | st.lists(st.lists(st.integers(0, 5) | huge, max_size=2), max_size=2)
 keys = st.sampled_from(["provisioning_component_id", "provisioning_id", "component_type", "component_id",
-                        "active_status", "limit", "id", ""])  # fmt: skip
+                        "active_status", "limit", "id", ""]) | texts  # fmt: skip
 bodies = st.builds(
     lambda action, rest: {**({"action": action} if action is not None else {}), **rest},
-    st.sampled_from(["select", "insert", "update", "Select", "", None, 1]),
+    st.sampled_from(["select", "insert", "update", "Select", "", None, 1, "select\x00", "\ud800"]),
     st.dictionaries(keys, values, max_size=5),
 )
+raw_bodies = st.sampled_from([b'{"action": "select", "limit": ' + b"9" * 5000 + b"}", b'{"action": "select"' * 50])
 
 
 @pytest.fixture
@@ -45,7 +59,7 @@ def world(client, staff_user):
 
 
 @FUZZ
-@given(body=bodies.map(json.dumps).map(str.encode) | st.binary(max_size=100))
+@given(body=bodies.map(json.dumps).map(str.encode) | st.binary(max_size=100) | raw_bodies)
 def test_any_body_gets_a_documented_answer_and_errors_write_nothing(world, body):
     before = snapshot()
 
@@ -61,3 +75,34 @@ def test_any_body_gets_a_documented_answer_and_errors_write_nothing(world, body)
         assert answer["error"] in CODES, answer
         assert set(answer) <= {"error", "error_detail"}
         assert snapshot() == before
+
+
+# --- /v1/Login/ ----------------------------------------------------------------------------------------------------
+
+form_values = texts | st.sampled_from(["staff", PASSWORD, "carol", " staff", "x" * 300]) | huge.map(str)
+form_fields = st.dictionaries(st.sampled_from(["username", "password", "token", "other"]), form_values, max_size=3)
+content_types = st.sampled_from(["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                                 "application/json", "", "text/plain\x00"])  # fmt: skip
+
+
+def _encode(fields: dict[str, str]) -> str:
+    return "&".join(f"{quote(k)}={quote(v.encode('utf-8', 'surrogatepass'))}" for k, v in fields.items())
+
+
+@FUZZ
+@given(fields=form_fields, content_type=content_types)
+def test_any_login_form_gets_a_documented_answer_and_errors_write_nothing(client, staff_user, fields, content_type):
+    tokens_before = list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at"))
+
+    response = client.generic("POST", "/v1/Login/", _encode(fields), content_type=content_type)
+
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    answer = response.json()
+    if answer.get("status") in ("SUCCESS", "LOGGED_OUT"):
+        return
+    tokens_after = list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at"))
+    assert tokens_after == tokens_before
+    if answer == {"status": "FAILURE", "error": "ACCOUNT_LOCKED"} or answer == {"error": "INVALID_TOKEN1"}:
+        return
+    assert set(answer) == LOGIN_FIELDS and answer["error"] in LOGIN_CODES, answer
+    assert (answer["token"], answer["userid"], answer["status"]) == ("ERROR", "", "FAILURE")

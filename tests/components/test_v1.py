@@ -288,7 +288,24 @@ BAD = [
                  "INVALID_ACTIVE_STATUS_PRAM", id="update-string-status"),
     pytest.param({"action": "select", "limit": -1}, "INVALID_LIMIT_PRAM", id="negative-limit"),
     pytest.param({"action": "select", "limit": None}, "INVALID_LIMIT_PRAM", id="null-limit"),
+    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": 2**200},
+                 "INVALID_COMPONENT_ID_PRAM", id="200-bit-id"),
+    pytest.param(b'{"action": "select", "limit": 1e400}', "INVALID_LIMIT_PRAM", id="float-overflowing-to-inf"),
+    # The sanitising layer (components.api.sanitise): text no column can store is "incorrect JSON format".
+    pytest.param(b'{"action": "select", "component_type": "Sen\\u0000sor"}', "INVALID_REQUEST_PRAM", id="nul-in-value"),
+    pytest.param(b'{"action": "select", "a\\u0000": 1}', "INVALID_REQUEST_PRAM", id="nul-in-key"),
+    pytest.param(b'{"action": "sel\\u0000ect"}', "INVALID_REQUEST_PRAM", id="nul-in-action"),
+    pytest.param(b'{"action": "select", "component_type": "\\ud800"}', "INVALID_REQUEST_PRAM", id="lone-surrogate"),
+    pytest.param(b'{"action": "select", "\\udfff": 1}', "INVALID_REQUEST_PRAM", id="lone-surrogate-key"),
+    pytest.param(b'{"action": "insert", "x": [[["\\u0000"]]]}', "INVALID_REQUEST_PRAM", id="nul-deep-inside"),
 ]  # fmt: skip
+
+
+@pytest.mark.parametrize("token", ["a\x00b", "\x00" * 64])
+def test_a_token_header_with_a_nul_is_an_invalid_token(v1, token):
+    response = v1.post({"action": "select"}, token=token)
+
+    assert (response.status_code, response.json()) == (200, {"error": "INVALID_TOKEN"})
 
 
 @pytest.mark.parametrize(("body", "error"), BAD)
