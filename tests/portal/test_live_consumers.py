@@ -17,6 +17,7 @@ from tests.factories import CustomerFactory, DeviceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # browsers send both; the Origin must be the page's own (portal/origin.py)
 
 
 def cookie_for(client, user) -> tuple[bytes, bytes]:
@@ -25,7 +26,7 @@ def cookie_for(client, user) -> tuple[bytes, bytes]:
 
 
 async def connect(path: str, *headers) -> tuple[WebsocketCommunicator, bool, int | None]:
-    ws = WebsocketCommunicator(application, path, headers=list(headers))
+    ws = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, code = await ws.connect()
     return ws, connected, code
 
