@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -13,7 +14,7 @@ from django.urls import path, reverse
 from devices import importing, services
 from devices.choices import ActivationState
 from devices.exceptions import InvalidImport
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # larger files: `manage.py import_serials`
 
@@ -54,6 +55,26 @@ class EffectiveStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.in_effective_state(self.value()) if self.value() else queryset
+
+
+class StrandedCikFilter(admin.SimpleListFilter):
+    """Devices whose CIK was handed out but never used: the answer may never have reached the device."""
+
+    title = "CIK use"
+    parameter_name = "stranded"
+    SINCE = {"1": None, "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+
+    def lookups(self, request, model_admin):
+        return [("1", "Never used (stranded)"), ("1h", "Never used for over an hour"),
+                ("1d", "Never used for over a day"), ("0", "Used, or no CIK")]  # fmt: skip
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "0":
+            return queryset.exclude(stranded_q())
+        if value in self.SINCE:
+            return queryset.stranded(unused_for=self.SINCE[value])
+        return queryset
 
 
 class ImportForm(forms.Form):
@@ -97,14 +118,18 @@ class DeviceForm(forms.ModelForm):
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ("serial_number", "model", "state_display", "has_active_cik", "owner", "activation_expires_at")
-    list_filter = (EffectiveStateFilter, "model__vendor", "model", ("owner", admin.RelatedOnlyFieldListFilter))
+    list_display = (
+        "serial_number", "model", "state_display", "has_active_cik", "cik_use", "owner", "activation_expires_at",
+    )  # fmt: skip
+    list_filter = (
+        EffectiveStateFilter, StrandedCikFilter, "model__vendor", "model", ("owner", admin.RelatedOnlyFieldListFilter),
+    )  # fmt: skip
     search_fields = ("serial_number",)
     autocomplete_fields = ("model", "owner")
     list_select_related = ("model__vendor", "owner")
     readonly_fields = (
-        "state_display", "has_active_cik", "enabled_at", "activation_expires_at", "activated_at", "disabled_at",
-        "configuration_version", "created_at", "updated_at",
+        "state_display", "has_active_cik", "cik_use", "enabled_at", "activation_expires_at", "activated_at",
+        "cik_first_used_at", "disabled_at", "configuration_version", "created_at", "updated_at",
     )  # fmt: skip
     fields = ("model", "serial_number", "extra", "owner", *readonly_fields)
     inlines = (ActivationAttemptInline,)
@@ -122,6 +147,13 @@ class DeviceAdmin(admin.ModelAdmin):
     def has_active_cik(self, obj: Device) -> bool:
         # The CIK itself is never stored in clear nor shown; only whether one is live.
         return obj.has_active_cik
+
+    @admin.display(description="CIK use", ordering="cik_first_used_at")
+    def cik_use(self, obj: Device) -> str:
+        unused = obj.cik_unused_for
+        if unused is not None:
+            return f"never used ({_duration(unused)} since activation)"
+        return "used" if obj.cik_first_used_at else "—"
 
     def _bulk(self, request, queryset, service, verb: str) -> None:
         result = service(ids=list(queryset.values_list("pk", flat=True)))
@@ -180,3 +212,16 @@ class DeviceAdmin(admin.ModelAdmin):
                 return redirect(reverse("admin:devices_device_changelist"))
             context |= {"preview": result, "invalid_rows": result.invalid[:100], "csv_text": data["csv_text"]}
         return TemplateResponse(request, "admin/devices/device/import.html", context)
+
+
+def _duration(span: timedelta) -> str:
+    """Whole units a support engineer reads at a glance: 45 s, 12 min, 5 h 3 min, 2 d 4 h."""
+    seconds = int(span.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{seconds} s"

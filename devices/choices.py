@@ -13,6 +13,7 @@ class ActivationState(models.TextChoices):
 
 class ActivationOutcome(models.TextChoices):
     ACTIVATED = "activated", "Activated (200)"
+    REISSUED = "reissued", "Activated again, CIK never used (200)"
     BAD_REQUEST = "bad_request", "Bad request (400)"
     INVALID_MODEL = "invalid_model", "Unknown vendor/model (403)"
     UNKNOWN_SERIAL = "unknown_serial", "Unknown serial (404)"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import django_filters as filters
+from django import forms
 from django.contrib.auth import get_user_model
 
 from devices.choices import ActivationOutcome, ActivationState
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
+
+MAX_SECONDS = 10 * 366 * 86400  # ten years: larger durations mean nothing here and overflow date arithmetic
 
 
 class VendorFilter(filters.FilterSet):
@@ -27,6 +32,10 @@ class DeviceModelFilter(filters.FilterSet):
         fields = ["vendor_id", "vendor", "q"]
 
 
+class SecondsFilter(filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
 class DeviceFilter(filters.FilterSet):
     vendor_id = filters.NumberFilter(field_name="model__vendor_id", label="Vendor id")
     vendor = filters.CharFilter(field_name="model__vendor__name", label="Vendor name")
@@ -39,10 +48,18 @@ class DeviceFilter(filters.FilterSet):
     owner = filters.CharFilter(field_name="owner__username", label="Owner username")
     has_owner = filters.BooleanFilter(field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner")
     q = filters.CharFilter(method="filter_q", label="Serial number contains")
+    stranded = filters.BooleanFilter(
+        method="filter_stranded", label="Stranded: activated, but its CIK never used (no authenticated call)"
+    )
+    stranded_for = SecondsFilter(
+        method="filter_stranded_for", min_value=0, max_value=MAX_SECONDS,
+        label="Stranded for at least this many seconds since activation",
+    )  # fmt: skip
 
     class Meta:
         model = Device
-        fields = ["vendor_id", "vendor", "model_id", "model", "state", "owner_id", "owner", "has_owner", "q"]
+        fields = ["vendor_id", "vendor", "model_id", "model", "state", "owner_id", "owner", "has_owner", "q",
+                  "stranded", "stranded_for"]  # fmt: skip
 
     def filter_state(self, queryset, name, value):
         # The effective state: a pending device whose window has passed counts as expired.
@@ -50,6 +67,12 @@ class DeviceFilter(filters.FilterSet):
 
     def filter_q(self, queryset, name, value):
         return queryset.filter(serial_number__icontains=value)
+
+    def filter_stranded(self, queryset, name, value):
+        return queryset.stranded() if value else queryset.exclude(stranded_q())
+
+    def filter_stranded_for(self, queryset, name, value):
+        return queryset.stranded(unused_for=timedelta(seconds=value))
 
 
 class ActivationAttemptFilter(filters.FilterSet):

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, CharField, Q, Value, When
@@ -12,6 +14,10 @@ def window_elapsed() -> Q:
     return Q(state=ActivationState.NOT_ACTIVATED, activation_expires_at__lte=timezone.now())
 
 
+def stranded_q() -> Q:
+    return Q(state=ActivationState.ACTIVATED, cik_first_used_at__isnull=True)
+
+
 class DeviceQuerySet(models.QuerySet):
     def with_effective_state(self) -> "DeviceQuerySet":
         return self.annotate(
@@ -21,6 +27,12 @@ class DeviceQuerySet(models.QuerySet):
                 output_field=CharField(),
             )
         )
+
+    def stranded(self, *, unused_for: timedelta | None = None) -> "DeviceQuerySet":
+        """Activated devices whose CIK was never used (no authenticated call since activation), optionally for at
+        least ``unused_for``. A device re-activated by the retry window keeps its first activation time."""
+        rows = self.filter(stranded_q())
+        return rows.filter(activated_at__lte=timezone.now() - unused_for) if unused_for else rows
 
     def in_effective_state(self, state: str) -> "DeviceQuerySet":
         if state == ActivationState.EXPIRED:
@@ -69,6 +81,13 @@ class Device(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
     cik_digest = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    # Set by the first call authenticated with the current CIK (devices.services.device_from_cik), once: a CIK
+    # handed out but never used is "stranded" (its answer may never have reached the device).
+    cik_first_used_at = models.DateTimeField(
+        "CIK first used", null=True, blank=True, editable=False, help_text="First call authenticated by the CIK."
+    )
+    # When the current CIK was handed out: activated_at, or later when the retry window replaced it.
+    cik_issued_at = models.DateTimeField("CIK issued", null=True, blank=True, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices"
     )
@@ -86,6 +105,10 @@ class Device(models.Model):
             models.CheckConstraint(
                 condition=Q(cik_digest__isnull=True) | Q(state=ActivationState.ACTIVATED),
                 name="device_cik_only_when_activated",
+            ),
+            models.CheckConstraint(
+                condition=Q(cik_first_used_at__isnull=True, cik_issued_at__isnull=True) | Q(cik_digest__isnull=False),
+                name="device_cik_times_only_with_cik",
             ),
         ]
         indexes = [models.Index(fields=["state", "activation_expires_at"], name="device_state_window_idx")]
@@ -110,6 +133,17 @@ class Device(models.Model):
     @property
     def has_active_cik(self) -> bool:
         return self.cik_digest is not None
+
+    @property
+    def cik_stranded(self) -> bool:
+        return self.state == ActivationState.ACTIVATED and self.cik_first_used_at is None
+
+    @property
+    def cik_unused_for(self) -> timedelta | None:
+        """How long the CIK has been waiting for its first use; None unless stranded."""
+        if not self.cik_stranded or self.activated_at is None:
+            return None
+        return max(timezone.now() - self.activated_at, timedelta(0))
 
 
 class ActivationAttempt(models.Model):

@@ -33,6 +33,9 @@ from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, windo
 CIK_BYTES = 20  # 40 lowercase hex characters, as device libraries expect
 MAX_FIELD = 128  # longest vendor, model or serial the activation API accepts
 IMPORT_BATCH = 1000
+# A CIK younger than this is never replaced by a retry: requests that arrive together (duplicates, a library
+# retrying in a tight loop, several callers) get one key between them, not a chain of keys revoking each other.
+REISSUE_MIN_AGE = timedelta(seconds=2)
 
 S = ActivationState
 ENABLE_FROM = Q(state=S.NOT_ADDED)
@@ -111,14 +114,16 @@ def devices_enable(*, ids: Iterable[int], window: int | None = None) -> BulkResu
 
 def devices_reenable(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
     """A new window for activated, expired or disabled devices; their CIK stops working at once."""
-    values = {**_open_window(window), "activated_at": None, "disabled_at": None, "cik_digest": None}
+    values = {**_open_window(window), "activated_at": None, "disabled_at": None, "cik_digest": None,
+              "cik_issued_at": None, "cik_first_used_at": None}  # fmt: skip
     return _transition(ids=ids, allowed=reenable_from(), values=values, action="reenable")
 
 
 def devices_disable(*, ids: Iterable[int]) -> BulkResult:
     """Disabled devices cannot activate, and their CIK stops working at once."""
     now = timezone.now()
-    values = {"state": S.DISABLED, "disabled_at": now, "cik_digest": None, "updated_at": now}
+    values = {"state": S.DISABLED, "disabled_at": now, "cik_digest": None, "cik_issued_at": None,
+              "cik_first_used_at": None, "updated_at": now}  # fmt: skip
     return _transition(ids=ids, allowed=DISABLE_FROM, values=values, action="disable")
 
 
@@ -285,7 +290,7 @@ def _import_batch(model: DeviceModel, batch, result: ImportResult, *, enable: bo
 
 _ACTIVATE = """
 UPDATE devices_device
-   SET state = %s, cik_digest = %s, activated_at = %s, updated_at = %s
+   SET state = %s, cik_digest = %s, activated_at = %s, updated_at = %s, cik_issued_at = %s, cik_first_used_at = NULL
  WHERE serial_number = %s
    AND state = %s
    AND activation_expires_at > %s
@@ -309,23 +314,28 @@ def device_activate(*, vendor: str, model: str, serial: str, remote_addr: str | 
 
     One conditional UPDATE decides: of any number of simultaneous calls for one serial, one changes the row and
     the others find it no longer pending. The CIK is returned only after the change and its log line committed.
+    An activated device whose CIK was never used may get a fresh one within ``ACTIVATION_RETRY_WINDOW``.
     """
+    device = None
     for _ in range(2):
         if (cik := _activate_once(vendor, model, serial, remote_addr, user_agent)) is not None:
             return cik
-        refusal = _why_refused(vendor=vendor, model=model, serial=serial)
+        refusal, device = _why_refused(vendor=vendor, model=model, serial=serial)
         if refusal is not None:
             break
     else:  # re-enabled twice in a row while this call ran: an answer the device can retry
         refusal = ActivationRefused(ActivationOutcome.NOT_ENABLED)
-    _log_attempt(refusal.device_id, vendor, model, serial, remote_addr, user_agent, refusal.outcome)
+    attempt = (vendor, model, serial, remote_addr, user_agent)
+    if device is not None and device.cik_stranded and (cik := _retry_stranded(device, attempt)) is not None:
+        return cik
+    _log_attempt(refusal.device_id, *attempt, refusal.outcome)
     raise refusal
 
 
 def _activate_once(vendor: str, model: str, serial: str, remote_addr: str | None, user_agent: str) -> str | None:
     cik = secrets.token_hex(CIK_BYTES)
     at = connection.ops.adapt_datetimefield_value(timezone.now())
-    update = [S.ACTIVATED.value, cik_digest(cik), at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
+    update = [S.ACTIVATED.value, cik_digest(cik), at, at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
     log = [vendor[:64], model[:64], serial[:MAX_FIELD], at, remote_addr or None, user_agent[:255]]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # one statement: atomic by itself, no BEGIN/COMMIT round trips
@@ -341,25 +351,77 @@ def _activate_once(vendor: str, model: str, serial: str, remote_addr: str | None
     return cik if activated else None
 
 
-def _why_refused(*, vendor: str, model: str, serial: str) -> ActivationRefused | None:
-    """Why the conditional UPDATE matched nothing; None when the device is pending with its window open, which
-    happens only when it was re-enabled between the UPDATE and this read (the caller tries once more)."""
+def _why_refused(*, vendor: str, model: str, serial: str) -> tuple[ActivationRefused | None, Device | None]:
+    """Why the conditional UPDATE matched nothing, and the device as read; no refusal when the device is pending
+    with its window open, which happens only when it was re-enabled between the UPDATE and this read (the caller
+    tries once more)."""
     device_model = DeviceModel.objects.filter(vendor__name=vendor, name=model).only("pk").first()
     if device_model is None:
-        return ActivationRefused(ActivationOutcome.INVALID_MODEL)
+        return ActivationRefused(ActivationOutcome.INVALID_MODEL), None
     device = Device.objects.filter(model=device_model, serial_number=serial).first()
     if device is None:
-        return ActivationRefused(ActivationOutcome.UNKNOWN_SERIAL)
+        return ActivationRefused(ActivationOutcome.UNKNOWN_SERIAL), None
     state = S(device.current_state)
     if state == S.NOT_ACTIVATED:
-        return None
+        return None, device
     outcome = {
         S.NOT_ADDED: ActivationOutcome.NOT_ENABLED,
         S.ACTIVATED: ActivationOutcome.ALREADY_ACTIVATED,
         S.DISABLED: ActivationOutcome.DISABLED,
         S.EXPIRED: ActivationOutcome.EXPIRED,
     }[state]
-    return ActivationRefused(outcome, device_id=device.pk)
+    return ActivationRefused(outcome, device_id=device.pk), device
+
+
+def _retry_stranded(device: Device, attempt: tuple) -> str | None:
+    """A second activation of a device whose CIK was never used: a fresh CIK (the old one revoked) while the
+    retry window is open, else None (the caller answers "already activated"). Audited either way.
+
+    One conditional UPDATE (compare-and-swap on the CIK read before it, still unused, issued at least
+    REISSUE_MIN_AGE ago): of retries arriving together exactly one replaces the key and the others answer 409, so
+    no caller is handed a key that another caller's retry revoked a moment later; and a device that has called
+    with its key never loses it.
+    """
+    window = settings.ACTIVATION_RETRY_WINDOW
+    now = timezone.now()
+    if (refusal := _retry_refusal(device, window, now)) is not None:
+        _audit_retry(device, reissued=False, reason=refusal)
+        return None
+    cik = secrets.token_hex(CIK_BYTES)
+    old = now - REISSUE_MIN_AGE
+    issued_long_enough_ago = Q(cik_issued_at__lte=old) | Q(cik_issued_at__isnull=True, activated_at__lte=old)
+    with transaction.atomic():
+        swapped = (
+            Device.objects.filter(pk=device.pk, state=S.ACTIVATED, cik_digest=device.cik_digest,
+                                  cik_first_used_at__isnull=True, activated_at__gt=now - timedelta(seconds=window))
+            .filter(issued_long_enough_ago)
+            .update(cik_digest=cik_digest(cik), cik_issued_at=now, updated_at=now)
+        )  # fmt: skip
+        if not swapped:
+            _audit_retry(device, reissued=False, reason="CIK replaced or used meanwhile")
+            return None
+        _log_attempt(device.pk, *attempt, ActivationOutcome.REISSUED)
+        _audit_retry(device, reissued=True, reason=f"CIK never used, within {window} s of activation")
+    return cik
+
+
+def _retry_refusal(device: Device, window: int, now: datetime) -> str | None:
+    if window <= 0:
+        return "retry window off"
+    if device.activated_at is None or device.activated_at <= now - timedelta(seconds=window):
+        return "retry window passed"
+    issued = device.cik_issued_at or device.activated_at  # CIKs from before issue times were kept
+    if issued > now - REISSUE_MIN_AGE:
+        return f"CIK handed out less than {REISSUE_MIN_AGE.seconds} s ago"
+    return None
+
+
+def _audit_retry(device: Device, *, reissued: bool, reason: str) -> None:
+    changes = {"cik_digest": [_show("cik_digest", ""), _show("cik_digest", "")]} if reissued else {}
+    action = "cik_reissue" if reissued else "cik_reissue_refused"
+    entry = Device(pk=device.pk, serial_number=device.serial_number)
+    LogEntry.objects.log_create(entry, action=LogEntry.Action.UPDATE, force_log=True, changes=changes,
+                                additional_data={"action": action, "reason": reason})  # fmt: skip
 
 
 def _log_attempt(device_id, vendor, model, serial, remote_addr, user_agent, outcome) -> None:
@@ -382,10 +444,30 @@ def activation_attempt_log(
 
 
 def device_from_cik(*, cik: str) -> Device:
-    """The activated device holding this CIK. Raises CikInvalid otherwise (re-enabled or disabled devices lost it)."""
+    """The activated device holding this CIK. Raises CikInvalid otherwise (re-enabled or disabled devices lost it).
+
+    The one place a CIK authenticates, so the one place its first use is recorded: a write only on the first call
+    with each CIK, never on the calls after it.
+    """
     if len(cik) != CIK_BYTES * 2:
         raise CikInvalid
-    device = Device.objects.select_related("model__vendor").filter(cik_digest=cik_digest(cik)).first()
+    digest = cik_digest(cik)
+    device = Device.objects.select_related("model__vendor").filter(cik_digest=digest).first()
     if device is None or device.state != S.ACTIVATED:
         raise CikInvalid
+    if device.cik_first_used_at is None:
+        device.cik_first_used_at = _record_first_use(device.pk, digest)
     return device
+
+
+def _record_first_use(pk: int, digest: str) -> datetime:
+    """One conditional UPDATE. When it matches nothing, either another call recorded the first use (the CIK is
+    good) or the CIK was replaced since the read (re-issued, re-enabled, disabled): then the call is refused, so
+    a key that lost a race with its own re-issue never authenticates."""
+    now = timezone.now()
+    if Device.objects.filter(pk=pk, cik_digest=digest, cik_first_used_at__isnull=True).update(cik_first_used_at=now):
+        return now
+    first_use = Device.objects.filter(pk=pk, cik_digest=digest).values_list("cik_first_used_at", flat=True).first()
+    if first_use is None:
+        raise CikInvalid
+    return first_use

@@ -6,7 +6,7 @@ import io
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -53,14 +53,21 @@ class DeviceOutput(serializers.ModelSerializer):
     state = serializers.ChoiceField(source="current_state", choices=ActivationState.choices)
     has_active_cik = serializers.BooleanField()
     owner = serializers.CharField(source="owner.username", allow_null=True, default=None)
+    cik_stranded = serializers.BooleanField(help_text="Activated, but no call has authenticated with its CIK yet.")
+    cik_unused_for = serializers.SerializerMethodField(help_text="Seconds since activation of a stranded CIK.")
 
     class Meta:
         model = Device
         fields = [
-            "id", "serial_number", "vendor", "model", "model_id", "state", "has_active_cik", "owner_id", "owner",
-            "extra", "enabled_at", "activation_expires_at", "activated_at", "disabled_at", "configuration_version",
-            "created_at", "updated_at",
+            "id", "serial_number", "vendor", "model", "model_id", "state", "has_active_cik", "cik_first_used_at",
+            "cik_stranded", "cik_unused_for", "owner_id", "owner", "extra", "enabled_at", "activation_expires_at",
+            "activated_at", "disabled_at", "configuration_version", "created_at", "updated_at",
         ]  # fmt: skip
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_cik_unused_for(self, device: Device) -> int | None:
+        unused = device.cik_unused_for
+        return None if unused is None else int(unused.total_seconds())
 
 
 class DeviceCreateInput(serializers.Serializer):

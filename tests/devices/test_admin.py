@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from devices import services
 from devices.models import Device
@@ -151,3 +155,54 @@ def test_import_counts_a_nul_serial_as_invalid(staff_client):
 
     assert '<strong data-count="invalid">1</strong>' in response.content.decode()
     assert Device.objects.count() == 0
+
+
+# --- stranded CIKs -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stranded_fleet():
+    """USED-1 activated and called in; NEW-1 activated 10 min ago and OLD-1 two days ago, neither used."""
+    model = DeviceModelFactory(name="m", vendor__name="acme")
+    now = timezone.now()
+    for sn, ago in (("USED-1", timedelta(days=3)), ("OLD-1", timedelta(days=2)), ("NEW-1", timedelta(minutes=10))):
+        services.device_enable(device=DeviceFactory(model=model, serial_number=sn))
+        with time_machine.travel(now - ago, tick=False):
+            cik = services.device_activate(vendor="acme", model="m", serial=sn, remote_addr=None, user_agent="")
+            if sn == "USED-1":
+                services.device_from_cik(cik=cik)
+    DeviceFactory(model=model, serial_number="IDLE-1")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        pytest.param("1", {"NEW-1", "OLD-1"}, id="stranded"),
+        pytest.param("1h", {"OLD-1"}, id="over-an-hour"),
+        pytest.param("1d", {"OLD-1"}, id="over-a-day"),
+        pytest.param("0", {"USED-1", "IDLE-1"}, id="used-or-no-cik"),
+    ],
+)
+def test_changelist_finds_stranded_ciks(staff_client, stranded_fleet, value, shown):
+    response = staff_client.get(CHANGELIST, {"stranded": value})
+
+    assert response.status_code == 200
+    assert {d.serial_number for d in response.context["cl"].result_list} == shown
+
+
+def test_changelist_says_how_long_a_cik_has_waited_for_its_first_use(staff_client, stranded_fleet):
+    html = staff_client.get(CHANGELIST).content.decode()
+
+    assert "never used (10 min since activation)" in html
+    assert "never used (2 d 0 h since activation)" in html
+    assert html.count(">used<") == 1
+    assert "Never used for over an hour" in html  # the filter is offered
+
+
+def test_change_page_shows_first_use_and_never_the_cik(staff_client, stranded_fleet):
+    device = Device.objects.get(serial_number="USED-1")
+
+    html = staff_client.get(reverse("admin:devices_device_change", args=[device.pk])).content.decode()
+
+    assert "CIK first used" in html
+    assert device.cik_digest not in html

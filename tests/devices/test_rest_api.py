@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import time_machine
 from django.urls import reverse
 
 from devices import services
@@ -55,15 +58,19 @@ def test_session_of_a_staff_user_works_too(api_client, staff_user):
 
 def test_device_list_shows_effective_state_and_never_the_cik(staff_api):
     device = services.device_enable(device=DeviceFactory(serial_number="SN-1"))
-    services.device_activate(vendor=device.model.vendor.name, model=device.model.name, serial="SN-1",
-                             remote_addr=None, user_agent="")  # fmt: skip
+    cik = services.device_activate(vendor=device.model.vendor.name, model=device.model.name, serial="SN-1",
+                                   remote_addr=None, user_agent="")  # fmt: skip
 
-    [row] = staff_api.get(DEVICES).json()["results"]
+    response = staff_api.get(DEVICES)
+    [row] = response.json()["results"]
 
     assert row["serial_number"] == "SN-1"
     assert row["state"] == "activated"
     assert row["has_active_cik"] is True
-    assert not any("cik" in key and key != "has_active_cik" for key in row)
+    assert {key for key in row if "cik" in key} == {"has_active_cik", "cik_first_used_at", "cik_stranded",
+                                                    "cik_unused_for"}  # fmt: skip
+    body = response.content.decode()
+    assert cik not in body and services.cik_digest(cik) not in body
 
 
 @pytest.mark.parametrize(
@@ -92,6 +99,67 @@ def test_device_filters(staff_api, query, expected):
 
 def test_invalid_filter_value_is_400(staff_api):
     assert staff_api.get(f"{DEVICES}?state=bogus").status_code == 400
+
+
+# --- stranded CIKs -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fleet():
+    """At START: USED-1 activated and called in; NEW-1 activated 10 min ago, OLD-1 two hours ago, neither used;
+    PENDING-1 enabled only."""
+    start = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    model = DeviceModelFactory(name="m", vendor__name="acme")
+    devices = {sn: services.device_enable(device=DeviceFactory(model=model, serial_number=sn))
+               for sn in ("USED-1", "NEW-1", "OLD-1", "PENDING-1")}  # fmt: skip
+
+    def activate(sn: str, at: datetime) -> str:
+        with time_machine.travel(at, tick=False):
+            return services.device_activate(vendor="acme", model="m", serial=sn, remote_addr=None, user_agent="")
+
+    cik = activate("USED-1", start - timedelta(hours=3))
+    with time_machine.travel(start - timedelta(hours=3) + timedelta(seconds=30), tick=False):
+        services.device_from_cik(cik=cik)
+    activate("OLD-1", start - timedelta(hours=2))
+    activate("NEW-1", start - timedelta(minutes=10))
+    with time_machine.travel(start, tick=False):
+        yield devices
+
+
+def test_device_shows_whether_its_cik_was_used_and_for_how_long_not(staff_api, fleet):
+    rows = {row["serial_number"]: row for row in staff_api.get(DEVICES).json()["results"]}
+
+    shown = {sn: (row["cik_stranded"], row["cik_unused_for"]) for sn, row in rows.items()}
+    assert shown == {"USED-1": (False, None), "NEW-1": (True, 600), "OLD-1": (True, 7200), "PENDING-1": (False, None)}
+    assert rows["USED-1"]["cik_first_used_at"] == "2026-11-24T05:00:30Z"
+    assert rows["OLD-1"]["cik_first_used_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param("stranded=true", ["NEW-1", "OLD-1"], id="stranded"),
+        pytest.param("stranded=false", ["PENDING-1", "USED-1"], id="not-stranded"),
+        pytest.param("stranded_for=3600", ["OLD-1"], id="over-an-hour"),
+        pytest.param("stranded_for=600", ["NEW-1", "OLD-1"], id="at-least-ten-minutes"),
+        pytest.param("stranded_for=601", ["OLD-1"], id="over-ten-minutes"),
+        pytest.param("stranded=true&state=activated&vendor=acme", ["NEW-1", "OLD-1"], id="with-other-filters"),
+    ],
+)
+def test_stranded_filters(staff_api, fleet, query, expected):
+    response = staff_api.get(f"{DEVICES}?{query}")
+
+    assert response.status_code == 200
+    assert sorted(row["serial_number"] for row in response.json()["results"]) == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "1.5", str(10**30), "9223372036854775808", str(10 * 366 * 86400 + 1)])
+def test_bad_stranded_for_is_400_in_the_api_format(staff_api, fleet, value):
+    response = staff_api.get(f"{DEVICES}?stranded_for={value}")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "stranded_for" in response.json()
 
 
 @pytest.mark.parametrize("url", [DEVICES, "/api/v1/vendors/", "/api/v1/device-models/", "/api/v1/activation-attempts/"])
