@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import io
 from email.utils import formatdate
 
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
@@ -81,18 +82,36 @@ def bad_length(path: str) -> HttpResponse:
 
 
 class BodyLimitMiddleware:
-    """A declared body over the dialect's limit is refused before anything reads it."""
+    """A declared body over the dialect's limit is refused before anything reads it. Under WSGI a chunked body
+    (no Content-Length: Django would read it as empty) is read here up to the limit, and refused past it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         length = declared_length(request.META.get("CONTENT_LENGTH"))
+        limit = dialects.body_limit(request.path)
         if length == -1:
             return bad_length(request.path)
-        if length is not None and length > dialects.body_limit(request.path):
+        if length is not None and length > limit:
+            return too_large(request.path)
+        if length is None and _chunked_wsgi(request) and not _read_chunked(request, limit):
             return too_large(request.path)
         return self.get_response(request)
+
+
+def _chunked_wsgi(request: HttpRequest) -> bool:
+    return "wsgi.input" in request.META and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+
+def _read_chunked(request: HttpRequest, limit: int) -> bool:
+    """Read a chunked WSGI body (the server decodes the chunks) into the request; False past ``limit``."""
+    body = request.META["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        return False
+    request._stream = io.BytesIO(body)  # what Django's handlers give a request: a stream of the body
+    request.META["CONTENT_LENGTH"] = str(len(body))
+    return True
 
 
 def canonical(name: bytes) -> bytes:

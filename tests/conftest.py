@@ -101,6 +101,12 @@ def portal_server(tmp_path):
         proc.wait(timeout=20)
 
 
+def server_env(var_dir, **overrides: str) -> dict[str, str]:
+    """A server process's environment: a newcomer's shell on the test database, plus ``overrides``."""
+    env = {"PORTAL_VAR_DIR": str(var_dir), "DATABASE_URL": subprocess_database_url(), "DATABASE_CONN_MAX_AGE": "0"}
+    return clean_env(**(env | overrides))
+
+
 def start_embedded_server(var_dir, **env_overrides: str):
     """The embedded default's web server exactly as ``make run`` starts it (``serve.web_command``: uvicorn on a
     socket bound by the parent) on the test database. Returns (base URL, process)."""
@@ -109,8 +115,7 @@ def start_embedded_server(var_dir, **env_overrides: str):
     from portal.management.commands.serve import listening, web_command
 
     sock = listening("127.0.0.1", 0)
-    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(),
-                    DATABASE_CONN_MAX_AGE="0", **env_overrides)  # fmt: skip
+    env = server_env(var_dir, **env_overrides)
     proc = subprocess.Popen(web_command(sock.fileno()), cwd=REPO, env=env, pass_fds=(sock.fileno(),),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -140,8 +145,7 @@ def start_gunicorn(var_dir, **env_overrides: str):
     import sys
 
     port = free_port()
-    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(),
-                    DATABASE_CONN_MAX_AGE="0", **env_overrides)  # fmt: skip
+    env = server_env(var_dir, **env_overrides)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf", "portal.wsgi:application",
          "--bind", f"127.0.0.1:{port}", "--workers", "4", "--threads", "8", "--worker-class", "gthread"],
