@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.utils.html import format_html
 
@@ -126,6 +128,18 @@ class RetriesInline(admin.TabularInline):
     show_change_link = True
 
 
+class RequestChangeList(ChangeList):
+    """Django's date hierarchy computes the next day, month or year of the one asked for in plain Python
+    (``?created_date__year=9999&created_date__month=12&created_date__day=31`` overflows into a 500): a date the
+    calendar cannot hold is a bad filter, answered like any other (the list with "?e=1"), never an error page."""
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
 @admin.register(ProvisioningRequest)
 class ProvisioningRequestAdmin(admin.ModelAdmin):
     list_display = ("number", "type", "state", "priority", "smartcard", "subscription", "scheduled_date",
@@ -147,6 +161,9 @@ class ProvisioningRequestAdmin(admin.ModelAdmin):
         ("Outcome", {"fields": ("request", "response", "reference_number", "error_code", "error_description",
                                 "provider_error_code", "provider_error_description")}),
     )  # fmt: skip
+
+    def get_changelist(self, request, **kwargs):
+        return RequestChangeList
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in ProvisioningRequest._meta.fields if f.name != "ca_pin_encrypted"]

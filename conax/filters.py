@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import django_filters as filters
+from django import forms
+from django.utils import timezone
 
+from conax import dates
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.models import ProvisioningRequest
+
+
+class WindowedDateTimeField(forms.Field):
+    """A date filter's value, parsed as every conditional-access date is (``conax.dates``): strict, in UTC, inside
+    the accepted window; anything else is a validation error (the filter's 400), never a database error."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return dates.parse(value, now=timezone.now(), default_zone=timezone.get_current_timezone())
+        except dates.DateError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
+
+
+class WindowedDateTimeFilter(filters.Filter):
+    field_class = WindowedDateTimeField
 
 
 class ProvisioningRequestFilter(filters.FilterSet):
@@ -17,10 +37,10 @@ class ProvisioningRequestFilter(filters.FilterSet):
     smartcard_id = filters.CharFilter(field_name="smartcard_id", label="Smartcard id")
     subscription = filters.CharFilter(field_name="subscription__number", label="Subscription number")
     subscription_id = filters.CharFilter(field_name="subscription_id", label="Subscription id")
-    created_after = filters.IsoDateTimeFilter(field_name="created_date", lookup_expr="gte", label="Created at or after")
-    created_before = filters.IsoDateTimeFilter(field_name="created_date", lookup_expr="lt", label="Created before")
-    scheduled_after = filters.IsoDateTimeFilter(field_name="scheduled_date", lookup_expr="gte", label="Due at or after")
-    scheduled_before = filters.IsoDateTimeFilter(field_name="scheduled_date", lookup_expr="lt", label="Due before")
+    created_after = WindowedDateTimeFilter(field_name="created_date", lookup_expr="gte", label="Created at or after")
+    created_before = WindowedDateTimeFilter(field_name="created_date", lookup_expr="lt", label="Created before")
+    scheduled_after = WindowedDateTimeFilter(field_name="scheduled_date", lookup_expr="gte", label="Due at or after")
+    scheduled_before = WindowedDateTimeFilter(field_name="scheduled_date", lookup_expr="lt", label="Due before")
 
     class Meta:
         model = ProvisioningRequest

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 
 from conax.choices import LifeCycleState, Priority, RequestType
+from conax.dates import EARLIEST, STORED_BEFORE
 from devices.models import Device
 
 
@@ -25,6 +26,18 @@ def new_id() -> str:
 
 def hex_id() -> models.CharField:
     return models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+
+
+def date_windows(prefix: str, *fields: str) -> list[models.CheckConstraint]:
+    """A named CHECK per date column: every value in [2000-01-01, 2100-01-01) UTC (``conax.dates``), so no row can
+    hold a date that cannot be read back (year 10000 or BC after an offset) and take a list or page down with it."""
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{name}__gte": EARLIEST, f"{name}__lt": STORED_BEFORE}) | Q(**{f"{name}__isnull": True}),
+            name=f"{prefix}_{name}_in_window",
+        )
+        for name in fields
+    ]
 
 
 class Unit(models.Model):
@@ -68,6 +81,7 @@ class Subscription(models.Model):
 
     class Meta:
         ordering = ["number"]
+        constraints = date_windows("subscription", "created_at")
 
     def __str__(self) -> str:
         return self.number
@@ -79,6 +93,9 @@ class Pairing(models.Model):
     id = hex_id()
     subscription = models.ForeignKey(Subscription, on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = date_windows("pairing", "created_at")
 
     def __str__(self) -> str:
         return f"pairing {self.id}"
@@ -126,10 +143,17 @@ class Entitlement(models.Model):
     changed_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["smartcard", "service"], name="entitlement_unique_per_card")]
+        constraints = [
+            models.UniqueConstraint(fields=["smartcard", "service"], name="entitlement_unique_per_card"),
+            *date_windows("entitlement", "changed_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.service} on {self.smartcard}: {'active' if self.active else 'cancelled'}"
+
+
+REQUEST_DATES = ("scheduled_date", "executed_date", "created_date", "updated_date", "claimed_until", "sent_at",
+                 "enqueued_at")  # fmt: skip
 
 
 class ProvisioningRequest(models.Model):
@@ -202,6 +226,7 @@ class ProvisioningRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(life_cycle_state="PENDING") | Q(executed_date__isnull=False), name="request_terminal_dated"
             ),
+            *date_windows("request", *REQUEST_DATES),
         ]
 
     def __str__(self) -> str:

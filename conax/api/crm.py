@@ -2,31 +2,33 @@
 call them (seed 003).
 
 Every answer is the envelope ``{"status": {"code", "message", "description"}, "data"}`` with HTTP 200, errors
-included (``code`` is ``"OK"`` on success), except an unknown method (404) and a wrong HTTP method (405), which
-still carry the envelope. GET takes its parameters from the query string, POST from a JSON object body; both carry
-``token``. Parameter tables and their checks: ``conax.api.crmparams``; rules: ``conax.services``.
+included (``code`` is ``"OK"`` on success), except any unknown path (404) and a wrong HTTP method (405, with
+``Allow``), which still carry the envelope. GET takes its parameters from the query string, POST from a JSON object
+body; both carry ``token``, and both pass one input layer first (``conax.api.crminput``). Parameter tables and their
+checks: ``conax.api.crmparams``; rules: ``conax.services``.
 """
 
 from __future__ import annotations
 
-import json
+import secrets
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate
-from django.core.exceptions import RequestDataTooBig
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from conax import selectors, services
+from conax.api import crminput
 from conax.api.crmparams import METHODS, REQUEST_FIELDS, CrmError, Method, fields_set
 from conax.choices import Priority, RequestType
 from conax.exceptions import ConaxError
 from conax.models import ProvisioningRequest, Unit
 from portal import services as portal_services
 from portal.audit import set_audit_actor
+from portal.authentication import api_authenticate
 from portal.choices import TokenPurpose
 from portal.exceptions import TokenError
 from portal.permissions import is_support_staff
@@ -34,6 +36,7 @@ from portal.permissions import is_support_staff
 TOKEN_TTL = timedelta(hours=2)  # CRM.COM tokens expire after 2 h (DESIGN.md)
 DATE = "%Y-%m-%dT%H:%M:%S"
 DEFAULT_RESULTS = 50
+REQUESTS_PATH = "conax_web_services/provisioning_requests/"
 
 
 def envelope(data: Any = None, code: str = "OK", message: str | None = None, description: str | None = None,
@@ -46,14 +49,10 @@ def _failure(exc: CrmError, status: int = 200) -> JsonResponse:
     return envelope(None, exc.code, exc.message, exc.description, status)
 
 
-def _body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        data = json.loads(request.body or b"null")
-    except (ValueError, RecursionError, RequestDataTooBig) as exc:
-        raise CrmError("INVALID_REQUEST", "the body must be a JSON object") from exc
-    if not isinstance(data, dict):
-        raise CrmError("INVALID_REQUEST", "the body must be a JSON object")
-    return data
+def _not_allowed(allowed: str) -> JsonResponse:
+    response = _failure(CrmError("METHOD_NOT_ALLOWED", f"use {allowed}"), 405)
+    response["Allow"] = allowed
+    return response
 
 
 # --- authentication ------------------------------------------------------------------------------------------------
@@ -63,9 +62,9 @@ def _body(request: HttpRequest) -> dict[str, Any]:
 def token_login(request: HttpRequest) -> JsonResponse:
     """``POST authentication/token``: ``username``, ``password``, ``organisation``, optional ``unit``."""
     if request.method != "POST":
-        return _failure(CrmError("METHOD_NOT_ALLOWED", "use POST"), 405)
+        return _not_allowed("POST")
     try:
-        raw = _body(request)
+        raw = crminput.body(request)
         for name in raw:
             if name not in ("username", "password", "organisation", "unit"):
                 raise CrmError("UNKNOWN_PARAMETER", f"unknown parameter {name}")
@@ -94,21 +93,32 @@ def _unit(name: Any) -> Unit | None:
 
 
 def _login(request: HttpRequest, raw: dict):
-    # django-axes counts failures here; once locked out its middleware answers (portal.authentication).
-    user = authenticate(request, username=raw["username"], password=raw["password"])
-    if user is None or raw["organisation"] != settings.CRM_ORGANISATION:
+    """The user, or INVALID_CREDENTIALS for everyone not let in, whatever the password.
+
+    Whether the user may use the CRM API is decided before the password is checked: someone who may not (a
+    customer, an inactive or non-support account, another organisation) goes down the wrong-password path itself,
+    so the answer, the failure count and lock-out (django-axes) and the time spent hashing are those of a wrong
+    password. Otherwise a right password would show: by another answer, or by a lock-out that a success resets."""
+    allowed = raw["organisation"] == settings.CRM_ORGANISATION and _may_log_in(raw["username"])
+    password = raw["password"] if allowed else secrets.token_urlsafe(32)
+    user = api_authenticate(request, username=raw["username"], password=password)
+    if user is None or not allowed or not is_support_staff(user):
         raise CrmError("INVALID_CREDENTIALS", "wrong username, password or organisation")
-    if not is_support_staff(user):
-        raise CrmError("ACCESS_DENIED", "this user may not use the CRM API")
     return user
+
+
+def _may_log_in(username: str) -> bool:
+    model = get_user_model()
+    user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
+    return user is not None and is_support_staff(user)
 
 
 @csrf_exempt
 def token_release(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
-        return _failure(CrmError("METHOD_NOT_ALLOWED", "use POST"), 405)
+        return _not_allowed("POST")
     try:
-        token = _token(_body(request))
+        token = _token(crminput.body(request))
     except CrmError as exc:
         return _failure(exc)
     portal_services.token_revoke(token=token)
@@ -129,6 +139,14 @@ def _token(raw: dict):
     return token
 
 
+@csrf_exempt
+def unknown(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any other path under ``/crmapi/`` (unknown resource or method, a trailing slash): 404 in the envelope, so a
+    client that JSON-decodes every answer never meets an HTML page."""
+    known = "/crmapi/rest/v2/authentication/token[/release], /crmapi/rest/v2/" + REQUESTS_PATH + "<method>"
+    return _failure(CrmError("UNKNOWN_METHOD", "no such resource or method", f"known paths: {known}"), 404)
+
+
 # --- provisioning requests -----------------------------------------------------------------------------------------
 
 
@@ -136,11 +154,11 @@ def _token(raw: dict):
 def provisioning_requests(request: HttpRequest, method: str) -> JsonResponse:
     spec = METHODS.get(method)
     if spec is None:
-        return _failure(CrmError("UNKNOWN_METHOD", f"no method {method}"), 404)
+        return unknown(request)
     if request.method != spec.http:
-        return _failure(CrmError("METHOD_NOT_ALLOWED", f"use {spec.http}"), 405)
+        return _not_allowed(spec.http)
     try:
-        raw = request.GET.dict() if spec.http == "GET" else _body(request)
+        raw = crminput.query(request) if spec.http == "GET" else crminput.body(request)
         token = _token(raw)
         values = spec.parse(raw)
         if spec.http == "GET":

@@ -16,9 +16,8 @@ from typing import Any
 
 from django.db.models import Model
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from conax import selectors
+from conax import dates, selectors
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.exceptions import NotFound
 from conax.models import Service, SetTopBox, Smartcard, Subscription
@@ -63,14 +62,22 @@ flag.openapi = {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean
 
 
 def moment(name: str, value: Any) -> datetime:
-    """ISO 8601 as the seed writes dates (``2014-11-30T09:00:00``); without an offset it is in the portal's zone."""
-    parsed = parse_datetime(value) if isinstance(value, str) and len(value) <= 40 else None
-    if parsed is None:
-        raise _invalid(name, "a date and time like 2014-11-30T09:00:00 is expected")
-    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+    """ISO 8601 as the seed writes dates (``2014-11-30T09:00:00``); without an offset it is in the portal's zone.
+
+    Strict, normalised to UTC and inside the accepted window (``conax.dates``): impossible dates (30 February, hour
+    25), offsets past ±14:00 and dates outside 2000-01-01 … now + 10 years are refused."""
+    try:
+        return dates.parse(value, now=timezone.now(), default_zone=timezone.get_current_timezone())
+    except dates.DateError as exc:
+        raise _invalid(name, str(exc)) from exc
 
 
-moment.openapi = {"type": "string", "format": "date-time", "example": "2014-11-30T09:00:00"}
+moment.openapi = {
+    "type": "string",
+    "format": "date-time",
+    "example": "2014-11-30T09:00:00",
+    "description": "2000-01-01 to 10 years ahead; without an offset in the portal's time zone",
+}
 
 
 def choice(*values: str) -> Callable[[str, Any], str]:

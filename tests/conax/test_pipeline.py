@@ -159,7 +159,8 @@ def test_an_unknown_card_is_rejected_by_a_head_end_that_does_not_know_it(crm, se
 
 
 def test_a_request_is_not_sent_before_its_start_date(crm, head_end):
-    request = create(crm, "add_subscriptions", {**ADD, "start_date": "2099-01-01T00:00:00"})
+    later = (timezone.now() + timedelta(days=5 * 365)).strftime("%Y-%m-%dT%H:%M:%S")  # inside the 10-year window
+    request = create(crm, "add_subscriptions", {**ADD, "start_date": later})
 
     assert run(request) is None
     assert (request.life_cycle_state, request.attempts, head_end.stats()["sends"]) == ("PENDING", 0, 0)
@@ -248,7 +249,8 @@ def test_an_outcome_from_a_worker_that_lost_its_claim_is_ignored(crm, head_end):
 
 
 def test_process_now_makes_a_scheduled_request_due(crm, staff_user, head_end, django_capture_on_commit_callbacks):
-    request = create(crm, "add_subscriptions", {**ADD, "start_date": "2099-01-01T00:00:00"})
+    later = (timezone.now() + timedelta(days=5 * 365)).strftime("%Y-%m-%dT%H:%M:%S")  # inside the 10-year window
+    request = create(crm, "add_subscriptions", {**ADD, "start_date": later})
 
     with django_capture_on_commit_callbacks() as callbacks:
         queued = services.requests_process_now(numbers=[request.pk], actor=services.Actor(staff_user))
