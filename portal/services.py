@@ -32,6 +32,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from portal.choices import TokenPurpose
 from portal.exceptions import TokenExpired, TokenInvalid, TokenRevoked
+from portal.logging import note_secret
 from portal.models import ApiToken, WorkerHeartbeat
 
 TOKEN_BYTES = 32  # 256 bits of randomness, shown as 64 hex characters
@@ -73,6 +74,7 @@ def token_issue(
     metadata: dict | None = None,
 ) -> IssuedToken:
     raw = secrets.token_hex(TOKEN_BYTES)
+    note_secret(raw)
     now = timezone.now()
     token = ApiToken.objects.create(
         user=user,

@@ -423,7 +423,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"kv": {"()": "portal.logging.KeyValueFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    # On the handler, so that it sees the records of every logger (portal/logging.py: what it masks and how).
+    "filters": {"secrets": {"()": "portal.logging.SecretFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Celery's own success line carries the task's return value; portal.tasks logs its own line instead.
