@@ -1,11 +1,15 @@
 """Demo data for the embedded default: vendors, models, a few hundred serials in every state, three users.
 
-Idempotent: running it again creates nothing new and resets the demo users' passwords to the printed ones.
+Idempotent over whatever staff did since the last load (every ``make run`` loads it): what exists is kept, what is
+missing is created, and what cannot be created because a staff edit took one of its unique values (a CA id, a
+service code, a serial) is skipped and logged, never an error. The demo users get their printed passwords back,
+and pending demo serials whose window passed unused get a new one, so the documented serials keep working.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,11 +17,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from conax.models import Service, SetTopBox, Smartcard, Subscription, Unit
+from devices import services as device_services
 from devices.choices import ActivationState
 from devices.models import Device, DeviceModel, Vendor
 from portal.services import CUSTOMERS_GROUP, SUPPORT_GROUP, groups_sync
@@ -43,6 +48,20 @@ STATE_CYCLE = [
 SENSORS = ["Temperature", "Carbon Monoxide", "Humidity", "Smoke", "Motion", "Door contact"]
 PARAMETERS = ["Reporting interval", "Alarm threshold", "Firmware channel", "Time zone"]
 PARAMETER_GROUPS = ["Environmental", "Security"]
+OWNED = 12  # serials 0-11 of each model belong to the demo customers: even ones to alice, odd ones to bob
+STRANDED_FROM = 100  # activated serials from 100 on never used their CIK (the admin's "CIK use" filter finds them)
+
+logger = logging.getLogger(__name__)
+
+
+def _serial(model_name: str, n: int) -> str:
+    return f"{model_name.upper()}-{n:06d}"
+
+
+def demo_serials(state: str, *, model_name: str = "stb-4k", count: int = 3) -> list[str]:
+    """The first ``count`` serials of a model that the demo creates in ``state`` (for the README and tests)."""
+    slots = [n for n in range(SERIALS_PER_MODEL) if STATE_CYCLE[n % len(STATE_CYCLE)] == state]
+    return [_serial(model_name, n) for n in slots[:count]]
 
 
 @dataclass(frozen=True)
@@ -60,16 +79,19 @@ DEMO_USERS = (
 )
 
 
-def _device(model: DeviceModel, serial: str, state: str, owner, now) -> Device:
-    device = Device(model=model, serial_number=serial, state=state, owner=owner)
+def _device(model: DeviceModel, n: int, owner, now) -> Device:
+    state = STATE_CYCLE[n % len(STATE_CYCLE)]
+    device = Device(model=model, serial_number=_serial(model.name, n), state=state, owner=owner)
     if state == ActivationState.NOT_ADDED:
         return device
     device.enabled_at = now - (timedelta(days=3) if state == ActivationState.EXPIRED else timedelta(hours=1))
     device.activation_expires_at = device.enabled_at + timedelta(seconds=settings.ACTIVATION_WINDOW)
     if state == ActivationState.ACTIVATED:
-        device.activated_at = device.enabled_at + timedelta(minutes=5)
+        device.activated_at = device.cik_issued_at = device.enabled_at + timedelta(minutes=5)
         # The demo never hands these keys to anyone: a digest of a random value stands for a device's CIK.
         device.cik_digest = hashlib.sha256(secrets.token_bytes(20)).hexdigest()
+        if n < STRANDED_FROM:
+            device.cik_first_used_at = device.activated_at + timedelta(seconds=30)
     if state == ActivationState.DISABLED:
         device.disabled_at = now - timedelta(minutes=30)
     return device
@@ -80,7 +102,7 @@ def _users() -> dict[str, object]:
     users = {}
     for spec in DEMO_USERS:
         user, _ = User.objects.get_or_create(username=spec.username, defaults={"email": f"{spec.username}@example.com"})
-        user.is_staff = spec.is_staff
+        user.is_staff, user.is_active = spec.is_staff, True
         user.set_password(spec.password)
         user.save()
         user.groups.add(Group.objects.get(name=spec.group))
@@ -88,32 +110,63 @@ def _users() -> dict[str, object]:
     return users
 
 
+def _existing_or_new(model: type[models.Model], lookup: dict, defaults: dict | None = None):
+    """The demo object ``lookup`` names: the one there (whatever staff changed in it), else a new one. None when a
+    staff edit gave one of its unique values (a CA id, a code, a device link) to another object: skipped, logged."""
+    found = model.objects.filter(**lookup).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():  # a savepoint: a conflict undoes this object only
+            return model.objects.create(**lookup, **(defaults or {}))
+    except IntegrityError:
+        logger.warning("demo: %s %s not created: one of its unique values is taken", model._meta.verbose_name, lookup)
+        return None
+
+
 @transaction.atomic
 def demo_load() -> dict[str, int]:
     groups_sync()
     users = _users()
-    customers = [users["alice"], users["bob"]]
     now = timezone.now()
-    devices = []
-    for vendor_name, models in CATALOG.items():
-        vendor, _ = Vendor.objects.get_or_create(name=vendor_name)
-        for model_name, description in models:
-            model, _ = DeviceModel.objects.get_or_create(
-                vendor=vendor, name=model_name, defaults={"description": description}
-            )
-            for n in range(SERIALS_PER_MODEL):
-                state = STATE_CYCLE[n % len(STATE_CYCLE)]
-                owner = customers[n % 2] if n < 12 else None
-                devices.append(_device(model, f"{model_name.upper()}-{n:06d}", state, owner, now))
     before = Device.objects.count()
-    Device.objects.bulk_create(devices, ignore_conflicts=True)
+    models_loaded = _inventory([users["alice"], users["bob"]], now)
     _components(now)
     _conditional_access(users)
+    _reopen_pending(models_loaded)
     return {
         "vendors": Vendor.objects.count(),
         "devices": Device.objects.count(),
         "created": Device.objects.count() - before,
     }
+
+
+def _inventory(customers: list, now) -> list[DeviceModel]:
+    """Vendors, models and their serials; a serial that exists under its model (or conflicts) is left alone."""
+    loaded, devices = [], []
+    for vendor_name, catalog in CATALOG.items():
+        vendor = _existing_or_new(Vendor, {"name": vendor_name})
+        for model_name, description in catalog:
+            model = _existing_or_new(DeviceModel, {"vendor": vendor, "name": model_name}, {"description": description})
+            loaded.append(model)
+            devices += [_device(model, n, customers[n % 2] if n < OWNED else None, now)
+                        for n in range(SERIALS_PER_MODEL)]  # fmt: skip
+    Device.objects.bulk_create(devices, ignore_conflicts=True)
+    return loaded
+
+
+def _reopen_pending(loaded: list[DeviceModel]) -> None:
+    """A demo left running for a day would have no serial left to activate: pending demo serials whose window
+    passed before any activation get a new one (audited like any re-enable). Other states are left as they are."""
+    for model in loaded:
+        serials = [_serial(model.name, n) for n in range(SERIALS_PER_MODEL)
+                   if STATE_CYCLE[n % len(STATE_CYCLE)] == ActivationState.NOT_ACTIVATED]  # fmt: skip
+        lapsed = (
+            Device.objects.filter(model=model, serial_number__in=serials, activated_at__isnull=True)
+            .in_effective_state(ActivationState.EXPIRED)
+            .values_list("pk", flat=True)
+        )
+        device_services.devices_reenable(ids=list(lapsed))
 
 
 def _components(now) -> None:
@@ -137,22 +190,23 @@ CAS_SERVICES = [("BASIC", "Basic package", "1001"), ("SPORTS", "Sports", "1002")
 def _conditional_access(users) -> None:
     """A unit, three services, and per customer a subscription with a smartcard and a CAS set-top box for each of
     their 4K boxes (no entitlements yet: they come from COMPLETED requests)."""
-    Unit.objects.get_or_create(name="Admin Unit", defaults={"alternative_code": "MG", "description": "demo"})
-    services = [Service.objects.get_or_create(code=code, defaults={"name": name, "service_ca_id": ca})[0]
+    _existing_or_new(Unit, {"name": "Admin Unit"}, {"alternative_code": "MG", "description": "demo"})
+    services = [_existing_or_new(Service, {"code": code}, {"name": name, "service_ca_id": ca})
                 for code, name, ca in CAS_SERVICES]  # fmt: skip
     for username in ("alice", "bob"):
-        subscription, _ = Subscription.objects.get_or_create(
-            number=f"SUB-{username.upper()}", defaults={"customer": users[username]}
+        subscription = _existing_or_new(Subscription, {"number": f"SUB-{username.upper()}"},
+                                        {"customer": users[username]})  # fmt: skip
+        if subscription is not None:
+            subscription.services.add(*[service for service in services if service is not None])
+        devices = Device.objects.filter(
+            owner=users[username], model__name="stb-4k", serial_number__startswith="STB-4K-"
         )
-        subscription.services.add(*services)
-        for device in Device.objects.filter(owner=users[username], model__name="stb-4k"):
+        for device in devices:
             digits = device.serial_number.rsplit("-", 1)[-1]
-            Smartcard.objects.get_or_create(
-                serial_number=f"SC-{digits}", defaults={"ca_id": f"0190{digits}", "subscription": subscription}
-            )
-            SetTopBox.objects.get_or_create(serial_number=device.serial_number,
-                                            defaults={"ca_id": f"STB-{digits}", "device": device,
-                                                      "subscription": subscription})  # fmt: skip
+            _existing_or_new(Smartcard, {"serial_number": f"SC-{digits}"},
+                             {"ca_id": f"0190{digits}", "subscription": subscription})  # fmt: skip
+            _existing_or_new(SetTopBox, {"serial_number": device.serial_number},
+                             {"ca_id": f"STB-{digits}", "device": device, "subscription": subscription})  # fmt: skip
 
 
 DEMO_BOX_MODEL = ("acme", "stb-4k")
