@@ -240,3 +240,46 @@ def test_negative_window_means_off(activated, settings):
     with time_machine.travel(START + timedelta(seconds=1), tick=False):
         assert refused(device) == ActivationOutcome.ALREADY_ACTIVATED
     assert retry_audit(device) == [("cik_reissue_refused", "retry window off", {})]
+
+
+# --- through the device dialects -----------------------------------------------------------------------------------
+
+
+def http_activate(client, device: Device):
+    body = f"vendor={device.model.vendor.name}&model={device.model.name}&sn={device.serial_number}"
+    return client.generic("POST", "/provision/activate", body, content_type="application/x-www-form-urlencoded")
+
+
+def push_event(client, cik: str):
+    body = '{"jsonrpc": "2.0", "id": 1, "method": "client.events.1.provisioningchange", "params": {"status": 200}}'
+    return client.generic("POST", "/jsonrpc", body, content_type="application/json", HTTP_X_EXOSITE_CIK=cik)
+
+
+def test_a_device_call_with_its_cik_ends_stranded_as_staff_see_it(client, staff_api):
+    device = services.device_enable(device=DeviceFactory())
+    cik = http_activate(client, device).content.decode()
+    stranded_before = staff_api.get("/api/v1/devices/?stranded=true").json()["results"]
+
+    pushed = push_event(client, cik)
+
+    assert [row["id"] for row in stranded_before] == [device.pk]
+    assert pushed.status_code == 200
+    row = staff_api.get(f"/api/v1/devices/{device.pk}/").json()
+    assert (row["cik_stranded"], row["cik_unused_for"]) == (False, None)
+    assert row["cik_first_used_at"] is not None
+    assert staff_api.get("/api/v1/devices/?stranded=true").json()["results"] == []
+
+
+def test_a_retry_over_http_gets_a_fresh_cik_and_the_old_one_is_refused_by_the_device_endpoint(client, settings):
+    settings.ACTIVATION_RETRY_WINDOW = WINDOW
+    device = services.device_enable(device=DeviceFactory())
+    with time_machine.travel(START, tick=False):
+        old = http_activate(client, device)
+    with time_machine.travel(START + timedelta(seconds=30), tick=False):
+        new = http_activate(client, device)
+        old_push, new_push = push_event(client, old.content.decode()), push_event(client, new.content.decode())
+
+    assert (old.status_code, new.status_code) == (200, 200)
+    assert new["Content-Type"] == "text/plain; charset=utf-8" and len(new.content) == 40
+    assert new.content != old.content
+    assert (old_push.status_code, new_push.status_code) == (401, 200)
