@@ -66,6 +66,7 @@ import itertools
 import json
 import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -525,9 +526,17 @@ async def _json_body(request: web.Request) -> Any:
 class CasServer:
     """The simulator behind the HTTP protocol, on the running asyncio loop."""
 
-    def __init__(self, simulator: CasSimulator | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, simulator: CasSimulator | None = None, *, host: str = "127.0.0.1", port: int = 0,
+        sock: socket.socket | None = None,
+    ) -> None:  # fmt: skip
+        """``sock``: a socket already bound and listening (inherited from a parent that keeps the port); otherwise
+        the server binds ``host:port`` itself."""
         self.simulator = simulator or CasSimulator()
         self.host, self.port = host, port
+        self._sock = sock
+        if sock is not None:
+            self.host, self.port = sock.getsockname()[:2]
         self._runner: web.AppRunner | None = None
 
     @property
@@ -547,7 +556,7 @@ class CasServer:
         app.router.add_post("/admin/reset", self._reset)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        sock = bound_socket(self.host, self.port)
+        sock = self._sock or bound_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         try:
             await web.SockSite(self._runner, sock).start()

@@ -1,6 +1,9 @@
 """Run the CAS simulator (``conax.simulator``) over HTTP until SIGINT or SIGTERM.
 
-Prints one line with its URL once it listens (``--port 0``: the port the OS chose). Point the portal at it with
+It listens on ``--port`` (0: any free port), or serves on ``--fd``: a TCP socket its parent already bound and made
+listen, inherited (``subprocess.Popen(..., pass_fds=[fd])``). With ``--fd`` the port belongs to the parent: a
+restarted simulator keeps it, connections made while none runs wait in the socket's backlog, and two portals on one
+machine never race for one port. Prints one line with its URL once it serves. Point the portal at it with
 ``CAS_GATEWAY_URL=<that URL>``. The protocol is documented in ``conax/simulator.py``.
 """
 
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -19,8 +23,10 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--port", type=int, required=True, help="Port to listen on; 0: any free port.")
-        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+        where = parser.add_mutually_exclusive_group(required=True)
+        where.add_argument("--port", type=int, help="Port to listen on; 0: any free port.")
+        where.add_argument("--fd", type=int, help="An inherited TCP socket, already bound and listening.")
+        parser.add_argument("--host", help="Address to listen on with --port (default 127.0.0.1).")
         parser.add_argument("--latency", type=non_negative, default=0.0, help="Milliseconds before every answer.")
         parser.add_argument("--unavailable-share", type=share, default=0.0, help="Share answered 503 up front.")
         parser.add_argument("--lost-reply-share", type=share, default=0.0, help="Share carried out, then 503.")
@@ -29,8 +35,6 @@ class Command(BaseCommand):
         parser.add_argument("--auto-register", action="store_true", help="Know every card and box when named.")
 
     def handle(self, *args, **options) -> None:
-        if not 0 <= options["port"] <= 65535:
-            raise CommandError("--port must be between 0 and 65535")
         simulator = CasSimulator(
             auto_register=options["auto_register"],
             latency_ms=options["latency"],
@@ -39,7 +43,16 @@ class Command(BaseCommand):
             refuse_share=options["refuse_share"],
             seed=options["seed"],
         )
-        asyncio.run(self._serve(CasServer(simulator, host=options["host"], port=options["port"])))
+        asyncio.run(self._serve(self._server(simulator, options)))
+
+    def _server(self, simulator: CasSimulator, options: dict) -> CasServer:
+        if options["fd"] is None:
+            if not 0 <= options["port"] <= 65535:
+                raise CommandError("--port must be between 0 and 65535")
+            return CasServer(simulator, host=options["host"] or "127.0.0.1", port=options["port"])
+        if options["host"] is not None:
+            raise CommandError("--host goes with --port: an inherited socket is bound already")
+        return CasServer(simulator, sock=inherited_socket(options["fd"]))
 
     async def _serve(self, server: CasServer) -> None:
         stopping = asyncio.Event()
@@ -57,3 +70,16 @@ class Command(BaseCommand):
         finally:
             await server.stop()
         self.stdout.write("CAS simulator stopped.")
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket open as ``fd``, or a CommandError saying what ``fd`` is instead."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise CommandError(f"--fd {fd}: not an open socket ({exc.strerror or exc})") from exc
+    tcp = sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
+    if not (tcp and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+        sock.detach()  # not ours to close
+        raise CommandError(f"--fd {fd}: not a listening TCP socket (bind it and call listen() before passing it)")
+    return sock
