@@ -4,113 +4,25 @@ worker in another process. Screenshots of each page go to ``test-artifacts/`` (`
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import redis
 
 from conax.models import ProvisioningRequest, Service, Smartcard, Subscription
 from conax.simulator import CasServerThread
 from devices import services as device_services
 from devices.models import Device
 from portal.celery import app as celery_app
-from portal.testing.pytest_plugin import CHROMIUM
 from provisioning import services as box_services
 from provisioning import thunder
 from provisioning.simulator import Faults, FleetThread
-from tests.conftest import (
-    REPO,
-    clean_env,
-    free_port,
-    kill_worker,
-    start_worker,
-    subprocess_database_url,
-    wait_serving,
-)  # fmt: skip
-from tests.factories import PASSWORD, CustomerFactory, DeviceFactory, DeviceModelFactory, StaffFactory
+from tests.conftest import free_port, kill_worker, start_worker
+from tests.e2e.support import log_in, shot, start_uvicorn, stop, wait_for
+from tests.factories import CustomerFactory, DeviceFactory, DeviceModelFactory, StaffFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]  # fmt: skip
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
 LIVE_WITHIN_MS = 2000
-
-
-@pytest.fixture
-def redis_db(redis_url) -> str:
-    """A Redis database of its own for the channel layer (and the broker), emptied before and after."""
-    url = redis_url.rsplit("/", 1)[0] + "/11"
-    redis.Redis.from_url(url).flushdb()
-    yield url
-    redis.Redis.from_url(url).flushdb()
-
-
-def start_uvicorn(port: int, var_dir, redis_url: str) -> subprocess.Popen:
-    """uvicorn serving portal.asgi (HTTP and WebSocket) on the test database, channels-redis as its layer."""
-    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0",
-                    REDIS_URL=redis_url, LOG_LEVEL="WARNING")  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--lifespan", "off"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_serving(f"http://127.0.0.1:{port}", proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
-@pytest.fixture
-def asgi_server(tmp_path, redis_db):
-    port = free_port()
-    proc = start_uvicorn(port, tmp_path, redis_db)
-    yield f"http://127.0.0.1:{port}"
-    stop(proc)
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls are still plain
-    # synchronous code (Django's documented switch for this case, for the test process only).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield chromium
-        chromium.close()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def log_in(browser, base: str, username: str, path: str = "/login/"):
-    page = browser.new_context(viewport={"width": 412, "height": 915}).new_page()  # a phone's viewport
-    page.goto(base + path)
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state("networkidle")
-    return page
-
-
-def wait_for(predicate, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_a_customer_sees_a_provisioningchange_within_two_seconds(asgi_server, browser):
