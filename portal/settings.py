@@ -369,12 +369,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["portal.permissions.IsSupportStaff"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Bodies and query strings pass one input check (portal.api.parsers); pages are bounded (portal.api.pagination).
+    "DEFAULT_FILTER_BACKENDS": ["portal.api.parsers.SafeFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.SafeJSONParser", "portal.api.parsers.SafeFormParser"],
     "EXCEPTION_HANDLER": "portal.api.errors.rest_exception_handler",
 }
 if DEBUG:

@@ -12,10 +12,17 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from components import selectors, services
 from components.choices import ActiveStatus, ComponentType
-from components.filters import ParameterFilter, ParameterGroupFilter, SensorFilter
+from components.filters import (
+    DeviceProvisioningFilter,
+    ParameterFilter,
+    ParameterGroupFilter,
+    ProvisioningComponentFilter,
+    SensorFilter,
+)  # fmt: skip
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from devices.models import Device
 from portal.api.rest import valid
@@ -129,10 +136,11 @@ PROVISIONING_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH
 
 @extend_schema_view(retrieve=extend_schema(parameters=[PROVISIONING_ID]))
 class ProvisioningViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = ProvisioningOutput
+    # The FilterSet runs in the filter backend, which answers 400 for a bad filter (the selector would drop it).
+    serializer_class, filterset_class = ProvisioningOutput, DeviceProvisioningFilter
 
     def get_queryset(self):
-        return selectors.provisioning_list(filters=self.request.query_params)
+        return selectors.provisioning_list()
 
     @extend_schema(request=ProvisioningCreateInput, responses={201: ProvisioningOutput})
     def create(self, request: Request) -> Response:
@@ -147,12 +155,17 @@ class ProvisioningViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
 
 class ComponentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = ComponentOutput
+    serializer_class, filterset_class = ComponentOutput, ProvisioningComponentFilter
+
+    @property
+    def pagination_class(self):
+        # create answers the written rows as a plain list: no paginator, so that its schema says so too.
+        return None if getattr(self, "action", None) == "create" else api_settings.DEFAULT_PAGINATION_CLASS
 
     def get_queryset(self):
-        return selectors.component_list(filters=self.request.query_params)
+        return selectors.component_list()
 
-    @extend_schema(request=ComponentsInsertInput, responses={201: ComponentOutput(many=True)})
+    @extend_schema(request=ComponentsInsertInput, responses={201: ComponentOutput(many=True)}, filters=False)
     def create(self, request: Request) -> Response:
         """Add components to a record, or rewrite the ones it has (the /v1/ insert's rules)."""
         data = valid(ComponentsInsertInput, request.data)
