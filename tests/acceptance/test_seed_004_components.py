@@ -232,3 +232,72 @@ def test_invalid_token(client, device, staff_user, action, token):
 
     assert (response.status_code, response.json()) == (200, {"error": "INVALID_TOKEN"})
     assert snapshot() == before
+
+
+# --- the sibling login, over a raw socket to the production server ------------------------------------------------
+# The bytes curl sends for the commands in docs/components.md (``curl -s -d username=… -d password=…`` and
+# ``-H "token: …"``), to gunicorn on PostgreSQL: log in, select, log out (``-d token=…``, the original's logout),
+# and the token no longer works. Answers are parsed as the original's clients read them: JSON bodies of HTTP 200.
+
+
+def _exchange(base: str, request: bytes) -> tuple[str, dict]:
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(request.replace(b"{host}", address.netloc.encode()))
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < _length(reply):
+            chunk = sock.recv(65536)
+            assert chunk, reply
+            reply += chunk
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert re.search(rb"(?im)^Content-Type: application/json\r?$", head), head
+    return head.split(b"\r\n", 1)[0].decode(), json.loads(body)
+
+
+def _length(reply: bytes) -> int:
+    found = re.search(rb"(?im)^content-length: *(\d+)", reply.split(b"\r\n\r\n", 1)[0])
+    return int(found.group(1)) if found else 1 << 30
+
+
+def _curl(path: str, form: str | None = None, token: str | None = None) -> bytes:
+    lines = [f"{'POST' if form is not None else 'GET'} {path} HTTP/1.1", "Host: {host}", "User-Agent: curl/7.88.1",
+             "Accept: */*"]  # fmt: skip
+    if token is not None:
+        lines.append(f"token: {token}")
+    if form is not None:
+        lines += [f"Content-Length: {len(form)}", "Content-Type: application/x-www-form-urlencoded"]
+    return ("\r\n".join(lines) + "\r\n\r\n" + (form or "")).encode()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_login_select_logout_over_a_raw_socket(portal_server, settings):
+    from django.conf import global_settings
+
+    from tests.factories import PASSWORD, CustomerFactory
+
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS  # the server's own hashers
+    alice = CustomerFactory(username="alice")
+    catalog_load()
+    component(DeviceFactory(owner=alice), 0, 1)
+    base = portal_server()
+
+    status, login = _exchange(base, _curl("/v1/Login/", f"username=alice&password={PASSWORD}"))
+    _, selected = _exchange(base, _curl(URL, token=login["token"]))
+    _, logout = _exchange(base, _curl("/v1/Login/", f"token={login['token']}"))
+    _, after = _exchange(base, _curl(URL, token=login["token"]))
+    _, again = _exchange(base, _curl("/v1/Login/", f"token={login['token']}"))
+
+    assert status == "HTTP/1.1 200 OK"
+    assert list(login) == ["token", "userid", "userrole", "status", "error", "username", "CONTENT_TYPE"]
+    assert (login["userid"], login["userrole"], login["status"], login["error"], login["username"],
+            login["CONTENT_TYPE"]) == (alice.pk, "customer", "SUCCESS", "NO_ERROR", "alice",
+                                       "application/x-www-form-urlencoded")  # fmt: skip
+    assert selected["responses"]["response_0"]["name"] == "Temperature"
+    assert logout == {"status": "LOGGED_OUT", "error": "NO_ERROR"}
+    assert after == {"error": "INVALID_TOKEN"}
+    assert again == {"error": "INVALID_TOKEN1"}
