@@ -15,6 +15,7 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from portal import audit, logging  # noqa: F401  (registers audited models and task log hooks)
+        # Registers audited models, task log hooks and the signals that revoke tokens with their credentials.
+        from portal import audit, logging, services  # noqa: F401
 
         post_migrate.connect(_sync_groups, sender=self, dispatch_uid="portal.groups_sync")

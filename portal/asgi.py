@@ -2,8 +2,8 @@
 
 HTTP goes through the portal's edge (``portal.http.AsgiEdge``: body limits while streaming, canonical header
 names, Date) to Django's handler with the portal's request class.
-WebSocket connections pass the Origin check against ALLOWED_HOSTS and get the session user before any consumer
-sees them; each app contributes its routes in ``<app>/routing.py``.
+WebSocket connections pass the Origin check (full origins: ``portal.origin``) and get the session user before
+any consumer sees them; each app contributes its routes in ``<app>/routing.py``.
 """
 
 import os

@@ -6,7 +6,9 @@
   (``portal.errors``), never Django's HTML page.
 - Bodies over the dialect's limit are refused, declared (``BodyLimitMiddleware``, any server) or streamed
   (``AsgiEdge``: Django's ASGI handler would otherwise spool a chunked body of any size to disk before a view runs;
-  gunicorn gives a WSGI app no body without a Content-Length).
+  gunicorn gives a WSGI app no body without a Content-Length, so the middleware reads a chunked one, bounded).
+  Dialects whose views check their own limit (activation, ``/jsonrpc``: they answer and log "too large" in their
+  own words) get at most ``limit + 1`` bytes and refuse them themselves.
 - ``AsgiEdge`` also sends canonical header names and the ``Date`` header: uvicorn runs with ``--http h11``, which
   keeps the application's header case (its httptools parser lower-cases every name, and Exosite's C library looks
   for ``Content-Length: `` case-sensitively), and with ``--no-date-header --no-server-header``, whose own headers
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from email.utils import formatdate
 
@@ -93,9 +96,11 @@ class BodyLimitMiddleware:
         limit = dialects.body_limit(request.path)
         if length == -1:
             return bad_length(request.path)
-        if length is not None and length > limit:
+        dialect = dialects.dialect_for(request.path)
+        self_limiting = dialect is not None and dialect.view_checks_limit
+        if length is not None and length > limit and not self_limiting:
             return too_large(request.path)
-        if length is None and _chunked_wsgi(request) and not _read_chunked(request, limit):
+        if length is None and _chunked_wsgi(request) and not _read_chunked(request, limit, truncate=self_limiting):
             return too_large(request.path)
         return self.get_response(request)
 
@@ -104,10 +109,11 @@ def _chunked_wsgi(request: HttpRequest) -> bool:
     return "wsgi.input" in request.META and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
-def _read_chunked(request: HttpRequest, limit: int) -> bool:
-    """Read a chunked WSGI body (the server decodes the chunks) into the request; False past ``limit``."""
+def _read_chunked(request: HttpRequest, limit: int, *, truncate: bool) -> bool:
+    """Read a chunked WSGI body (the server decodes the chunks) into the request; False past ``limit``, unless
+    the dialect's views check the limit themselves: they get the first ``limit + 1`` bytes."""
     body = request.META["wsgi.input"].read(limit + 1)
-    if len(body) > limit:
+    if len(body) > limit and not truncate:
         return False
     request._stream = io.BytesIO(body)  # what Django's handlers give a request: a stream of the body
     request.META["CONTENT_LENGTH"] = str(len(body))
@@ -137,33 +143,56 @@ class AsgiEdge:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        limit = dialects.body_limit(path)
         header = next((value for name, value in scope["headers"] if name == b"content-length"), None)
         length = declared_length(header.decode("latin-1") if header is not None else None)
+        dialect = dialects.dialect_for(path)
+        self_limiting = dialect is not None and dialect.view_checks_limit
         if length == -1:
             return await _send_response(_dated(send), bad_length(path))
-        if length is not None and length > limit:
+        if length is not None and length > dialects.body_limit(path) and not self_limiting:
             return await _send_response(_dated(send), too_large(path))
-        state = {"received": 0, "exceeded": False, "started": False}
+        body = _LimitedBody(receive, dialects.body_limit(path), truncate=self_limiting)
+        await self.app(scope, body.receive, body.sending(_dated(send)))
+        if body.exceeded and not body.started:
+            await _send_response(_dated(send), too_large(path))
 
-        async def limited_receive():
-            message = await receive()
-            if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if state["received"] > limit:
-                    # Django's handler stops reading on a disconnect and answers nothing; the edge answers.
-                    state["exceeded"] = True
-                    return {"type": "http.disconnect"}
+
+class _LimitedBody:
+    """One request's body, passed on up to its limit. Past it, a dialect whose views check the limit gets the
+    first ``limit + 1`` bytes as the whole body (its view refuses them in its own words, and logs them); for any
+    other the edge answers ``too large`` itself (Django's handler stops on a disconnect and answers nothing)."""
+
+    def __init__(self, receive, limit: int, *, truncate: bool) -> None:
+        self._receive, self.limit, self.truncate = receive, limit, truncate
+        self.received = 0
+        self.exceeded = self.started = self.closed = False
+
+    async def receive(self):
+        if self.exceeded:
+            # Nothing more is read from the client; the answer closes the connection.
+            await asyncio.Event().wait()
+        message = await self._receive()
+        if message["type"] != "http.request":
             return message
+        chunk = message.get("body", b"")
+        self.received += len(chunk)
+        if self.received <= self.limit:
+            return message
+        self.exceeded = True
+        if not self.truncate:
+            return {"type": "http.disconnect"}
+        keep = len(chunk) - (self.received - self.limit - 1)
+        return {"type": "http.request", "body": chunk[:keep], "more_body": False}
 
+    def sending(self, send):
         async def edge_send(message):
             if message["type"] == "http.response.start":
-                state["started"] = True
-            await _dated(send)(message)
+                self.started = True
+                if self.exceeded:
+                    message = {**message, "headers": [*message.get("headers", []), (b"Connection", b"close")]}
+            await send(message)
 
-        await self.app(scope, limited_receive, edge_send)
-        if state["exceeded"] and not state["started"]:
-            await _send_response(_dated(send), too_large(path))
+        return edge_send
 
 
 def _dated(send):

@@ -3,13 +3,19 @@
 Each child is restarted when it dies, after a backoff that doubles from ``BACKOFF_FIRST`` up to ``BACKOFF_MAX``
 seconds and starts again from the beginning once a child has stayed up ``STABLE_SECONDS``; every exit is one log
 line naming the process, its exit code (or signal) and its restart count. SIGINT or SIGTERM stops every child
-(SIGTERM, then SIGKILL after ``STOP_GRACE_SECONDS``) and ends the run with code 0.
+(SIGTERM, then SIGKILL after ``STOP_GRACE_SECONDS``) and ends the run with code 0. Each child runs in its own
+process group (what a dead child leaves behind is killed before it starts again) and is sent SIGTERM by the
+kernel if the supervisor itself dies (``PR_SET_PDEATHSIG``), so no child outlives it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +40,18 @@ class Child:
     failures: int = 0  # consecutive short-lived runs: the backoff exponent
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, env=self.env, pass_fds=self.pass_fds)  # noqa: S603
+        # Its own process group, so that what it leaves behind when it dies (a worker's pool processes) can be
+        # cleared before it starts again; and it dies with the supervisor, however the supervisor ends.
+        self.process = subprocess.Popen(  # noqa: S603
+            self.command, env=self.env, pass_fds=self.pass_fds, process_group=0, preexec_fn=_die_with_parent
+        )
         self.started_at = time.monotonic()
         self.due_at = None
+
+    def clear_group(self) -> None:
+        """Kill whatever is left of a dead child's process group (its own children)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def exit_reason(self) -> str:
         code = self.process.returncode if self.process is not None else None
@@ -72,6 +87,7 @@ class Supervisor:
                     child.restarts += 1
                     child.start()
             elif child.process is not None and child.process.poll() is not None:
+                child.clear_group()
                 self._schedule_restart(child, now)
 
     def _schedule_restart(self, child: Child, now: float) -> None:
@@ -94,3 +110,16 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for child in self.children:
+            if child.process is not None:
+                child.clear_group()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies (Linux); elsewhere nothing."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

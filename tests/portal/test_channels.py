@@ -14,10 +14,12 @@ from portal.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+# A browser's handshake names the host it connects to; the Origin check compares the two (portal/origin.py).
+HOST = (b"host", b"127.0.0.1:8000")
 
 
 def communicator(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, "/ws/ping/", headers=list(headers))
+    return WebsocketCommunicator(application, "/ws/ping/", headers=[HOST, *headers])
 
 
 @pytest.fixture
