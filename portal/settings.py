@@ -461,5 +461,8 @@ LOGGING = {
         "celery.worker.strategy": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
         "axes": {"level": "WARNING"},
+        # The servers' own loggers (gunicorn logs "Error handling request <uri with its query>") go through the
+        # portal's handler and its secret filter instead of their own handlers.
+        **{name: {"handlers": [], "propagate": True} for name in ("gunicorn.error", "uvicorn.error")},
     },
 }
