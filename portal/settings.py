@@ -262,6 +262,8 @@ ACTIVATION_WINDOW = env.int("ACTIVATION_WINDOW", default=24 * 3600)
 ACTIVATION_RETRY_WINDOW = env.int("ACTIVATION_RETRY_WINDOW", default=0)
 # Set-top boxes: seconds a Thunder JSON-RPC call may take (connect, send, answer).
 THUNDER_TIMEOUT = env.float("THUNDER_TIMEOUT", default=5.0)
+# Send versioned designators (callsign.N.method, N = the API version that introduced the method), as ThunderJS does.
+THUNDER_VERSIONED_DESIGNATORS = env.bool("THUNDER_VERSIONED_DESIGNATORS", default=False)
 # A command left SENT this long by a worker that died is queued again by the periodic sweep.
 COMMAND_STALE_SECONDS = env.int("COMMAND_STALE_SECONDS", default=300)
 # A QUEUED command overdue this long lost its broker message (or a dead worker held it): the sweep sends it again.
