@@ -34,12 +34,12 @@ def wait_ready(base: str, proc: subprocess.Popen, need_worker: bool = True) -> d
     raise AssertionError(f"not ready in {START_TIMEOUT}s: {body}")
 
 
-def start_run(var_dir, port: int) -> subprocess.Popen:
+def start_run(var_dir, port: int, **env: str) -> subprocess.Popen:
     # `make run`, exactly as the README says; a new session so that SIGINT reaches the whole group like Ctrl-C.
     return subprocess.Popen(
         ["make", "--no-print-directory", "run"],
         cwd=REPO,
-        env=clean_env(PORTAL_VAR_DIR=str(var_dir), PORT=str(port)),
+        env=clean_env(PORTAL_VAR_DIR=str(var_dir), PORT=str(port), **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

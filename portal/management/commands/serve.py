@@ -123,13 +123,13 @@ class Command(BaseCommand):
 
     def _plan_cas(self, plan: Plan, port: int) -> str:
         """One head-end for every worker process (an in-process simulator per pool child would split its state)."""
-        from portal.net import free_port_range
-
-        port = port or free_port_range(1, start=18765)
-        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "simulate_cas", "--port", str(port),
+        sock = listening("127.0.0.1", port)
+        plan.sockets.append(sock)
+        fd = sock.fileno()
+        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "simulate_cas", "--fd", str(fd),
                    "--auto-register", "--latency", str(DEMO_CAS_LATENCY_MS)]  # fmt: skip
-        plan.children.append(Child("cas-simulator", command))
-        return f"http://127.0.0.1:{port}"
+        plan.children.append(Child("cas-simulator", command, pass_fds=(fd,)))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     def _plan_worker(self, plan: Plan, env: dict[str, str]) -> None:
         command = [
