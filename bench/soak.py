@@ -109,6 +109,12 @@ class Stats:
             self.lost[work].append(why)
             self.outcomes[work]["lost"] += 1
 
+    def refuse(self, work: str, why: str) -> None:
+        """Work the portal did not take (an error answer, or none): it cannot reach a terminal state, so it is lost."""
+        with self.lock:
+            self.outcomes[work]["refused"] += 1
+        self.lose(work, f"refused: {why}")
+
 
 class Api:
     """One HTTP client per thread; a connection refused (web restarting: nothing reached the server) is retried."""
@@ -263,7 +269,7 @@ class Stack:
 
     def stop(self, timeout: float = 60) -> tuple[int | None, float, list[int]]:
         """SIGINT to serve's process group, as Ctrl-C; its exit code, how long it took, and pids left behind."""
-        tree = descendants(self.proc.pid)
+        tree = {pid: started_at(pid) for pid in descendants(self.proc.pid)}
         self.stopping = True
         started = time.monotonic()
         if self.proc.poll() is None:
@@ -274,10 +280,11 @@ class Stack:
             code = None
         took = time.monotonic() - started
         time.sleep(1.0)  # children stopped by the kernel when serve ended (PR_SET_PDEATHSIG) need a moment
-        left = [pid for pid in tree if alive(pid)]
+        # Still the same process (its start time unchanged, not a reused pid): one this script started.
+        left = [pid for pid, since in tree.items() if alive(pid) and started_at(pid) == since]
         for pid in left + ([self.proc.pid] if code is None else []):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)  # only what this script started
+                os.kill(pid, signal.SIGKILL)
         self.reader.join(timeout=5)
         return code, took, left
 
@@ -289,12 +296,23 @@ class StartFailed(Exception):
 # --- processes and memory ----------------------------------------------------------------------------------------
 
 
-def alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat from the field after the command name on (which may hold spaces and parentheses)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
-    return state != "Z"
+        return []
+
+
+def alive(pid: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def started_at(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22): with the pid, it names one process."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def children(pid: int) -> list[int]:
@@ -352,6 +370,18 @@ def memory(serve_pid: int) -> dict[str, int]:
     return out
 
 
+def disk(var_dir: Path) -> dict[str, int]:
+    """Bytes of the SQLite database (with its WAL) and of the broker folder, and the broker's file count: what a
+    run of days could pile up on disk."""
+    database = sum(p.stat().st_size for p in var_dir.glob("portal.sqlite3*") if p.is_file())
+    broker = [p for p in (var_dir / "broker").rglob("*") if p.is_file()] if (var_dir / "broker").exists() else []
+    sizes = []
+    for path in broker:
+        with contextlib.suppress(OSError):  # consumed while we look
+            sizes.append(path.stat().st_size)
+    return {"database": database, "broker": sum(sizes), "broker_files": len(sizes)}
+
+
 class MemoryWatch(threading.Thread):
     """A sample of the tree's RSS every ``every`` seconds: (seconds since start, per-child KiB)."""
 
@@ -362,6 +392,7 @@ class MemoryWatch(threading.Thread):
         self.halt = threading.Event()
         self.t0 = time.monotonic()
         self.start_sample: dict[str, int] = {}  # taken once the warm-up is over
+        self.start_disk: dict[str, int] = {}
 
     def run(self) -> None:
         while not self.halt.is_set():
@@ -408,8 +439,7 @@ def activations(ctx: Context, interval: float, run_id: str) -> None:
         try:
             _activate_one(ctx, api, serial)
         except (RuntimeError, ValueError, KeyError) as exc:
-            ctx.stats.note(f"activation {serial}: {exc}")
-            ctx.stats.outcome("activation", "not submitted")
+            ctx.stats.refuse("activation", f"{serial}: {exc}")
 
 
 def _activate_one(ctx: Context, api: Api, serial: str) -> None:
@@ -417,14 +447,14 @@ def _activate_one(ctx: Context, api: Api, serial: str) -> None:
         "staff-api", "POST", "/api/v1/devices/", json={"model_id": ctx.model_id, "serial_number": serial}
     )
     if created is None or created.status_code != 201:
-        ctx.stats.note(f"create {serial}: {created and created.status_code}")
-        ctx.stats.outcome("activation", "not submitted")
+        ctx.stats.refuse("activation", f"create {serial}: {created and created.status_code}")
         return
     device_id = created.json()["id"]
     enabled = api.staff("staff-api", "POST", f"/api/v1/devices/{device_id}/enable/", json={})
     if enabled is None or enabled.status_code != 200 or enabled.json().get("state") != "notactivated":
-        ctx.stats.note(f"enable {serial}: {enabled and enabled.status_code} {enabled and enabled.text[:200]}")
-        ctx.stats.outcome("activation", "not submitted")
+        ctx.stats.refuse(
+            "activation", f"enable {serial}: {enabled and enabled.status_code} {enabled and enabled.text[:200]}"
+        )
         return
     form = {"vendor": ctx.vendor, "model": ctx.model, "sn": serial}
     started = time.monotonic()
@@ -458,8 +488,7 @@ def commands(ctx: Context, interval: float) -> None:
         kind, body = ("refresh", None) if n % 2 == 0 else ("reprovision", {"provision_type": "HARDWARE"})
         response = api.staff("staff-api", "POST", f"/api/v1/devices/{device_id}/{kind}/", json=body or {})
         if response is None or response.status_code != 202:
-            ctx.stats.note(f"{kind} on device {device_id}: {response and response.status_code}")
-            ctx.stats.outcome("command", "not submitted")
+            ctx.stats.refuse("command", f"{kind} on device {device_id}: {response and response.status_code}")
             continue
         with ctx.pending_lock:
             ctx.commands[response.json()["id"]] = time.monotonic()
@@ -490,8 +519,7 @@ def conax(ctx: Context, interval: float) -> None:
             or body["status"]["code"] != "OK"
             or body["data"]["life_cycle_state"] not in ("PENDING", *CONAX_DONE)
         ):
-            ctx.stats.note(f"conax {method} on {card}: {body and body['status']}")
-            ctx.stats.outcome("conax", "not submitted")
+            ctx.stats.refuse("conax", f"{method} on {card}: {body and body['status']}")
             continue
         with ctx.pending_lock:
             ctx.conax[body["data"]["id"]] = time.monotonic()
@@ -566,6 +594,8 @@ def follow_conax(ctx: Context, api: Api) -> None:
             with ctx.pending_lock:
                 submitted = ctx.conax.pop(uid)
             ctx.stats.outcome("conax", state, time.monotonic() - submitted)
+            if state == "REJECTED":
+                ctx.stats.note(f"conax {uid} REJECTED: {body['data']['error_code']}")
 
 
 # --- setup, run, report ----------------------------------------------------------------------------------------
@@ -608,9 +638,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of trickle before the starting memory is taken (default 60, at most a third "
                              "of the run)")  # fmt: skip
     parser.add_argument("--drain", type=float, default=180.0, help="seconds the outstanding work may take at the end")
-    parser.add_argument("--activations", type=float, default=1.0, help="activations per second (default 1)")
-    parser.add_argument("--command-every", type=float, default=5.0, help="seconds between box commands (default 5)")
-    parser.add_argument("--conax-every", type=float, default=2.0, help="seconds between Conax requests (default 2)")
+    parser.add_argument("--activations", type=float, default=1.0, help="activations per second (default 1; 0: none)")
+    parser.add_argument(
+        "--command-every", type=float, default=5.0, help="seconds between box commands (default 5; 0: none)"
+    )
+    parser.add_argument(
+        "--conax-every", type=float, default=2.0, help="seconds between Conax requests (default 2; 0: none)"
+    )
     parser.add_argument("--poll", type=float, default=2.0, help="seconds between polls of the outstanding work")
     parser.add_argument("--boxes", type=int, default=5, help="demo boxes to command (serve simulates 5)")
     parser.add_argument(
@@ -670,22 +704,22 @@ def trickle(args: argparse.Namespace, stack: Stack, ctx: Context, run_id: str) -
     warmup = min(args.warmup, duration / 3)
     watch = MemoryWatch(stack.proc.pid)
     done = threading.Event()
-    threads = [
-        threading.Thread(target=activations, args=(ctx, 1 / args.activations, run_id), daemon=True),
-        threading.Thread(target=commands, args=(ctx, args.command_every), daemon=True),
-        threading.Thread(target=conax, args=(ctx, args.conax_every), daemon=True),
-    ]
+    streams = [(activations, (ctx, 1 / args.activations, run_id)) if args.activations > 0 else None,
+               (commands, (ctx, args.command_every)) if args.command_every > 0 else None,
+               (conax, (ctx, args.conax_every)) if args.conax_every > 0 else None]  # fmt: skip
+    threads = [threading.Thread(target=target, args=a, daemon=True) for target, a in filter(None, streams)]
     follower = threading.Thread(target=follow, args=(ctx, done, args.poll), daemon=True)
     t0 = time.monotonic()
     for thread in [*threads, follower]:
         thread.start()
     watch.start()
     exited_early = _watch_run(stack, ctx, (t0, warmup, duration), watch, kills=list(args.kill))
-    start_mem = watch.start_sample
+    start_mem, start_disk = watch.start_sample, watch.start_disk
     ctx.stop.set()
     for thread in threads:
         thread.join(timeout=60)
     end_mem = watch.sample() if not exited_early else {}
+    end_disk = disk(stack.var_dir)
     trickle_seconds = time.monotonic() - t0
     drained = _drain(ctx, stack, args.drain) if not exited_early else 0.0
     done.set()
@@ -696,8 +730,11 @@ def trickle(args: argparse.Namespace, stack: Stack, ctx: Context, run_id: str) -
             ctx.stats.lose("command", f"command {cid} still QUEUED/SENT after the drain")
         for uid in ctx.conax:
             ctx.stats.lose("conax", f"request {uid} still PENDING after the drain")
-    return {"start_mem": start_mem, "end_mem": end_mem, "trickle_seconds": trickle_seconds, "drain_seconds": drained,
-            "exited_early": exited_early, "warmup": warmup, "samples": watch.samples}  # fmt: skip
+    return {
+        "start_mem": start_mem, "end_mem": end_mem, "start_disk": start_disk, "end_disk": end_disk,
+        "trickle_seconds": trickle_seconds, "drain_seconds": drained, "exited_early": exited_early, "warmup": warmup,
+        "samples": watch.samples,
+    }  # fmt: skip
 
 
 def _watch_run(stack: Stack, ctx: Context, times: tuple[float, float, float], watch: MemoryWatch,
@@ -714,7 +751,7 @@ def _watch_run(stack: Stack, ctx: Context, times: tuple[float, float, float], wa
             kills.remove((name, at))
             stack.inject_kill(name)
         if not watch.start_sample and now >= t0 + warmup:
-            watch.start_sample = watch.sample()
+            watch.start_sample, watch.start_disk = watch.sample(), disk(stack.var_dir)
             print(f"soak: warm-up done, RSS {sum(watch.start_sample.values()) / 1024:.1f} MB", flush=True)
         if now >= next_progress:
             _progress(ctx, stack, now - t0, watch)
@@ -817,21 +854,22 @@ def report(args: argparse.Namespace, stack: Stack, ctx: Context, r: dict) -> int
 
 def _work_lines(out: dict[str, Counter], stats: Stats, seconds: float) -> list[str]:
     act, cmd, cax = out["activation"], out["command"], out["conax"]
-    submitted_cmd = sum(v for k, v in cmd.items() if k.startswith("submitted"))
-    submitted_cax = sum(v for k, v in cax.items() if k.startswith("submitted"))
-    kinds = ", ".join(f"{k.split()[1]} {v}" for k, v in sorted(cmd.items()) if k.startswith("submitted"))
-    methods = ", ".join(f"{k.split()[1]} {v}" for k, v in sorted(cax.items()) if k.startswith("submitted"))
+
+    def accepted(counts: Counter) -> tuple[int, str]:
+        kinds = {k.split()[1]: v for k, v in sorted(counts.items()) if k.startswith("submitted ")}
+        return sum(kinds.values()), ", ".join(f"{k} {v}" for k, v in kinds.items())
+
+    (n_cmd, kinds), (n_cax, methods) = accepted(cmd), accepted(cax)
     return [
-        f"activations  : {act['ok'] + act['lost']} enabled and activated: ok {act['ok']} (200 + 40-hex CIK, then "
-        f"409), lost {act['lost']}, not submitted {act['not submitted']}; {act['ok'] / seconds:.2f}/s; "
-        f"two attempts {_ms(stats.done_seconds['activation'])}",
-        f"commands     : {submitted_cmd} submitted ({kinds}): SUCCEEDED {cmd['SUCCEEDED']}, FAILED {cmd['FAILED']}, "
-        f"lost {cmd['lost']}, not submitted {cmd['not submitted']}; {submitted_cmd / seconds:.2f}/s; queued to "
-        f"finished {_s(stats.done_seconds['command'])}",
-        f"conax        : {submitted_cax} submitted ({methods}): COMPLETED {cax['COMPLETED']}, REJECTED "
-        f"{cax['REJECTED']}, lost {cax['lost']}, not submitted {cax['not submitted']}; "
-        f"{submitted_cax / seconds:.2f}/s; "
-        f"submitted to terminal (as polled) {_s(stats.done_seconds['conax'])}",
+        f"activations  : {act['ok'] + act['lost']} tried: ok {act['ok']} (200 + 40-hex CIK, then 409), lost "
+        f"{act['lost']} (of them refused at create/enable {act['refused']}); {act['ok'] / seconds:.2f}/s; both "
+        f"attempts {_ms(stats.done_seconds['activation'])}",
+        f"commands     : {n_cmd} accepted ({kinds}), {cmd['refused']} refused: SUCCEEDED {cmd['SUCCEEDED']}, "
+        f"FAILED {cmd['FAILED']}, open after the drain {cmd['lost'] - cmd['refused']}; {n_cmd / seconds:.2f}/s; "
+        f"created to finished {_s(stats.done_seconds['command'])}",
+        f"conax        : {n_cax} accepted ({methods}), {cax['refused']} refused: COMPLETED {cax['COMPLETED']}, "
+        f"REJECTED {cax['REJECTED']}, PENDING after the drain {cax['lost'] - cax['refused']}; "
+        f"{n_cax / seconds:.2f}/s; accepted to terminal (as polled) {_s(stats.done_seconds['conax'])}",
     ]
 
 
@@ -852,7 +890,16 @@ def _memory_lines(r: dict) -> list[str]:
         f"at the end: {growth / 1024:+.1f} MB ({growth / total_start * 100:+.1f} %); peak {mb(peak)}; trend "
         + (f"{slope:+.1f} MB/h (least squares, 10 s samples)" if slope is not None else "- (under 5 min measured)"),
         f"  by child MB: {per_child}",
+        _disk_line(r["start_disk"], r["end_disk"]),
     ]
+
+
+def _disk_line(start: dict[str, int], end: dict[str, int]) -> str:
+    return (
+        f"disk         : database {mb(start['database'] / 1024)} -> {mb(end['database'] / 1024)}; broker folder "
+        f"{start['broker_files']} -> {end['broker_files']} files ({start['broker'] / 1024:.0f} -> "
+        f"{end['broker'] / 1024:.0f} KB)"
+    )
 
 
 def _failures(crashes: int, lost: int, r: dict, stack: Stack) -> list[str]:
