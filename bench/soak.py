@@ -59,6 +59,7 @@ BEAT_SENT = re.compile(r"Sending due task (?P<name>\S+)")
 LOG_PROBLEM = re.compile(r"level=(ERROR|CRITICAL)|^Traceback|\bCRITICAL\b")
 CHILD_NAMES = {"simulate_cas": "cas-simulator", "celery": "worker", "uvicorn": "web",
                "simulate_devices": "box-simulator", "listen_devices": "listener"}  # fmt: skip
+STOP_GRACE = 15.0  # portal.supervise.STOP_GRACE_SECONDS
 TRICKLE_KINDS = ("activation", "staff-api", "crm")  # the work's own requests: not logins, setup or polls
 COMMAND_DONE = ("SUCCEEDED", "FAILED")
 CONAX_DONE = ("COMPLETED", "REJECTED")
@@ -211,6 +212,8 @@ class Stack:
         self.problems: list[str] = []
         self.stopping = False
         self.injected: list[str] = []  # children killed on purpose (--kill)
+        self.seen: dict[int, str] = {}  # every descendant seen: pid → start time
+        self.lock = threading.Lock()
         self.started = threading.Event()  # the worker said "ready"
         self.proc = subprocess.Popen(
             self.command, cwd=REPO, env=serve_env(port, var_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -257,8 +260,20 @@ class Stack:
             time.sleep(0.5)
         raise StartFailed(f"not ready after {timeout:.0f} s")
 
+    def remember(self) -> None:
+        """Note serve's descendants as they are now: after serve dies, its children can no longer be found by
+        walking down from it, and the stop must still see whether any outlived it."""
+        with self.lock:
+            self.seen.update({pid: started_at(pid) for pid in descendants(self.proc.pid)})
+
     def inject_kill(self, name: str) -> None:
-        """SIGKILL to serve's child ``name`` (``--kill``): a fault the summary must then show as a crash."""
+        """SIGKILL to serve (``serve``) or one of its children (``--kill``): a fault the summary must then show."""
+        if name == "serve":
+            self.remember()
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.injected.append(name)
+            print(f"soak: killed serve (pid {self.proc.pid}) with SIGKILL (--kill)", flush=True)
+            return
         for pid in children(self.proc.pid):
             if child_name(pid) == name:
                 os.kill(pid, signal.SIGKILL)
@@ -269,7 +284,9 @@ class Stack:
 
     def stop(self, timeout: float = 60) -> tuple[int | None, float, list[int]]:
         """SIGINT to serve's process group, as Ctrl-C; its exit code, how long it took, and pids left behind."""
-        tree = {pid: started_at(pid) for pid in descendants(self.proc.pid)}
+        self.remember()
+        with self.lock:
+            tree = dict(self.seen)
         self.stopping = True
         started = time.monotonic()
         if self.proc.poll() is None:
@@ -279,9 +296,13 @@ class Stack:
         except subprocess.TimeoutExpired:
             code = None
         took = time.monotonic() - started
-        time.sleep(1.0)  # children stopped by the kernel when serve ended (PR_SET_PDEATHSIG) need a moment
-        # Still the same process (its start time unchanged, not a reused pid): one this script started.
-        left = [pid for pid, since in tree.items() if alive(pid) and started_at(pid) == since]
+        # Still the same process (its start time unchanged, not a reused pid): one this script started. Children
+        # that serve's end asked to stop (SIGTERM from PR_SET_PDEATHSIG) get the supervisor's own grace to do so.
+        deadline = time.monotonic() + STOP_GRACE
+        while (left := [pid for pid, since in tree.items() if alive(pid) and started_at(pid) == since]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
         for pid in left + ([self.proc.pid] if code is None else []):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -385,9 +406,9 @@ def disk(var_dir: Path) -> dict[str, int]:
 class MemoryWatch(threading.Thread):
     """A sample of the tree's RSS every ``every`` seconds: (seconds since start, per-child KiB)."""
 
-    def __init__(self, pid: int, every: float = 10.0) -> None:
+    def __init__(self, stack: Stack, every: float = 10.0) -> None:
         super().__init__(daemon=True)
-        self.pid, self.every = pid, every
+        self.stack, self.pid, self.every = stack, stack.proc.pid, every
         self.samples: list[tuple[float, dict[str, int]]] = []
         self.halt = threading.Event()
         self.t0 = time.monotonic()
@@ -401,6 +422,7 @@ class MemoryWatch(threading.Thread):
 
     def sample(self) -> dict[str, int]:
         now = memory(self.pid)
+        self.stack.remember()
         self.samples.append((time.monotonic() - self.t0, now))
         return now
 
@@ -623,8 +645,8 @@ def setup(ctx: Context, run_id: str, boxes_wanted: int) -> None:
 
 def kill_spec(value: str) -> tuple[str, float]:
     name, _, at = value.partition("@")
-    if name not in CHILD_NAMES.values():
-        raise argparse.ArgumentTypeError(f"unknown child {name!r}: one of {', '.join(CHILD_NAMES.values())}")
+    if name not in (*CHILD_NAMES.values(), "serve"):
+        raise argparse.ArgumentTypeError(f"unknown child {name!r}: serve, {', '.join(CHILD_NAMES.values())}")
     try:
         return name, float(at or 30)
     except ValueError as exc:
@@ -653,8 +675,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=kill_spec,
         default=[],
         metavar="CHILD@SECONDS",
-        help="SIGKILL one of serve's children (web, worker, cas-simulator, box-simulator, listener) that many "
-        "seconds into the trickle, to check that the soak reports it (repeatable; the run then fails)",
+        help="SIGKILL one of serve's children (web, worker, cas-simulator, box-simulator, listener) or serve itself "
+        "that many seconds into the trickle, to check that the soak reports it (repeatable; the run then fails)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary PORTAL_VAR_DIR (serve.log in it)")
     return parser.parse_args(argv)
@@ -702,7 +724,7 @@ def run(args: argparse.Namespace, stack: Stack, var_dir: Path, port: int, run_id
 def trickle(args: argparse.Namespace, stack: Stack, ctx: Context, run_id: str) -> dict:
     duration = args.minutes * 60
     warmup = min(args.warmup, duration / 3)
-    watch = MemoryWatch(stack.proc.pid)
+    watch = MemoryWatch(stack)
     done = threading.Event()
     streams = [(activations, (ctx, 1 / args.activations, run_id)) if args.activations > 0 else None,
                (commands, (ctx, args.command_every)) if args.command_every > 0 else None,
@@ -908,7 +930,7 @@ def _failures(crashes: int, lost: int, r: dict, stack: Stack) -> list[str]:
         failures.append(f"{crashes} crashes")
     if lost:
         failures.append(f"{lost} lost")
-    if r["stop_code"] != 0:
+    if r["stop_code"] != 0 and not r["exited_early"]:
         failures.append(f"serve's exit after SIGINT: {r['stop_code']}")
     if r["orphans"]:
         failures.append(f"{len(r['orphans'])} processes left behind")
