@@ -56,6 +56,7 @@ def env() -> dict[str, str]:
         CELERY_BROKER_URL=REDIS,
         CELERY_RESULT_BACKEND=REDIS,
         SECURE_SSL_REDIRECT="false",
+        CAS_GATEWAY_URL="inprocess:",  # production names its head-end; no Conax request is made here
         LOG_LEVEL="WARNING",
         PORTAL_VAR_DIR=str(REPO / "var" / "bench"),
     )
