@@ -18,6 +18,7 @@ when anything failed (crashes, lost work, an unclean stop, processes left behind
 not start.
 
     .venv/bin/python bench/soak.py --minutes 30
+    .venv/bin/python bench/soak.py --minutes 2 --kill worker@30   # must FAIL: shows that a crash is caught
 
 The activation trickle makes two attempts per serial from one address: above ~2.4 activations/s the default
 per-address limit (``ACTIVATION_RATE_LIMIT_IP`` 300/60) answers 429, which counts as lost work.
