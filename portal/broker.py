@@ -1,4 +1,6 @@
-"""The embedded broker: kombu's filesystem transport, made safe for several producer and consumer processes.
+"""The broker transports the portal runs on: the embedded one (``portalfs://``) and a guarded Redis transport.
+
+The embedded broker: kombu's filesystem transport, made safe for several producer and consumer processes.
 
 Why not the stock transport (kombu 5.7, ``kombu/transport/filesystem.py``; celery/kombu#1551): ``_put`` creates
 the message file under its final name and only then writes it (its ``flock`` is advisory, and ``_get`` never
@@ -25,6 +27,17 @@ changes what happens to a file:
   (the tasks are idempotent), as with Redis's visibility timeout, but without waiting for one.
 - exchange tables: written to a temporary file and renamed, under a separate lock file, so readers never see a
   partial table.
+
+The Redis transport (``RedisTransport``, alias ``portalredis``, set by ``CELERY_BROKER_TRANSPORT`` for a ``redis://``
+broker URL) is kombu's with one guard. When Redis goes away under a prefork worker, Celery's consumer
+(``on_connection_error_after_connected``) first ``collect()``s the connection, which detaches the transport
+(``transport.client = None``) but leaves the channel as the connection's default channel, then ``close()``s it.
+That close can reach the channel's restore of unacknowledged messages (traceback seen here, kombu 5.7 / Celery 5.7:
+``Connection.close`` -> ``Channel.close`` -> ``restore_unacked`` -> a new Redis pool -> ``_connparams``), and kombu
+builds the pool's parameters from ``transport.client.hostname``: ``AttributeError: 'NoneType' object has no
+attribute 'hostname'``. Not a connection error, so it escapes ``ignore_errors`` and Celery stops the worker
+("Unrecoverable error"). The ``threads`` pool (synchronous loop) did not reach it. Here a channel whose connection
+is gone raises Redis's own ``ConnectionError`` instead, which kombu ignores while closing, and the consumer reconnects.
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ from pathlib import Path
 from queue import Empty
 
 from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
@@ -46,6 +60,7 @@ from kombu.utils.objects import cached_property
 logger = logging.getLogger(__name__)
 
 TRANSPORT_ALIAS = "portalfs"
+REDIS_TRANSPORT_ALIAS = "portalredis"  # named in the log lines as the broker's scheme ("Connected to portalredis://…")
 STAGING, CLAIMED, BAD = ".staging", ".claimed", ".bad"
 LOCK_NAME = "lock"
 
@@ -287,4 +302,16 @@ class Transport(filesystem.Transport):
         self.state = self.states.setdefault(folder, filesystem.virtual.BrokerState())
 
 
+class RedisChannel(kombu_redis.Channel):
+    def _connparams(self, asynchronous=False):
+        if self.connection is None or self.connection.client is None:
+            raise kombu_redis.redis.exceptions.ConnectionError("the broker connection of this channel is closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = RedisChannel
+
+
 TRANSPORT_ALIASES.setdefault(TRANSPORT_ALIAS, "portal.broker:Transport")
+TRANSPORT_ALIASES.setdefault(REDIS_TRANSPORT_ALIAS, "portal.broker:RedisTransport")

@@ -419,8 +419,13 @@ if CELERY_BROKER_URL.startswith(("portalfs://", "filesystem://")):
 else:
     # Unacknowledged tasks come back after this long when a worker dies; every countdown stays below it.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=1800)}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with the guard that keeps a prefork worker alive across Redis restarts (portal/broker.py).
+    CELERY_BROKER_TRANSPORT = "portalredis"
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage never ends a worker or beat: they retry for as long as it lasts (the default gives up after 100).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_TASK_SERIALIZER = "json"
@@ -438,11 +443,13 @@ CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+COMMAND_SWEEP_INTERVAL = env.int("COMMAND_SWEEP_INTERVAL", default=60)  # seconds between two commands sweeps
+_sweep_every = float(COMMAND_SWEEP_INTERVAL)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "tokens-purge": {"task": "portal.tasks.tokens_purge", "schedule": 3600.0},
     "devices-expire-windows": {"task": "devices.tasks.expire_windows", "schedule": 60.0},
-    "provisioning-commands-sweep": {"task": "provisioning.tasks.commands_sweep", "schedule": 60.0},
+    "provisioning-commands-sweep": {"task": "provisioning.tasks.commands_sweep", "schedule": _sweep_every},
     "conax-requests-dispatch": {"task": "conax.tasks.requests_dispatch", "schedule": float(CAS_DISPATCH_INTERVAL)},
 }
 
