@@ -81,11 +81,11 @@ def test_the_device_page_shows_box_and_conditional_access(client, customer_user,
 
     html = page.content.decode()
     assert page.status_code == 200
-    assert 'data-field="activation-state">notactivated<' in html
+    assert 'data-field="activation-state" data-state="notactivated">Not activated yet<' in html
     assert 'data-field="last-event-status">200<' in html
-    assert ">HARDWARE</th>" in html and 'data-field="type-state">PROVISIONED<' in html
+    assert ">HARDWARE</th>" in html and 'data-field="type-state" data-state="PROVISIONED">' in html
     assert "SC-CAROL" in html and "Sports" in html and 'data-field="paired">paired<' in html
-    assert 'data-field="request-state">PENDING<' in html
+    assert 'data-field="request-state" data-state="PENDING">Waiting<' in html
     assert f'data-socket-path="/ws/devices/{owned.pk}/"' in html
 
 
