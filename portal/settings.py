@@ -1,10 +1,11 @@
 """Settings, read only from the environment (every variable is listed with its default in .env.example).
 
 Two profiles:
-- ``embedded`` (the default): works with no variables at all. SQLite under ``var/``, a Celery worker on the
-  filesystem broker transport (no server), in-memory channel layer, local-memory cache.
+- ``embedded`` (the default): works with no variables at all. SQLite under ``var/``, a Celery worker on
+  ``portalfs://`` (kombu's filesystem transport made safe for concurrent processes, portal/broker.py; no server),
+  in-memory channel layer, local-memory cache.
 - ``production`` (``DJANGO_ENV=production``): PostgreSQL, Redis / RabbitMQ, channels-redis. Refuses to start
-  with DEBUG on, a missing or weak SECRET_KEY, or an empty ALLOWED_HOSTS.
+  with weak or missing settings (DEBUG on, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, TLS, the head-end).
 """
 
 from __future__ import annotations
