@@ -28,6 +28,7 @@ from rest_framework import authentication, exceptions
 from portal import services
 from portal.audit import set_audit_actor
 from portal.choices import TokenPurpose
+from portal.dialects import v1_login_failure
 from portal.exceptions import TokenError
 
 KEYWORD = "Token"
@@ -78,8 +79,11 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     message = "Too many failed login attempts. Try again later."
     if request.path.startswith("/v1/"):
-        # The /v1/ dialect answers every error with HTTP 200 and a code.
-        response: HttpResponse = JsonResponse({"status": "FAILURE", "error": "ACCOUNT_LOCKED"})
+        # The /v1/ dialect answers every error with HTTP 200 and a code, in its login answer's shape.
+        username = (credentials or {}).get("username") or ""
+        body = v1_login_failure("ACCOUNT_LOCKED", username=username if isinstance(username, str) else "",
+                                content_type=request.META.get("CONTENT_TYPE", ""))  # fmt: skip
+        response: HttpResponse = JsonResponse(body)
     elif request.path.startswith("/crmapi/"):
         # The CRM.COM dialect answers every error in its envelope with HTTP 200.
         status = {"message": message, "description": None, "code": "ACCOUNT_LOCKED"}

@@ -111,8 +111,14 @@ def _v1(kind: str) -> HttpResponse:
     return _json({"error": V1[kind]}, 503 if kind == UNAVAILABLE else 200)
 
 
+def v1_login_failure(code: str, *, username: str = "", content_type: str = "") -> dict:
+    """The original /v1/Login/'s failure answer: its seven fields, in its order (components/api/login.py)."""
+    return {"token": "ERROR", "userid": "", "userrole": "", "status": "FAILURE", "error": code, "username": username,
+            "CONTENT_TYPE": content_type}  # fmt: skip
+
+
 def _v1_login(kind: str) -> HttpResponse:
-    return _json({"status": "FAILURE", "error": V1[kind]}, 503 if kind == UNAVAILABLE else 200)
+    return _json(v1_login_failure(V1[kind]), 503 if kind == UNAVAILABLE else 200)
 
 
 REST = {

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from components.api import login as components_login
 from components.api import v1 as components_v1
+from conax.api import crm
 from portal import health, pages
 from portal.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
@@ -23,6 +24,7 @@ urlpatterns = [
     path("v1/Login/", components_login.login, name="v1-login"),
     path("v1/DeviceProvisioningComponents/", components_v1.device_provisioning_components, name="v1-components"),
     path("crmapi/", include("conax.api.urls")),
+    path("crmapi", crm.unknown, {"path": ""}),  # the bare prefix answers the envelope too, never a redirect
     path("", pages.my_devices, name="pages-my-devices"),
     path("panel/", pages.my_devices_panel, name="pages-my-devices-panel"),
     path("login/", pages.LoginView, name="pages-login"),

@@ -173,7 +173,8 @@ def test_every_header_name_is_canonical_on_device_endpoints(device_server, model
     [
         ("/crmapi/rest/v2/authentication/token", b"400", {"status": {"code": "INVALID_REQUEST",
          "message": "the request could not be read", "description": None}, "data": None}),
-        ("/v1/Login/", b"200", {"status": "FAILURE", "error": "INVALID_REQUEST_PRAM"}),
+        ("/v1/Login/", b"200", {"token": "ERROR", "userid": "", "userrole": "", "status": "FAILURE",
+                                "error": "INVALID_REQUEST_PRAM", "username": "", "CONTENT_TYPE": ""}),
         ("/api/v1/devices/", b"400", {"detail": "Bad request."}),
     ],
     ids=["crm-envelope", "v1-error-on-200", "rest-detail"],

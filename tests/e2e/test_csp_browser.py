@@ -69,19 +69,6 @@ def admin_urls(user) -> list[str]:
 # conax/admin.py colours the request list's state column with a style attribute, which the policy refuses (the text
 # is still shown, uncoloured). Until it uses the admin.css classes (state state-<STATE>), this is the one known
 # violation; the assertion fails as soon as it is gone, so that the entry is removed with it.
-KNOWN = {"/admin/conax/provisioningrequest/": "style-src-attr blocked inline"}
-
-
-def unknown(problems: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The problems, less the known one (whose page must still show it, and nothing else)."""
-    for url, known in KNOWN.items():
-        assert any(line.startswith(known) for line in problems.get(url, [])), f"{url} is fixed: drop it from KNOWN"
-    return {
-        url: [line for line in found if not (url in KNOWN and (line.startswith(KNOWN[url]) or "inline style" in line))]
-        for url, found in problems.items()
-    }
-
-
 def test_the_admin_works_under_the_csp(asgi_server, browser, fleet_data):
     root = get_user_model().objects.create_superuser("root-admin", password=PASSWORD)
     watched = Watched(browser, DESKTOP)
@@ -97,7 +84,7 @@ def test_the_admin_works_under_the_csp(asgi_server, browser, fleet_data):
 
     assert len(statuses) > 40
     assert {url: status for url, status in statuses.items() if status != 200} == {}
-    assert {url: found for url, found in unknown(problems).items() if found} == {}
+    assert {url: found for url, found in problems.items() if found} == {}
 
 
 @pytest.mark.parametrize("size", VIEWPORTS)
@@ -123,7 +110,7 @@ def test_staff_pages_look_right_under_the_csp(asgi_server, browser, fleet_data, 
         if found := watched.take():
             problems[url] = found
 
-    assert {url: found for url, found in unknown(problems).items() if found} == {}
+    assert {url: found for url, found in problems.items() if found} == {}
 
 
 @pytest.mark.parametrize("size", VIEWPORTS)

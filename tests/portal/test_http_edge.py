@@ -50,7 +50,8 @@ UNAVAILABLE = [
                                    "params": {"status": 200}}, "headers": {"X-Exosite-CIK": CIK}},
      503, {"jsonrpc": "2.0", "id": None, "error": {"code": 2, "message": "ERROR_UNAVAILABLE"}}),
     ("POST", "/v1/Login/", {"data": {"username": "u", "password": "p"}}, 503,
-     {"status": "FAILURE", "error": "SERVICE_UNAVAILABLE"}),
+     {"token": "ERROR", "userid": "", "userrole": "", "status": "FAILURE", "error": "SERVICE_UNAVAILABLE",
+      "username": "", "CONTENT_TYPE": ""}),
     ("GET", "/v1/DeviceProvisioningComponents/", {"headers": {"token": TOKEN}}, 503, {"error": "SERVICE_UNAVAILABLE"}),
     ("POST", "/crmapi/rest/v2/authentication/token",
      {"json": {"username": "u", "password": "p", "organisation": "portal"}}, 503,
@@ -253,9 +254,10 @@ def test_a_declared_body_over_the_limit_is_refused_without_reading_it(up_server,
 @pytest.mark.parametrize(("path", "status", "content_type"), [
     ("/provision/nothing-here", 404, "text/plain; charset=utf-8"),
     ("/crmapi/rest/v2/no/such/resource", 404, "application/json"),
+    ("/crmapi", 404, "application/json"),
     ("/v1/NoSuchApi/", 200, "application/json"),
     ("/api/v1/no-such-collection/", 404, "application/json"),
-], ids=["activation", "crm", "v1", "rest"])  # fmt: skip
+], ids=["activation", "crm", "crm-bare-prefix", "v1", "rest"])  # fmt: skip
 def test_an_unknown_path_answers_in_its_dialect(up_server, path, status, content_type):
     response = httpx.get(up_server + path, timeout=10)
 
