@@ -392,7 +392,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "conax.api.openapi.crm_paths"],
+    # Every PATCH view validates its whole input serializer (none passes partial=True): document that, not a copy
+    # with every field optional.
+    "COMPONENT_SPLIT_PATCH": False,
+    # The error answers of every operation, by path prefix (portal.api.openapi): last, so that it sees every path.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "conax.api.openapi.crm_paths",
+        "portal.api.openapi.error_responses",
+    ],
 }
 
 # --- audit ----------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import io
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -16,7 +16,11 @@ from devices import importing, selectors, services
 from devices.choices import ActivationState
 from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+from portal.api.openapi import error_response
 from portal.api.rest import valid
+
+ILLEGAL = error_response("ILLEGAL_TRANSITION: the device's state does not allow this change; nothing changed.")
+EXISTS = error_response("DEVICE_EXISTS: the model already has this serial number; nothing was written.")
 
 User = get_user_model()
 
@@ -132,6 +136,8 @@ class AttemptOutput(serializers.ModelSerializer):
 # --- views ---------------------------------------------------------------------------------------------------------
 
 
+# PATCH validates the same input as PUT (every field), and the schema says so.
+@extend_schema_view(partial_update=extend_schema(request=VendorInput, responses=VendorOutput))
 class VendorViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
@@ -151,6 +157,7 @@ class VendorViewSet(
         return Response(VendorOutput(services.vendor_save(vendor=self.get_object(), **data)).data)
 
 
+@extend_schema_view(partial_update=extend_schema(request=DeviceModelInput, responses=DeviceModelOutput))
 class DeviceModelViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
@@ -178,7 +185,7 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_queryset(self):
         return selectors.device_list()
 
-    @extend_schema(request=DeviceCreateInput, responses={201: DeviceOutput})
+    @extend_schema(request=DeviceCreateInput, responses={201: DeviceOutput, 409: EXISTS})
     def create(self, request: Request) -> Response:
         device = services.device_create(**valid(DeviceCreateInput, request.data))
         return Response(DeviceOutput(self._fresh(device.pk)).data, status=status.HTTP_201_CREATED)
@@ -189,19 +196,19 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         device = services.device_assign_owner(device=self.get_object(), owner=data["owner"])
         return Response(DeviceOutput(self._fresh(device.pk)).data)
 
-    @extend_schema(request=EnableInput, responses=DeviceOutput)
+    @extend_schema(request=EnableInput, responses={200: DeviceOutput, 409: ILLEGAL})
     @action(detail=True, methods=["post"])
     def enable(self, request: Request, pk=None) -> Response:
         window = valid(EnableInput, request.data).get("window")
         return self._respond(services.device_enable(device=self.get_object(), window=window))
 
-    @extend_schema(request=EnableInput, responses=DeviceOutput)
+    @extend_schema(request=EnableInput, responses={200: DeviceOutput, 409: ILLEGAL})
     @action(detail=True, methods=["post"])
     def reenable(self, request: Request, pk=None) -> Response:
         window = valid(EnableInput, request.data).get("window")
         return self._respond(services.device_reenable(device=self.get_object(), window=window))
 
-    @extend_schema(request=None, responses=DeviceOutput)
+    @extend_schema(request=None, responses={200: DeviceOutput, 409: ILLEGAL})
     @action(detail=True, methods=["post"])
     def disable(self, request: Request, pk=None) -> Response:
         return self._respond(services.device_disable(device=self.get_object()))

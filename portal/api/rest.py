@@ -10,10 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import services
+from portal.api.openapi import error_response
 from portal.audit import set_audit_actor
 from portal.authentication import PortalTokenAuthentication, api_authenticate
 from portal.choices import TokenPurpose
 from portal.models import ApiToken
+
+LOCKED_OUT = error_response("Too many failed logins of this username (django-axes); retry after Retry-After seconds.")
 
 
 class TokenLoginInput(serializers.Serializer):
@@ -63,7 +66,7 @@ class TokenView(APIView):
         """The caller's own token: whom it belongs to and when it expires."""
         return Response(TokenInfoOutput(self._describe(request.auth)).data)
 
-    @extend_schema(request=TokenLoginInput, responses={201: TokenOutput}, auth=[])
+    @extend_schema(request=TokenLoginInput, responses={201: TokenOutput, 429: LOCKED_OUT}, auth=[])
     def post(self, request: Request) -> Response:
         data = TokenLoginInput(data=request.data)
         data.is_valid(raise_exception=True)

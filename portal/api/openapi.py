@@ -1,0 +1,151 @@
+"""The error answers in the OpenAPI schema, documented once by path prefix instead of once per view.
+
+Every operation can answer errors that no view writes: a refused Host or a bad ``Content-Length`` (400), a body
+over the dialect's limit (413), a database that does not answer (503 + ``Retry-After``), DRF's authentication,
+permission, routing and content negotiation answers. Each path's dialect (``portal.dialects``, by prefix) decides
+their format; the edge's answers are rendered here by the same functions that answer them on the wire, so the
+status codes and examples cannot drift from the behaviour. What only one view answers (a 409 on a state change, the
+login's 429) stays on that view, with ``error_response``.
+
+A drf-spectacular post-processing hook (``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``), run last so that it sees
+every path. It never replaces a response that a view or an earlier hook documented. Pure wire formats: it imports
+no app.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from drf_spectacular.utils import OpenApiResponse
+
+from portal import dialects
+
+HTTP_METHODS = ("get", "put", "post", "patch", "delete")
+EDGE_KINDS = (dialects.BAD_REQUEST, dialects.TOO_LARGE, dialects.UNAVAILABLE)
+EDGE_DESCRIPTIONS = {
+    dialects.BAD_REQUEST: "The request could not be read: a refused Host header or a malformed Content-Length.",
+    dialects.TOO_LARGE: "The body is over the dialect's limit ({limit} bytes); it was refused unread.",
+    dialects.UNAVAILABLE: "The database does not answer; nothing was done. Retry after Retry-After seconds.",
+}
+
+REF = "#/components/schemas/"
+ERROR = "Error"
+VALIDATION_ERROR = "ValidationError"
+SCHEMAS = {
+    ERROR: {
+        "type": "object",
+        "description": "DRF's error body; `code` names a domain error (a stable code) where there is one.",
+        "required": ["detail"],
+        "additionalProperties": False,
+        "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    },
+    VALIDATION_ERROR: {
+        "type": "object",
+        "description": "DRF's validation error body: each field (or `non_field_errors`) with its messages, or the "
+        "errors of its nested fields.",
+        "minProperties": 1,
+        "additionalProperties": {"anyOf": [{"type": "array"}, {"type": "object"}]},
+    },
+}
+
+RETRY_AFTER = {"schema": {"type": "integer", "minimum": 0}, "required": True, "description": "seconds"}
+HEADERS = {
+    "401": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True, "description": "`Token`"}},
+    "405": {"Allow": {"schema": {"type": "string"}, "required": True, "description": "the methods the path takes"}},
+    "429": {"Retry-After": RETRY_AFTER},
+    "503": {"Retry-After": RETRY_AFTER},
+}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": REF + name}
+
+
+def _response(description: str, schema: dict, example: object = None) -> dict:
+    content = _json(schema)
+    if example is not None:
+        content["application/json"]["example"] = example
+    return {"description": description, "content": content}
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """A view-specific error of the staff REST API in DRF's body, for ``extend_schema(responses={409: …})``; the
+    hook adds the headers its status code carries (``Retry-After`` on a 429)."""
+    return OpenApiResponse(response=_ref(ERROR), description=description)
+
+
+# --- what each dialect documents ---------------------------------------------------------------------------------
+
+
+def _edge(dialect: dialects.Dialect, schema: dict) -> dict[str, dict]:
+    """The answers the edge gives for any path of ``dialect``, rendered by the dialect itself."""
+    responses = {}
+    for kind in EDGE_KINDS:
+        answer = dialect.render(kind)
+        description = EDGE_DESCRIPTIONS[kind].format(limit=dialect.body_limit)
+        responses[str(answer.status_code)] = _response(description, schema, json.loads(answer.content))
+    return responses
+
+
+def _needs_auth(operation: dict) -> bool:
+    return any(requirement for requirement in operation.get("security", []))
+
+
+def _rest(dialect: dialects.Dialect, operation: dict) -> dict[str, dict]:
+    error = _ref(ERROR)
+    responses = _edge(dialect, error)
+    responses["400"] = _response(
+        "Invalid input (DRF's validation body), or a request the edge could not read.",
+        {"anyOf": [_ref(VALIDATION_ERROR), error]},
+    )
+    if _needs_auth(operation):
+        responses["401"] = _response("No token, or one that is invalid, expired or revoked.", error)
+        responses["403"] = _response("The caller is not support staff.", error)
+    responses["404"] = _response("No such object.", error)
+    responses["405"] = _response("The path does not take this method; Allow names the ones it takes.", error)
+    responses["406"] = _response("The Accept header excludes application/json.", error)
+    if "requestBody" in operation:
+        responses["415"] = _response("A body that is neither JSON nor a form.", error)
+    return responses
+
+
+# The CRM.COM paths document their own edge answers for now (``conax.api.openapi``: 404, 405, 413, 503).
+DOCUMENTED: dict[str, Callable[[dialects.Dialect, dict], dict[str, dict]]] = {"rest": _rest}
+
+
+def dialect_of(path: str) -> dialects.Dialect | None:
+    """The dialect whose errors the hook documents for ``path``; None when it documents none."""
+    dialect = dialects.dialect_for(path)
+    return dialect if dialect is not None and dialect.name in DOCUMENTED else None
+
+
+def _add_headers(responses: dict) -> None:
+    for status, headers in HEADERS.items():
+        if status in responses and "$ref" not in responses[status]:
+            responses[status].setdefault("headers", {})
+            for name, header in headers.items():
+                responses[status]["headers"].setdefault(name, header)
+
+
+def error_responses(result: dict, generator, request, public) -> dict:
+    for path, item in result.get("paths", {}).items():
+        dialect = dialect_of(path)
+        if dialect is None:
+            continue
+        for method in HTTP_METHODS:
+            if (operation := item.get(method)) is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, response in DOCUMENTED[dialect.name](dialect, operation).items():
+                responses.setdefault(status, response)
+            _add_headers(responses)
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in SCHEMAS.items():
+        schemas.setdefault(name, schema)
+    return result
