@@ -21,6 +21,9 @@ from django.core.management.base import BaseCommand, CommandError
 from portal.supervise import Child, Supervisor
 
 DEMO_CAS_LATENCY_MS = 200
+# Longer than clients keep idle connections (httpx: 5 s, uvicorn's default too): with equal timeouts a client can
+# reuse a connection just as the server closes it (seen in the soak as one RemoteProtocolError in 30 minutes).
+KEEP_ALIVE_SECONDS = 30
 
 
 def listening(host: str, port: int) -> socket.socket:
@@ -58,6 +61,7 @@ def web_command(fd: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", "portal.asgi:application", "--fd", str(fd), "--http", "h11",
         "--no-proxy-headers", "--no-server-header", "--no-date-header", "--no-access-log", "--lifespan", "off",
+        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
     ]  # fmt: skip
 
 
