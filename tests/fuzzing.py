@@ -6,3 +6,9 @@
 import os
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+
+# Dates no calendar or no database can hold, for every dialect's fuzzer (issue 12: the CRM's poison dates).
+IMPOSSIBLE_DATES = [
+    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2014-02-30T09:00:00", "2014-01-01T25:00:00",
+    "2014-01-01T00:00:00+99:00", "10000-01-01T00:00:00", "-0001-01-01", "2014-13-01",
+]  # fmt: skip

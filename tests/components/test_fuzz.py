@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from portal.models import ApiToken
 from tests.components.support import V1, catalog_load, component, snapshot
 from tests.factories import PASSWORD, DeviceFactory
-from tests.fuzzing import EXAMPLES
+from tests.fuzzing import EXAMPLES, IMPOSSIBLE_DATES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz, pytest.mark.timeout(120 + EXAMPLES // 2)]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -32,7 +32,7 @@ LOGIN_FIELDS = {"token", "userid", "userrole", "status", "error", "username", "C
 
 # NUL, lone surrogates (json.dumps writes them as \u escapes, as a hostile client would) and a surrogate pair.
 nasty_chars = st.sampled_from(["\x00", "\ud800", "\udfff", "\udbff", "\udc00"])
-nasty = st.sampled_from(["\x00", "\ud800", "\udbff\udc00", "a\x00", "\x00Sensor", "Sensor\udfff"])
+nasty = st.sampled_from(["\x00", "\ud800", "\udbff\udc00", "a\x00", "\x00Sensor", "Sensor\udfff", *IMPOSSIBLE_DATES])
 # Mostly plain text, so that most bodies get past the sanitising layer into the parameter checks and the database.
 plain = st.text(max_size=16)
 texts = st.one_of(plain, plain, plain, st.text(alphabet=st.characters() | nasty_chars, max_size=16), nasty)

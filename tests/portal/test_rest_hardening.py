@@ -25,7 +25,7 @@ from portal.api.pagination import MAX_LIMIT
 from provisioning import services as provisioning_services
 from tests.components.support import catalog_load, component
 from tests.factories import DeviceFactory
-from tests.fuzzing import EXAMPLES
+from tests.fuzzing import EXAMPLES, IMPOSSIBLE_DATES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 HUGE = "9223372036854775808"  # 2**63: one past bigint
@@ -300,7 +300,8 @@ def test_the_token_login_refuses_a_nul_username_without_a_query(api_client):
 
 # --- property test -------------------------------------------------------------------------------------------------
 
-nasty = st.sampled_from(["\x00", "\ud800", "\udfff", "a\x00b", HUGE, "-" + HUGE, "9" * 5000, "1e400", "", "-1", "0"])
+nasty = st.sampled_from(["\x00", "\ud800", "\udfff", "a\x00b", HUGE, "-" + HUGE, "9" * 5000, "1e400", "", "-1", "0",
+                         *IMPOSSIBLE_DATES])  # fmt: skip
 texts = st.text(max_size=8) | nasty
 param_names = (
     st.sampled_from(

@@ -16,7 +16,7 @@ from devices import services as device_services
 from devices.models import ActivationAttempt, Device
 from provisioning.models import BoxEvent, Command, SetTopBox
 from tests.factories import DeviceFactory
-from tests.fuzzing import EXAMPLES
+from tests.fuzzing import EXAMPLES, IMPOSSIBLE_DATES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -25,7 +25,8 @@ STATS: dict[str, collections.Counter] = collections.defaultdict(collections.Coun
 
 # What the sanitising layers exist for: NUL, unpaired surrogates, huge integers (and deep nesting, below).
 hostile_text = st.lists(
-    st.text(max_size=6) | st.sampled_from(["\x00", "\ud800", "\udfff", "a\x00b", "\U0001f4fa", "\u2028", "%00"]),
+    st.text(max_size=6)
+    | st.sampled_from(["\x00", "\ud800", "\udfff", "a\x00b", "\U0001f4fa", "\u2028", "%00", *IMPOSSIBLE_DATES]),
     max_size=4,
 ).map("".join)
 huge_integers = st.sampled_from([2**31, 2**63 - 1, 2**63, -(2**63) - 1, 10**30, -(10**100)]) | st.integers()
