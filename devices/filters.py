@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from devices.choices import ActivationOutcome, ActivationState
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
+from portal.filters import WindowedDateTimeFilter
 
 MAX_SECONDS = 10 * 366 * 86400  # ten years: larger durations mean nothing here and overflow date arithmetic
 
@@ -79,7 +80,7 @@ class ActivationAttemptFilter(filters.FilterSet):
     device_id = filters.NumberFilter(field_name="device_id", label="Device id")
     outcome = filters.ChoiceFilter(choices=ActivationOutcome.choices, label="Outcome")
     q = filters.CharFilter(field_name="serial_number", lookup_expr="icontains", label="Serial number contains")
-    since = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="At or after")
+    since = WindowedDateTimeFilter(field_name="at", lookup_expr="gte", label="At or after")
 
     class Meta:
         model = ActivationAttempt

@@ -9,6 +9,9 @@ gunicorn writes the application's header names as given (Django's are canonical:
 
 import gunicorn.http.wsgi
 
+# gunicorn's maximum: CRM.COM clients put every parameter of a GET in the query string. A longer request line gets
+# gunicorn's own HTML 400 (it cannot know the dialect without the path); a reverse proxy in front answers first.
+limit_request_line = 8190
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
 gunicorn.http.wsgi.SERVER = "portal"

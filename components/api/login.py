@@ -95,7 +95,9 @@ def _login(request: HttpRequest, form: QueryDict) -> JsonResponse:
 @csrf_exempt
 def login(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
-        return JsonResponse({"status": "FAILURE", "error": "INVALID_REQUEST_METHOD"}, status=405)
+        return JsonResponse(
+            {"status": "FAILURE", "error": "INVALID_REQUEST_METHOD"}, status=405, headers={"Allow": "POST"}
+        )
     content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if not content_type:
         return _answer(request, "MISSING_CONTENT_TYPE_HEADER")

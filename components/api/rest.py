@@ -112,6 +112,11 @@ class CatalogViewSet(
         return Response(CatalogOutput(entry).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=CatalogUpdateInput, responses=CatalogOutput)
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        """The same input as PUT: every field is checked (no partial input)."""
+        return self.update(request, *args, **kwargs)
+
+    @extend_schema(request=CatalogUpdateInput, responses=CatalogOutput)
     def update(self, request: Request, pk=None, partial=False) -> Response:
         entry = self.get_object()
         data = valid(CatalogUpdateInput, request.data)

@@ -20,6 +20,8 @@ REQUEST = {"type": "object", "description": "A provisioning request; ca_pin is a
            "properties": {name: {} for name in REQUEST_FIELDS}}  # fmt: skip
 NO_DATA = {"type": "object", "nullable": True, "enum": [None], "description": "always null on an error"}
 ERRORS = {
+    "400": ("INVALID_REQUEST: the request could not be read (a Host this portal does not serve, a malformed "
+            "Content-Length)", {}),
     "404": ("UNKNOWN_METHOD: no such method or resource (any other path under /crmapi/)", {}),
     "405": ("METHOD_NOT_ALLOWED: the wrong HTTP method; Allow names the right one",
             {"Allow": {"schema": {"type": "string"}, "description": "the method this path takes"}}),

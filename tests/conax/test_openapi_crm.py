@@ -13,7 +13,7 @@ from portal import dialects
 from tests.conax.support import ADD, BASE, REQUESTS
 
 pytestmark = pytest.mark.django_db
-STATUSES = {"200", "404", "405", "503"}
+STATUSES = {"200", "400", "404", "405", "503"}
 
 
 def json_schema(node):

@@ -1,12 +1,13 @@
-"""Dates as conditional access accepts them: parsed strictly, normalised to UTC, and inside a window.
+"""Dates as the dialects accept them: parsed strictly, normalised to UTC, and inside a window.
 
-Every date an integration can give (``start_date``, ``display_date_time``, the list filters on dates) goes through
+Every date an integration can give (the CRM's ``start_date``, ``display_date_time``, every list filter on dates of
+the CRM and the staff API) goes through
 ``parse``, before anything is written. A date outside ``[EARLIEST, now + YEARS_AHEAD years]`` is refused: a request
 due before 2000 or in 50 years is a client's mistake, and dates near year 1 or 9999 cannot even be read back once
 an offset moved them past the calendar's end (psycopg cannot load year 10000, nor a date BC).
 
-The database refuses what the API would: every date column of the app is held by a named CHECK constraint to
-``[EARLIEST, STORED_BEFORE)`` (``conax.models.date_window``), so a row that cannot be read cannot exist, whatever
+The database refuses what the API would: every conditional-access date column is held by a named CHECK constraint
+to ``[EARLIEST, STORED_BEFORE)`` (``conax.models.date_window``), so a row that cannot be read cannot exist, whatever
 writes it. ``STORED_BEFORE`` is fixed (a constraint cannot depend on the clock) and far from the calendar's ends,
 so every row renders in any time zone.
 
