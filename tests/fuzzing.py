@@ -5,7 +5,7 @@
 
 import os
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 
 # Dates no calendar or no database can hold, for every dialect's fuzzer (issue 12: the CRM's poison dates).
 IMPOSSIBLE_DATES = [
