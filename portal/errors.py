@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -39,7 +40,7 @@ def database_down(exc: BaseException | None) -> bool:
 
 def _unavailable_page() -> HttpResponse:
     response = HttpResponse(render_to_string("503.html"), status=503)
-    response["Retry-After"] = str(dialects.settings.DATABASE_RETRY_AFTER)
+    response["Retry-After"] = str(settings.DATABASE_RETRY_AFTER)
     return response
 
 
