@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The embedded broker under concurrent producer and consumer processes: kombu's stock filesystem transport against
-portal/broker.py's ``portalfs://`` (and kombu's SQLAlchemy transport on a SQLite file when SQLAlchemy is installed).
+the kernel broker's ``portalfs://`` (and kombu's SQLAlchemy transport on a SQLite file when SQLAlchemy is installed).
 
     .venv/bin/python bench/broker.py [--producers 4] [--consumers 2] [--messages 2000] [--burst 5] [--rounds 1]
         [--candidates stock,portalfs,sqlite] [--timeout 120]
@@ -53,7 +53,7 @@ def candidate_url(name: str, folder: Path) -> tuple[str, dict]:
 
 
 def connect(url: str, options: dict) -> Connection:
-    import portal.broker  # noqa: F401 - registers portalfs://
+    import portal.kernel.broker  # noqa: F401 - registers portalfs://
 
     conn = Connection(url, transport_options=options)
     conn.transport.polling_interval = POLL  # the same for every candidate

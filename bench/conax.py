@@ -20,7 +20,7 @@ Then, in one run, with ``--clients`` client threads (one request in flight each,
    worker drains them meanwhile and the script waits until none is PENDING. drain requests/s = requests / (the last
    ``executed_date`` - the first ``created_date``), so it cannot exceed the creation rate; PENDING -> terminal is
    ``executed_date - created_date`` of each request;
-3. baseline B: ``--requests`` no-op tasks (``portal.tasks.noop``) through the same worker pool on ``regular``;
+3. baseline B: ``--requests`` no-op tasks (``portal.kernel.tasks.noop``) through the same worker pool on ``regular``;
 4. exactly once: the simulator's ``/admin/stats`` (sends must equal the requests; no duplicate, nothing applied twice);
 5. list: ``--list-rows`` more requests (bulk SQL, the 13 types, after the drained ones), VACUUM ANALYZE, then
    ``--list-queries`` ``GET list?type=<random>&number_of_results=50`` (plain, with a random offset below 500, with
@@ -404,7 +404,7 @@ def wait_queues_empty(app: Celery, timeout: float = 300) -> int:
 
 def noop_rate(app: Celery, count: int) -> float:
     started = time.perf_counter()
-    results = [app.send_task("portal.tasks.noop", queue="regular") for _ in range(count)]
+    results = [app.send_task("portal.kernel.tasks.noop", queue="regular") for _ in range(count)]
     for result in results:
         result.get(timeout=300)
     return count / (time.perf_counter() - started)

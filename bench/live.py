@@ -9,7 +9,7 @@ through ``/login/`` (one session cookie for every client), starts two uvicorn pr
 channels-redis as their layer, and connects the clients to ``/ws/devices/<id>/``, half to each process (the real
 consumer: session authentication, Origin check, the per-device access check, group join). Then a publisher sends
 ``--rate`` ``device.event`` messages a second for ``--duration`` seconds through channels-redis, each to one device's
-group (round robin), stamped with its send time, exactly as ``portal.live.publish`` sends them.
+group (round robin), stamped with its send time, exactly as ``portal.kernel.live.publish`` sends them.
 
 Prints delivered/sent, p50/p99 publish→client latency, and the servers' peak memory (PSS), and the ratio of the
 p99 to a baseline measured in the same run: the same publisher and rate to bare channels-redis receivers (one layer

@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 from celery import Celery
 
-from portal.net import free_port_range
+from portal.lib.net import free_port_range
 
 REPO = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -101,7 +101,7 @@ def wait_ready(base_port: int, count: int, timeout: float = 120) -> None:
 
 def noop_rate(app: Celery, count: int) -> float:
     started = time.perf_counter()
-    results = [app.send_task("portal.tasks.noop", queue="devices") for _ in range(count)]
+    results = [app.send_task("portal.kernel.tasks.noop", queue="devices") for _ in range(count)]
     for result in results:
         result.get(timeout=300)
     return count / (time.perf_counter() - started)

@@ -60,7 +60,7 @@ BEAT_SENT = re.compile(r"Sending due task (?P<name>\S+)")
 LOG_PROBLEM = re.compile(r"level=(ERROR|CRITICAL)|^Traceback|\bCRITICAL\b")
 CHILD_NAMES = {"simulate_cas": "cas-simulator", "celery": "worker", "uvicorn": "web",
                "simulate_devices": "box-simulator", "listen_devices": "listener"}  # fmt: skip
-STOP_GRACE = 15.0  # portal.supervise.STOP_GRACE_SECONDS
+STOP_GRACE = 15.0  # portal.lib.supervise.STOP_GRACE_SECONDS
 TRICKLE_KINDS = ("activation", "staff-api", "crm")  # the work's own requests: not logins, setup or polls
 COMMAND_DONE = ("SUCCEEDED", "FAILED")
 CONAX_DONE = ("COMPLETED", "REJECTED")

@@ -1,10 +1,12 @@
 """Errors of the provisioning components, with stable codes. The /v1/ dialect answers each code as it is named here
-(the seed's codes); the staff REST API maps them through ``portal.api.errors``."""
+(the seed's codes); the staff REST API maps them through ``portal.kernel.api.errors``."""
 
 from __future__ import annotations
 
+from portal.kernel.errors import Category, DomainError
 
-class ComponentError(Exception):
+
+class ComponentError(DomainError):
     code = "COMPONENT_ERROR"
 
     def __init__(self, code: str | None = None, detail: str | None = None) -> None:
@@ -17,6 +19,7 @@ class UnknownProvisioning(ComponentError):
     """No provisioning record (or device) with this id that the caller may see."""
 
     code = "INVALID_PROVISIONING_ID_PRAM"
+    category = Category.NOT_FOUND
 
 
 class UnknownCatalogEntry(ComponentError):

@@ -10,7 +10,7 @@ from components.choices import ComponentType
 from components.filters import DeviceProvisioningFilter, ProvisioningComponentFilter
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from devices.models import Device
-from portal.permissions import is_support_staff
+from portal.kernel.permissions import is_support_staff
 
 CATALOG = {ComponentType.SENSOR: Sensor, ComponentType.PARAMETER: Parameter,
            ComponentType.GROUP_PARAMETER: ParameterGroup}  # fmt: skip

@@ -1,15 +1,16 @@
 """Errors of the conditional-access app, with stable codes. The CRM.COM dialect maps them to its envelope
-(``conax.api.crm``); the staff REST API through ``portal.api.errors``."""
+(``conax.api.crm``); the staff REST API through ``portal.kernel.api.errors``."""
 
 from __future__ import annotations
 
+from portal.kernel.errors import Category, DomainError
 
-class ConaxError(Exception):
+
+class ConaxError(DomainError):
     code = "CONAX_ERROR"
 
     def __init__(self, message: str = "", description: str | None = None) -> None:
-        super().__init__(message or self.code)
-        self.message = message or self.code
+        super().__init__(message)
         self.description = description
 
 
@@ -23,6 +24,7 @@ class NotFound(ConaxError):
     """An identifier that names nothing."""
 
     code = "NOT_FOUND"
+    category = Category.NOT_FOUND
 
 
 class RuleViolation(ConaxError):
@@ -35,3 +37,4 @@ class IllegalState(ConaxError):
     """A request in a state that does not allow the action (retry of a request that was not rejected, …)."""
 
     code = "ILLEGAL_STATE"
+    category = Category.CONFLICT

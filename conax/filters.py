@@ -6,7 +6,7 @@ import django_filters as filters
 
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.models import ProvisioningRequest
-from portal.filters import WindowedDateTimeFilter
+from portal.kernel.filters import WindowedDateTimeFilter
 
 
 class ProvisioningRequestFilter(filters.FilterSet):

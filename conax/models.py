@@ -17,7 +17,7 @@ from django.db.models import Q
 
 from conax.choices import LifeCycleState, Priority, RequestType
 from devices.models import Device
-from portal.dates import EARLIEST, STORED_BEFORE
+from portal.lib.dates import EARLIEST, STORED_BEFORE
 
 
 def new_id() -> str:
@@ -29,7 +29,7 @@ def hex_id() -> models.CharField:
 
 
 def date_windows(prefix: str, *fields: str) -> list[models.CheckConstraint]:
-    """A named CHECK per date column: every value in [2000-01-01, 2100-01-01) UTC (``portal.dates``), so no row can
+    """A named CHECK per date column: every value in [2000-01-01, 2100-01-01) UTC (``portal.lib.dates``), so no row can
     hold a date that cannot be read back (year 10000 or BC after an offset) and take a list or page down with it."""
     return [
         models.CheckConstraint(

@@ -34,7 +34,7 @@ from conax.choices import LifeCycleState, Priority, RequestType
 from conax.crypto import PinUnreadable, pin_decrypt
 from conax.gateway import CasCommand, Completed, GatewayUnavailable, Rejected, gateway_from_settings
 from conax.models import Entitlement, Pairing, ProvisioningRequest, SetTopBox, Smartcard
-from portal.live import publish
+from portal.kernel.live import publish
 
 log = logging.getLogger(__name__)
 TASK = "conax.tasks.process_request"

@@ -78,7 +78,7 @@ from typing import Any
 from aiohttp import web
 
 from conax.gateway import CasCommand, Completed, GatewayUnavailable, Outcome, Rejected
-from portal.net import bound_socket
+from portal.lib.net import bound_socket
 
 DEFAULT_PIN = "0000"
 MAIL_MAX, BARK_MAX = 141, 129

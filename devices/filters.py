@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from devices.choices import ActivationOutcome, ActivationState
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
-from portal.filters import WindowedDateTimeFilter
+from portal.kernel.filters import WindowedDateTimeFilter
 
 MAX_SECONDS = 10 * 366 * 86400  # ten years: larger durations mean nothing here and overflow date arithmetic
 

@@ -1,3 +1,3 @@
-from portal.celery import app as celery_app
+"""The project shell: settings, URLs, ASGI/WSGI entry points, the Celery app, customer pages, health, demo, serve.
 
-__all__ = ("celery_app",)
+It may import everything; nothing imports it (``portal.kernel`` and ``portal.lib`` are the layers apps use)."""

@@ -1,21 +1,15 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
-def _sync_groups(sender, **kwargs) -> None:
-    # Permissions exist once every app's post_migrate has run; portal is the last installed app.
-    from portal.services import groups_sync
+class ShellConfig(AppConfig):
+    """The project shell as an app: its management commands (serve, demo_load). It has no models."""
 
-    groups_sync()
-
-
-class PortalConfig(AppConfig):
     name = "portal"
-    verbose_name = "Portal"
-    default_auto_field = "django.db.models.BigAutoField"
+    label = "shell"
+    verbose_name = "Portal shell"
 
     def ready(self) -> None:
-        # Registers audited models, task log hooks and the signals that revoke tokens with their credentials.
-        from portal import audit, logging, services  # noqa: F401
-
-        post_migrate.connect(_sync_groups, sender=self, dispatch_uid="portal.groups_sync")
+        # The Celery app is made current in every process that loads Django (web, workers, commands), so that
+        # tasks queued anywhere go to the configured broker. Not imported by portal/__init__.py: the pure helpers
+        # under portal.lib must import without Django or Celery.
+        from portal import celery  # noqa: F401

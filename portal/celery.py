@@ -11,7 +11,7 @@ import os
 from celery import Celery, signals
 from django.db import close_old_connections
 
-from portal import broker  # noqa: F401 - registers the embedded broker's transport, portalfs://
+from portal.kernel import broker  # noqa: F401 - registers the embedded broker's transport, portalfs://
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 

@@ -1,7 +1,7 @@
 """WebSocket consumers of the live pages. Thin and async: they authenticate in ``connect()``, ask the database
 through ``database_sync_to_async`` (never in the event loop) which groups the user may join, join them, ``accept()``
-last, and leave them on disconnect. Events arrive from ``portal.live.publish`` and go out as they came: small typed
-dicts without secrets (see ``portal.live``). A refused subscription is closed during the handshake."""
+last, and leave them on disconnect. Events arrive from ``kernel.live.publish`` and go out as they came: small typed
+dicts without secrets (see ``portal.kernel.live``). A refused subscription is closed during the handshake."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from portal import dashboard
-from portal.live import STAFF_GROUP, device_group
-from portal.permissions import is_support_staff
+from portal.kernel.live import STAFF_GROUP, device_group
+from portal.kernel.permissions import is_support_staff
 
 
 class PingConsumer(AsyncJsonWebsocketConsumer):

@@ -13,7 +13,7 @@ from django.urls import reverse
 from conax.models import Entitlement, ProvisioningRequest, Smartcard
 from conax.models import SetTopBox as CasBox
 from devices.models import Device
-from portal.permissions import is_support_staff
+from portal.kernel.permissions import is_support_staff
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
 RECENT = 10

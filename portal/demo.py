@@ -25,7 +25,7 @@ from conax.models import Service, SetTopBox, Smartcard, Subscription, Unit
 from devices import services as device_services
 from devices.choices import ActivationState
 from devices.models import Device, DeviceModel, Vendor
-from portal.services import CUSTOMERS_GROUP, SUPPORT_GROUP, groups_sync
+from portal.kernel.services import CUSTOMERS_GROUP, SUPPORT_GROUP, groups_sync
 
 CATALOG = {
     "acme": [("stb-4k", "Acme 4K set-top box"), ("gw-100", "Acme home gateway")],

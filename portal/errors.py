@@ -1,6 +1,6 @@
 """The project's error handlers (``handler400``/``403``/``404``/``500``): each dialect answers in its own format.
 
-A database that does not answer (refused, timed out, or the connection breaker in ``portal.db`` open) is not an
+A database that does not answer (refused, timed out, or the connection breaker in ``portal.kernel.db`` open) is not an
 internal error: every dialect answers its "unavailable" (503 with ``Retry-After``), the pages a short 503 page.
 """
 
@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 
-from portal import dialects
+from portal.kernel import dialects
 
 
 def _dialect_or(request: HttpRequest, kind: str, default):

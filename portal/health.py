@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from portal.celery import app as celery_app
-from portal.models import WorkerHeartbeat
+from portal.kernel.models import WorkerHeartbeat
 
 CHECK_TIMEOUT = 2.0
 

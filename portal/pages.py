@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from portal import dashboard
-from portal.permissions import is_support_staff
+from portal.kernel.permissions import is_support_staff
 
 LoginView = auth_views.LoginView.as_view(template_name="portal/pages/login.html", redirect_authenticated_user=True)
 LogoutView = auth_views.LogoutView.as_view(next_page="pages-login")

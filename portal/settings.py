@@ -2,7 +2,7 @@
 
 Two profiles:
 - ``embedded`` (the default): works with no variables at all. SQLite under ``var/``, a Celery worker on
-  ``portalfs://`` (kombu's filesystem transport made safe for concurrent processes, portal/broker.py; no server),
+  ``portalfs://`` (kombu's filesystem transport made safe for concurrent processes, portal/kernel/broker.py; no server),
   in-memory channel layer, local-memory cache.
 - ``production`` (``DJANGO_ENV=production``): PostgreSQL, Redis / RabbitMQ, channels-redis. Refuses to start
   with weak or missing settings (DEBUG on, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, TLS, the head-end).
@@ -24,7 +24,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from portal import headers as portal_headers
+from portal.kernel import headers as portal_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -129,18 +129,20 @@ INSTALLED_APPS = [
     "provisioning",
     "conax",
     "components",
-    # Last: its post_migrate hook gives the support group the permissions the apps above created.
+    # The project shell (management commands; no models).
     "portal",
+    # Last: the kernel's post_migrate hook gives the support group the permissions the apps above created.
+    "portal.kernel",
 ]
 
 MIDDLEWARE = [
-    "portal.logging.RequestLogMiddleware",
-    # Before anything reads a body: a declared length over the dialect's limit is refused (portal/http.py).
-    "portal.http.BodyLimitMiddleware",
+    "portal.kernel.logging.RequestLogMiddleware",
+    # Before anything reads a body: a declared length over the dialect's limit is refused (portal/kernel/http.py).
+    "portal.kernel.http.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before WhiteNoise, so that static files carry them too.
     "csp.middleware.CSPMiddleware",
-    "portal.headers.PermissionsPolicyMiddleware",
+    "portal.kernel.headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -195,11 +197,11 @@ else:
     )
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend plus a breaker: after a failed connect, fail at once for DATABASE_RETRY_AFTER seconds.
-        DATABASES["default"]["ENGINE"] = "portal.db.postgresql"
+        DATABASES["default"]["ENGINE"] = "portal.kernel.db.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Seconds a client is told to wait (Retry-After) when the database is unavailable; the breaker stays open as long.
 DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=5)
-# Largest request body of the admin and the pages (the dialects have their own limits: portal/dialects.py).
+# Largest request body of the admin and the pages (the dialects have their own limits: portal/kernel/dialects.py).
 REQUEST_BODY_LIMIT = env.int("REQUEST_BODY_LIMIT", default=32 * 1024 * 1024)
 
 # --- redis, cache, channels -----------------------------------------------------------------------------------
@@ -237,22 +239,22 @@ LOGIN_URL = "admin:login"
 # Customers land on "My devices" after logging in on the portal's own login page (/login/).
 LOGIN_REDIRECT_URL = "pages-my-devices"
 
-# Lock-outs (portal/authentication.py): failures of one username from one address, and of one username from all
+# Lock-outs (portal/kernel/authentication.py): failures of one username from one address, and of one username from all
 # addresses together (0 = off; higher, so that a guesser cannot trivially lock a user out), within the cool-off.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_USERNAME_FAILURE_LIMIT = env.int("AXES_USERNAME_FAILURE_LIMIT", default=30)
-AXES_HANDLER = "portal.authentication.PortalAxesHandler"
+AXES_HANDLER = "portal.kernel.authentication.PortalAxesHandler"
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "portal.net.client_ip"
-AXES_LOCKOUT_CALLABLE = "portal.authentication.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "portal.kernel.remote.client_ip"
+AXES_LOCKOUT_CALLABLE = "portal.kernel.authentication.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["password", "token", "ca_pin", "cik"]
 
-# Addresses of reverse proxies whose X-Forwarded-For is believed (see portal/net.py).
+# Addresses of reverse proxies whose X-Forwarded-For is believed (see portal/lib/net.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
-# One token store for every API login (portal/services.py): lifetimes in seconds.
+# One token store for every API login (portal/kernel/services.py): lifetimes in seconds.
 TOKEN_ABSOLUTE_TTL = env.int("TOKEN_ABSOLUTE_TTL", default=12 * 3600)
 TOKEN_IDLE_TTL = env.int("TOKEN_IDLE_TTL", default=2 * 3600)
 
@@ -368,18 +370,18 @@ if PRODUCTION:
 # --- REST framework / OpenAPI ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "portal.authentication.PortalTokenAuthentication",
+        "portal.kernel.authentication.PortalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.permissions.IsSupportStaff"],
-    # Bodies and query strings pass one input check (portal.api.parsers); pages are bounded (portal.api.pagination).
-    "DEFAULT_FILTER_BACKENDS": ["portal.api.parsers.SafeFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.BoundedLimitOffsetPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["portal.kernel.permissions.IsSupportStaff"],
+    # Bodies and query strings pass one input check (kernel.api.parsers); pages are bounded (kernel.api.pagination).
+    "DEFAULT_FILTER_BACKENDS": ["portal.kernel.api.parsers.SafeFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "portal.kernel.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.SafeJSONParser", "portal.api.parsers.SafeFormParser"],
-    "EXCEPTION_HANDLER": "portal.api.errors.rest_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["portal.kernel.api.parsers.SafeJSONParser", "portal.kernel.api.parsers.SafeFormParser"],
+    "EXCEPTION_HANDLER": "portal.kernel.api.errors.rest_exception_handler",
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
@@ -395,21 +397,21 @@ SPECTACULAR_SETTINGS = {
     # Every PATCH view validates its whole input serializer (none passes partial=True): document that, not a copy
     # with every field optional.
     "COMPONENT_SPLIT_PATCH": False,
-    # The error answers of every operation, by path prefix (portal.api.openapi): last, so that it sees every path.
+    # The error answers of every operation, by path prefix (kernel.api.openapi): last, so that it sees every path.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "conax.api.openapi.crm_paths",
-        "portal.api.openapi.error_responses",
+        "portal.kernel.api.openapi.error_responses",
     ],
 }
 
 # --- audit ----------------------------------------------------------------------------------------------------
-AUDITLOG_MASK_CALLABLE = "portal.audit.mask_secret"
+AUDITLOG_MASK_CALLABLE = "portal.kernel.audit.mask_secret"
 AUDITLOG_STORE_JSON_CHANGES = True
 
 # --- celery ---------------------------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
-# Embedded: portal/broker.py's ``portalfs://`` (kombu's filesystem transport with atomic publish and claim-until-ack;
+# Embedded: kernel/broker.py's ``portalfs://`` (kombu's filesystem transport with atomic publish and claim-until-ack;
 # the stock ``filesystem://`` loses messages and stops the worker under concurrent producers, docs/broker.md).
 CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL", default=(REDIS_URL or "redis://127.0.0.1:6379/0") if PRODUCTION else "portalfs://localhost//"
@@ -429,7 +431,7 @@ else:
     # Unacknowledged tasks come back after this long when a worker dies; every countdown stays below it.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=1800)}
 if CELERY_BROKER_URL.startswith("redis://"):
-    # kombu's Redis transport with the guard that keeps a prefork worker alive across Redis restarts (portal/broker.py).
+    # kombu's Redis transport with the guard that keeps a prefork worker alive across Redis restarts (kernel/broker.py).
     CELERY_BROKER_TRANSPORT = "portalredis"
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -455,8 +457,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 COMMAND_SWEEP_INTERVAL = env.int("COMMAND_SWEEP_INTERVAL", default=60)  # seconds between two commands sweeps
 _sweep_every = float(COMMAND_SWEEP_INTERVAL)
 CELERY_BEAT_SCHEDULE = {
-    "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
-    "tokens-purge": {"task": "portal.tasks.tokens_purge", "schedule": 3600.0},
+    "worker-heartbeat": {"task": "portal.kernel.tasks.heartbeat", "schedule": 30.0},
+    "tokens-purge": {"task": "portal.kernel.tasks.tokens_purge", "schedule": 3600.0},
     "devices-expire-windows": {"task": "devices.tasks.expire_windows", "schedule": 60.0},
     "provisioning-commands-sweep": {"task": "provisioning.tasks.commands_sweep", "schedule": _sweep_every},
     "conax-requests-dispatch": {"task": "conax.tasks.requests_dispatch", "schedule": float(CAS_DISPATCH_INTERVAL)},
@@ -467,13 +469,13 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"kv": {"()": "portal.logging.KeyValueFormatter"}},
-    # On the handler, so that it sees the records of every logger (portal/logging.py: what it masks and how).
-    "filters": {"secrets": {"()": "portal.logging.SecretFilter"}},
+    "formatters": {"kv": {"()": "portal.kernel.logging.KeyValueFormatter"}},
+    # On the handler, so that it sees the records of every logger (portal/kernel/logging.py: what it masks and how).
+    "filters": {"secrets": {"()": "portal.kernel.logging.SecretFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # Celery's own success line carries the task's return value; portal.tasks logs its own line instead.
+        # Celery's own success line carries the task's return value; portal.kernel.tasks logs its own line instead.
         "celery.app.trace": {"level": "WARNING"},
         # Its "received" line prints task arguments.
         "celery.worker.strategy": {"level": "WARNING"},

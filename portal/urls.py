@@ -6,7 +6,7 @@ from components.api import login as components_login
 from components.api import v1 as components_v1
 from conax.api import crm
 from portal import health, pages
-from portal.api.rest import TokenView
+from portal.kernel.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
 
 api_v1 = [

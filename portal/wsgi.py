@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn): Django's handler with the portal's request class (``portal.http``)."""
+"""WSGI entry point (gunicorn): Django's handler with the portal's request class (``portal.kernel.http``)."""
 
 import os
 
@@ -7,6 +7,6 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django.setup(set_prefix=False)
 
-from portal.http import PortalWSGIHandler  # noqa: E402  (needs the app registry loaded above)
+from portal.kernel.http import PortalWSGIHandler  # noqa: E402  (needs the app registry loaded above)
 
 application = PortalWSGIHandler()

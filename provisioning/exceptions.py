@@ -1,7 +1,9 @@
 """Errors of set-top-box provisioning, with stable codes (wire errors of the boxes are in provisioning.thunder)."""
 
+from portal.kernel.errors import Category, DomainError
 
-class ProvisioningError(Exception):
+
+class ProvisioningError(DomainError):
     code = "PROVISIONING_ERROR"
 
 
@@ -11,3 +13,4 @@ class InvalidCommand(ProvisioningError):
 
 class NoSetTopBox(ProvisioningError):
     code = "NO_SET_TOP_BOX"
+    category = Category.NOT_FOUND

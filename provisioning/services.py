@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from devices.models import Device
-from portal.live import publish
+from portal.kernel.live import publish
 from provisioning import thunder
 from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionState, ProvisionType
 from provisioning.exceptions import InvalidCommand

@@ -127,7 +127,7 @@ from typing import Any
 import httpx
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from portal.net import bound_socket
+from portal.lib.net import bound_socket
 
 logger = logging.getLogger(__name__)
 

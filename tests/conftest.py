@@ -30,8 +30,8 @@ def api_client() -> APIClient:
 @pytest.fixture
 def staff_api(api_client, staff_user) -> APIClient:
     """An API client holding a staff REST API token of a support-group user."""
-    from portal import services
-    from portal.choices import TokenPurpose
+    from portal.kernel import services
+    from portal.kernel.choices import TokenPurpose
 
     token = services.token_issue(user=staff_user, purpose=TokenPurpose.STAFF_API).raw
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
@@ -71,7 +71,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Local-memory rate-limit counters live in the process; every test starts with none."""
-    from portal.ratelimit import _counters
+    from portal.kernel.ratelimit import _counters
 
     _counters.cache_clear()
     yield

@@ -25,10 +25,10 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from components.api.sanitise import Unstorable, check_fields
-from portal import services
-from portal.authentication import api_authenticate
-from portal.choices import TokenPurpose
-from portal.exceptions import TokenError
+from portal.kernel import services
+from portal.kernel.authentication import api_authenticate
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.exceptions import TokenError
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_FIELD = 256

@@ -1,7 +1,7 @@
 """Staff REST API for the components: the catalog, provisioning records and their components, with FilterSets.
 
 Writes go through ``components.services`` (the same rules and version bumps as the /v1/ API); errors come out in
-the staff API's ``{code, detail}`` format via ``portal.api.errors``.
+the staff API's ``{code, detail}`` format via ``portal.kernel.api.errors``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from components.filters import (
 )  # fmt: skip
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from devices.models import Device
-from portal.api.rest import valid
+from portal.kernel.api.rest import valid
 
 MAX_IDS = 10_000
 

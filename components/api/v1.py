@@ -16,10 +16,10 @@ from components.api.params import V1Error, V1Request, parse
 from components.api.sanitise import Unstorable, check_fields
 from components.choices import ComponentType
 from components.exceptions import ComponentError, UnknownCatalogEntry, UnknownComponent
-from portal import services as portal_services
-from portal.audit import set_audit_actor
-from portal.choices import TokenPurpose
-from portal.exceptions import TokenError
+from portal.kernel import services as portal_services
+from portal.kernel.audit import set_audit_actor
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.exceptions import TokenError
 
 DATETIME = "%Y-%m-%d %H:%M:%S"
 DETAIL_IDS = 100  # an error_detail names at most this many ids

@@ -26,12 +26,12 @@ from conax.api.crmparams import METHODS, REQUEST_FIELDS, CrmError, Method, field
 from conax.choices import Priority, RequestType
 from conax.exceptions import ConaxError
 from conax.models import ProvisioningRequest, Unit
-from portal import services as portal_services
-from portal.audit import set_audit_actor
-from portal.authentication import api_authenticate
-from portal.choices import TokenPurpose
-from portal.exceptions import TokenError
-from portal.permissions import is_support_staff
+from portal.kernel import services as portal_services
+from portal.kernel.audit import set_audit_actor
+from portal.kernel.authentication import api_authenticate
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.exceptions import TokenError
+from portal.kernel.permissions import is_support_staff
 
 TOKEN_TTL = timedelta(hours=2)  # CRM.COM tokens expire after 2 h (DESIGN.md)
 DATE = "%Y-%m-%dT%H:%M:%S"

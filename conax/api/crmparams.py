@@ -21,7 +21,7 @@ from conax import selectors
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.exceptions import NotFound
 from conax.models import Service, SetTopBox, Smartcard, Subscription
-from portal import dates
+from portal.lib import dates
 
 MAX_TEXT = 255
 MAX_SET = 100
@@ -65,7 +65,7 @@ flag.openapi = {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean
 def moment(name: str, value: Any) -> datetime:
     """ISO 8601 as the seed writes dates (``2014-11-30T09:00:00``); without an offset it is in the portal's zone.
 
-    Strict, normalised to UTC and inside the accepted window (``portal.dates``): impossible dates (30 February, hour
+    Strict, normalised to UTC and inside the accepted window (``portal.lib.dates``): impossible dates (30 February, hour
     25), offsets past ±14:00 and dates outside 2000-01-01 … now + 10 years are refused."""
     try:
         return dates.parse(value, now=timezone.now(), default_zone=timezone.get_current_timezone())

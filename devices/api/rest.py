@@ -16,8 +16,8 @@ from devices import importing, selectors, services
 from devices.choices import ActivationState
 from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
-from portal.api.openapi import error_response
-from portal.api.rest import valid
+from portal.kernel.api.openapi import error_response
+from portal.kernel.api.rest import valid
 
 ILLEGAL = error_response("ILLEGAL_TRANSITION: the device's state does not allow this change; nothing changed.")
 EXISTS = error_response("DEVICE_EXISTS: the model already has this serial number; nothing was written.")

@@ -22,8 +22,8 @@ from django.views.decorators.csrf import csrf_exempt
 from devices import services
 from devices.choices import ActivationOutcome
 from devices.exceptions import ActivationRefused
-from portal.net import client_ip
-from portal.ratelimit import Check, Limit, retry_after
+from portal.kernel.ratelimit import Check, Limit, retry_after
+from portal.kernel.remote import client_ip
 
 MAX_BODY = 4096
 FIELDS = {"vendor": 64, "model": 64, "sn": services.MAX_FIELD}

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from devices.exceptions import CikInvalid
-from portal.net import client_ip
+from portal.kernel.remote import client_ip
 from provisioning import services
 from provisioning.auth import device_from_request
 from provisioning.choices import EventSource

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from devices.models import Device
-from portal import services
-from portal.choices import TokenPurpose
+from portal.kernel import services
+from portal.kernel.choices import TokenPurpose
 
 URL = "/v1/DeviceProvisioningComponents/"
 SENSORS = {1: "Temperature", 2: "Carbon Monoxide", 3: "Humidity", 4: "Smoke", 5: "Motion", 6: "Door contact"}

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from portal.models import ApiToken
+from portal.kernel.models import ApiToken
 from tests.components.support import V1, catalog_load, component, snapshot
 from tests.factories import PASSWORD, DeviceFactory
 from tests.fuzzing import EXAMPLES, IMPOSSIBLE_DATES

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from axes.models import AccessAttempt
 
-from portal import services
-from portal.choices import TokenPurpose
-from portal.exceptions import TokenInvalid, TokenRevoked
-from portal.models import ApiToken
+from portal.kernel import services
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.exceptions import TokenInvalid, TokenRevoked
+from portal.kernel.models import ApiToken
 from tests.components.support import URL as COMPONENTS_URL
 from tests.factories import PASSWORD, CustomerFactory
 

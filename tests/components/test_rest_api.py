@@ -6,8 +6,8 @@ import pytest
 
 from components.models import ProvisioningComponent, Sensor
 from devices.models import Device
-from portal import services as portal_services
-from portal.choices import TokenPurpose
+from portal.kernel import services as portal_services
+from portal.kernel.choices import TokenPurpose
 from tests.components.support import catalog_load, component
 from tests.factories import DeviceFactory
 

@@ -9,8 +9,8 @@ import pytest
 
 from components.models import DeviceProvisioning, ProvisioningComponent, Sensor
 from devices.models import Device
-from portal import services as portal_services
-from portal.choices import TokenPurpose
+from portal.kernel import services as portal_services
+from portal.kernel.choices import TokenPurpose
 from tests.components.support import URL, V1, catalog_load, component, snapshot
 from tests.factories import CustomerFactory, DeviceFactory
 

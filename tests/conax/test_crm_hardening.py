@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from conax.models import Entitlement, Pairing, ProvisioningRequest
-from portal.models import ApiToken as Token
+from portal.kernel.models import ApiToken as Token
 from tests.conax.support import ADD, BASE, CARD, REQUESTS
 from tests.factories import PASSWORD, CustomerFactory, StaffFactory
 

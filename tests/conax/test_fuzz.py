@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conax.api.crmparams import METHODS
 from conax.models import Entitlement, Pairing, ProvisioningRequest
-from portal.models import ApiToken
+from portal.kernel.models import ApiToken
 from tests.conax.support import ADD, BASE, CARD, REQUESTS, SUB, Crm, world_load
 from tests.factories import PASSWORD
 from tests.fuzzing import EXAMPLES

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from conax.api.crmparams import METHODS
-from portal import dialects
+from portal.kernel import dialects
 from tests.conax.support import ADD, BASE, REQUESTS
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +93,7 @@ def test_successes_and_errors_validate_against_the_schema(schema, crm):
 
 
 def test_the_unavailable_answer_validates_against_the_503_schema(schema):
-    """The 503 the project renders for the dialect when the database does not answer (portal.dialects)."""
+    """The 503 the project renders for the dialect when the database does not answer (portal.kernel.dialects)."""
     response = dialects.dialect_for(REQUESTS + "show").render(dialects.UNAVAILABLE)
 
     assert response.status_code == 503

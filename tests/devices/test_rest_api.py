@@ -11,8 +11,8 @@ from django.urls import reverse
 from devices import services
 from devices.choices import ActivationState
 from devices.models import ActivationAttempt, Device
-from portal import services as portal_services
-from portal.choices import TokenPurpose
+from portal.kernel import services as portal_services
+from portal.kernel.choices import TokenPurpose
 from tests.factories import CustomerFactory, DeviceFactory, DeviceModelFactory
 
 pytestmark = pytest.mark.django_db

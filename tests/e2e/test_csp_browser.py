@@ -46,7 +46,7 @@ def fleet_data():
     device = DeviceFactory(serial_number="STB-CSP-1")
     box_services.box_register(device=device, host="127.0.0.1", port=9)
     every_minute = CrontabSchedule.objects.create(minute="*")
-    PeriodicTask.objects.create(name="csp check", task="portal.tasks.heartbeat", crontab=every_minute)
+    PeriodicTask.objects.create(name="csp check", task="portal.kernel.tasks.heartbeat", crontab=every_minute)
 
 
 def admin_urls(user) -> list[str]:

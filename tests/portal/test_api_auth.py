@@ -11,9 +11,9 @@ from axes.models import AccessAttempt
 from django.test import Client
 from django.urls import reverse
 
-from portal import services
-from portal.choices import TokenPurpose
-from portal.models import ApiToken
+from portal.kernel import services
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.models import ApiToken
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db

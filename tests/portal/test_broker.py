@@ -1,4 +1,4 @@
-"""The embedded broker (portal/broker.py, ``portalfs://``) with real producer and consumer processes on real folders.
+"""The embedded broker (kernel/broker.py, ``portalfs://``) with real producer and consumer processes on real folders.
 
 Every test runs against ``portalfs`` by default; ``PORTAL_TEST_BROKER_TRANSPORT=stock`` runs the same tests
 against kombu's stock filesystem transport: it fails the hammer (JSONDecodeError out of ``_get``, messages lost),
@@ -19,7 +19,7 @@ import pytest
 from kombu import Connection
 
 from bench.broker import EXCHANGE, QUEUE, candidate_url, hammer
-from portal import broker
+from portal.kernel import broker
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ PUBLISH = """
     import json, sys, time
     from kombu import Connection
     from bench.broker import EXCHANGE, QUEUE
-    import portal.broker
+    import portal.kernel.broker
     url, options, body = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     with Connection(url, transport_options=options) as conn:
         conn.Producer(serializer="json").publish(body, exchange=EXCHANGE, routing_key="bench", declare=[QUEUE])
@@ -47,7 +47,7 @@ RECEIVE_NO_ACK = """
     import json, sys, time
     from kombu import Connection
     from bench.broker import QUEUE
-    import portal.broker
+    import portal.kernel.broker
     url, options = sys.argv[1], json.loads(sys.argv[2])
     with Connection(url, transport_options=options) as conn:
         def hold(body, message):
@@ -141,7 +141,7 @@ def test_a_file_that_is_not_a_message_is_set_aside_and_consuming_goes_on(folder,
 BIND = """
     import json, sys
     from kombu import Connection, Exchange, Queue
-    import portal.broker
+    import portal.kernel.broker
     url, options, name = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     with Connection(url, transport_options=options) as conn:
         for n in range(20):

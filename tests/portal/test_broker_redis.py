@@ -11,7 +11,7 @@ safety nets that beat runs (``conax.tasks.requests_dispatch``, ``provisioning.ta
 was lost after their grace period (set short here). Then every request and command finished, each head-end change
 and each box call happened exactly once, and none of the three processes died.
 
-Before portal/broker.py's ``RedisTransport`` (settings: ``CELERY_BROKER_TRANSPORT``), the prefork worker died at a
+Before kernel/broker.py's ``RedisTransport`` (settings: ``CELERY_BROKER_TRANSPORT``), the prefork worker died at a
 restart with ``Unrecoverable error: AttributeError("'NoneType' object has no attribute 'hostname'")``.
 """
 
@@ -176,7 +176,7 @@ def done(requests: int, commands: int) -> bool:
 
 def in_flight(n: int) -> bool:
     """Round ``n``'s last few requests are running: a prefork worker holding unacknowledged messages while it waits
-    for more, the state in which a lost connection used to kill it (portal/broker.py)."""
+    for more, the state in which a lost connection used to kill it (portal/kernel/broker.py)."""
     finished = progress()["requests"].get("COMPLETED", 0)
     return (n + 1) * REQUESTS_PER_ROUND - 4 <= finished < (n + 1) * REQUESTS_PER_ROUND
 
@@ -228,7 +228,7 @@ def test_a_channel_left_behind_by_a_collected_connection_fails_as_a_connection_e
     it still holds rebuilds its Redis pool to restore unacknowledged messages (``Channel.close`` drops the pool first).
     kombu's own transport fails with AttributeError (escapes ``ignore_errors``: the worker dies); the portal's with
     Redis's ConnectionError (ignored while closing: the consumer reconnects). If kombu fixes it, the first case fails
-    and the guard in portal/broker.py can go."""
+    and the guard in portal/kernel/broker.py can go."""
     conn = Connection(broker.url, transport=transport)
     channel = conn.default_channel
     conn._do_close_transport()  # what collect() ends with: transport.client = None, the channel left open

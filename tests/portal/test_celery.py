@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from portal.celery import app as celery_app
-from portal.models import WorkerHeartbeat
-from portal.tasks import heartbeat
+from portal.kernel.models import WorkerHeartbeat
+from portal.kernel.tasks import heartbeat
 from tests.conftest import REPO, clean_env, subprocess_database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -52,7 +52,7 @@ def wait_for(predicate, timeout: float = 60):
 
 def test_worker_consumes_from_redis_and_writes_to_postgres(worker, broker_url):
     queue, name, proc = worker
-    # The worker announces itself with a heartbeat as soon as it is ready (portal.tasks._announce).
+    # The worker announces itself with a heartbeat as soon as it is ready (portal.kernel.tasks._announce).
     first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first())
 
     with celery_app.connection_for_write(broker_url) as conn:
@@ -74,7 +74,7 @@ def test_worker_on_the_embedded_broker_runs_tasks_from_other_processes_and_acks_
     try:
         first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first())
         # when three other processes publish a task each, at once
-        publish = "import portal, django; django.setup(); from portal.tasks import heartbeat; heartbeat.delay()"
+        publish = "import django, portal.celery; django.setup(); from portal.kernel.tasks import heartbeat; heartbeat.delay()"
         publishers = [subprocess.Popen([sys.executable, "-c", publish], cwd=REPO, env=env) for _ in range(3)]
         assert [p.wait(timeout=60) for p in publishers] == [0, 0, 0]
 

@@ -14,7 +14,7 @@ from portal.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
-# A browser's handshake names the host it connects to; the Origin check compares the two (portal/origin.py).
+# A browser's handshake names the host it connects to; the Origin check compares the two (portal/kernel/origin.py).
 HOST = (b"host", b"127.0.0.1:8000")
 
 

@@ -19,9 +19,9 @@ from components.models import Sensor
 from conax.models import Service, SetTopBox, Smartcard, Subscription, Unit
 from devices import services
 from devices.models import Device, DeviceModel, Vendor
-from portal import services as portal_services
-from portal.choices import TokenPurpose
 from portal.demo import DEMO_USERS, demo_load, demo_serials
+from portal.kernel import services as portal_services
+from portal.kernel.choices import TokenPurpose
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from portal.celery import app as celery_app
-from portal.models import WorkerHeartbeat
+from portal.kernel.models import WorkerHeartbeat
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,12 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from portal.asgi import application
-from portal.live import apublish
+from portal.kernel.live import apublish
 from tests.factories import CustomerFactory, DeviceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
-HOST = (b"host", b"127.0.0.1:8000")  # browsers send both; the Origin must be the page's own (portal/origin.py)
+HOST = (b"host", b"127.0.0.1:8000")  # browsers send both; the Origin must be the page's own (portal/kernel/origin.py)
 
 
 def cookie_for(client, user) -> tuple[bytes, bytes]:

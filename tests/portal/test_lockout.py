@@ -13,7 +13,7 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from portal.models import ApiToken
+from portal.kernel.models import ApiToken
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -20,9 +20,9 @@ from django.test import Client
 
 from conax.api.crmparams import METHODS
 from devices import services as device_services
-from portal import services
-from portal.choices import TokenPurpose
-from portal.logging import SecretFilter
+from portal.kernel import services
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.logging import SecretFilter
 from tests.conax.support import ADD, CARD, REQUESTS, SUB, world_load
 from tests.factories import PASSWORD, DeviceFactory, DeviceModelFactory, StaffFactory
 

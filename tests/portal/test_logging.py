@@ -7,7 +7,7 @@ import logging
 import pytest
 from django.urls import reverse
 
-from portal.logging import KeyValueFormatter
+from portal.kernel.logging import KeyValueFormatter
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
 from portal.asgi import application
-from portal.origin import Origin
+from portal.kernel.origin import Origin
 
 PASSED, REFUSED = 4401, 1000
 

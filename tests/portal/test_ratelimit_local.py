@@ -1,6 +1,6 @@
 """The embedded default's in-process rate-limit counters keep only what is live, however long the process runs."""
 
-from portal.ratelimit import LocalCounters
+from portal.kernel.ratelimit import LocalCounters
 
 
 def test_expired_windows_are_dropped_so_the_table_follows_one_window_of_traffic():

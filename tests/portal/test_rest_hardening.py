@@ -21,7 +21,7 @@ from rest_framework.generics import GenericAPIView
 
 from components.models import DeviceProvisioning
 from devices.models import ActivationAttempt
-from portal.api.pagination import MAX_LIMIT
+from portal.kernel.api.pagination import MAX_LIMIT
 from provisioning import services as provisioning_services
 from tests.components.support import catalog_load, component
 from tests.factories import DeviceFactory

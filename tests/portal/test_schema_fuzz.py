@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from portal import dialects
+from portal.kernel import dialects
 from tests.conftest import start_gunicorn
 
 EXAMPLES = int(os.environ.get("SCHEMA_FUZZ_EXAMPLES", "10"))
@@ -80,8 +80,8 @@ class Portal:
         self._ids: dict[str, list[int]] = {}
 
     def token(self, who: str, *, crm: bool = False) -> str:
-        from portal import services
-        from portal.choices import TokenPurpose
+        from portal.kernel import services
+        from portal.kernel.choices import TokenPurpose
 
         user = self.support if who == "support" else self.outsider
         return services.token_issue(user=user, purpose=TokenPurpose.CRM if crm else TokenPurpose.STAFF_API).raw
@@ -435,7 +435,7 @@ def test_every_rest_operation_documents_drfs_answers_by_what_it_takes(openapi):
 
 def test_every_path_of_the_schema_has_its_errors_documented(openapi):
     """A dialect added to the schema gets its error answers documented too (or this fails)."""
-    from portal.api.openapi import dialect_of
+    from portal.kernel.api.openapi import dialect_of
 
     undocumented = [path for path in openapi["paths"] if dialect_of(path) is None and not path.startswith("/crmapi/")]
 

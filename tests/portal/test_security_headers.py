@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from portal.headers import DENIED_FEATURES
+from portal.kernel.headers import DENIED_FEATURES
 from tests.conftest import REPO, clean_env, free_port, subprocess_database_url, wait_serving
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -14,10 +14,10 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import update_last_login
 from django.db import connection
 
-from portal import services
-from portal.choices import TokenPurpose
-from portal.exceptions import TokenExpired, TokenInvalid, TokenRevoked
-from portal.models import ApiToken
+from portal.kernel import services
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.exceptions import TokenExpired, TokenInvalid, TokenRevoked
+from portal.kernel.models import ApiToken
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

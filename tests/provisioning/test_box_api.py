@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from portal import services as portal_services
-from portal.choices import TokenPurpose
+from portal.kernel import services as portal_services
+from portal.kernel.choices import TokenPurpose
 from provisioning import services
 from provisioning.choices import EventSource
 from provisioning.models import Command

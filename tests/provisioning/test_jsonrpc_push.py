@@ -64,7 +64,7 @@ def test_a_request_with_an_id_gets_a_result(client, cik):
         pytest.param({**EVENT, "params": {"status": "200"}}, -32602, 202, id="status-string"),
         pytest.param({**EVENT, "params": {"status": True}}, -32602, 202, id="status-bool"),
         pytest.param({**EVENT, "params": [200]}, -32602, 202, id="params-array"),
-        # Refused by the edge (portal.http.BodyLimitMiddleware) before the view, in the dialect's format.
+        # Refused by the edge (portal.kernel.http.BodyLimitMiddleware) before the view, in the dialect's format.
         pytest.param({**EVENT, "pad": "x" * 20_000}, -32600, 202, id="too-large"),
         pytest.param("[" * 5000, -32700, 202, id="deep-nesting"),
         pytest.param({**EVENT, "params": {"status": 2**31}}, -32602, 202, id="status-over-int32"),

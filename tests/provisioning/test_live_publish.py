@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels_redis.core import RedisChannelLayer
 
-from portal.live import STAFF_GROUP, device_group
+from portal.kernel.live import STAFF_GROUP, device_group
 from provisioning import services
 from provisioning.choices import EventSource
 from tests.factories import DeviceFactory

@@ -16,7 +16,7 @@ import socket
 from django.core.management.base import BaseCommand, CommandError
 
 from conax.simulator import CasServer, CasSimulator
-from portal.cli import non_negative, share
+from portal.lib.cli import non_negative, share
 
 
 class Command(BaseCommand):

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.supervise import Child, Supervisor
+from portal.lib.supervise import Child, Supervisor
 
 DEMO_CAS_LATENCY_MS = 200
 # Longer than clients keep idle connections (httpx: 5 s, uvicorn's default too): with equal timeouts a client can
@@ -28,7 +28,7 @@ KEEP_ALIVE_SECONDS = 30
 
 def listening(host: str, port: int) -> socket.socket:
     """A bound, listening, inheritable TCP socket (port 0: any free one)."""
-    from portal.net import bound_socket
+    from portal.lib.net import bound_socket
 
     try:
         sock = bound_socket(host, port)

@@ -15,7 +15,7 @@ import socket
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.cli import non_negative, share
+from portal.lib.cli import non_negative, share
 from provisioning.simulator import Faults, Fleet
 
 LIST_LIMIT = 20

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from portal.choices import TokenPurpose
+from portal.kernel.choices import TokenPurpose
 
 
 class ApiToken(models.Model):

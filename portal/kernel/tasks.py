@@ -1,6 +1,6 @@
 from celery import shared_task, signals
 
-from portal import services
+from portal.kernel import services
 
 
 @shared_task(bind=True, ignore_result=True)

@@ -9,12 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import services
-from portal.api.openapi import error_response
-from portal.audit import set_audit_actor
-from portal.authentication import PortalTokenAuthentication, api_authenticate
-from portal.choices import TokenPurpose
-from portal.models import ApiToken
+from portal.kernel import services
+from portal.kernel.api.openapi import error_response
+from portal.kernel.audit import set_audit_actor
+from portal.kernel.authentication import PortalTokenAuthentication, api_authenticate
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.models import ApiToken
 
 LOCKED_OUT = error_response("Too many failed logins of this username (django-axes); retry after Retry-After seconds.")
 

@@ -9,7 +9,7 @@ database guard all ask this module for the dialect of a path and render its erro
 Each dialect knows:
 - ``any_host``: devices hard-code their vendor's host name (Exosite's C library sends ``Host: m2.exosite.com``), so
   the device endpoints answer for any Host; integrations and people keep Django's host validation.
-- ``body_limit``: the largest request body it accepts, refused while streaming (``portal.http``).
+- ``body_limit``: the largest request body it accepts, refused while streaming (``portal.kernel.http``).
 - ``render(kind)``: its error answer for ``bad_request``, ``forbidden``, ``not_found``, ``too_large``,
   ``unavailable`` (503 + ``Retry-After``: the database does not answer) and ``internal``.
 
@@ -144,7 +144,7 @@ class Dialect:
     body_limit: int
     any_host: bool = False
     exact: bool = False
-    # Its views read at most body_limit + 1 bytes and refuse more in their own words (portal.http passes them on).
+    # Its views read at most body_limit + 1 bytes and refuse more in their own words (kernel.http passes them on).
     view_checks_limit: bool = False
 
     def matches(self, path: str) -> bool:

@@ -1,7 +1,7 @@
 """What the staff REST API reads from a request, refused at the door when no field could ever store it.
 
 One layer for the whole dialect instead of a check per field: the parser classes for bodies (JSON and forms) and
-the filter backend for query strings (``portal.api.pagination`` runs the same check on lists without filters).
+the filter backend for query strings (``portal.kernel.api.pagination`` runs the same check on lists without filters).
 Refused, with a 400 in DRF's validation-error body (``{"<field>": ["<message>"]}``, the messages DRF and Django
 themselves use) and before any view code runs, so nothing is written:
 

@@ -1,12 +1,15 @@
 """Errors of the token store. Each API dialect maps them to its own wire format."""
 
+from portal.kernel.errors import Category, DomainError
 
-class PortalError(Exception):
+
+class PortalError(DomainError):
     code = "PORTAL_ERROR"
 
 
 class TokenError(PortalError):
     code = "TOKEN_INVALID"
+    category = Category.DENIED
 
 
 class TokenInvalid(TokenError):

@@ -26,7 +26,7 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 
-from portal import dialects
+from portal.kernel import dialects
 
 # Canonical spellings that title case alone does not give.
 SPECIAL_NAMES = {b"etag": b"ETag", b"www-authenticate": b"WWW-Authenticate", b"x-xss-protection": b"X-XSS-Protection"}

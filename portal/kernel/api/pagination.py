@@ -13,7 +13,7 @@ Why clamp rather than answer 400: a client asking for too much still gets correc
 ``next``, whose link carries the values actually used; DRF clients already expect these rules; and a list answers
 no status its schema does not list. Every number used is checked before any query runs, so none can overflow.
 
-The query string's text is checked here too (``portal.api.parsers.check_query``), so that a list without a
+The query string's text is checked here too (``portal.kernel.api.parsers.check_query``), so that a list without a
 FilterSet refuses NUL characters like the filtered ones (400, DRF's error body).
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from rest_framework.pagination import LimitOffsetPagination
 
-from portal.api.parsers import check_query
+from portal.kernel.api.parsers import check_query
 
 MAX_LIMIT = 1000
 

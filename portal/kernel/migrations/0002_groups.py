@@ -14,7 +14,7 @@ def delete_groups(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    """The two roles; their permissions are synced after every migrate (portal.services.groups_sync)."""
+    """The two roles; their permissions are synced after every migrate (portal.kernel.services.groups_sync)."""
 
     dependencies = [
         ("portal", "0001_initial"),

@@ -6,11 +6,11 @@ import django_filters as filters
 from django import forms
 from django.utils import timezone
 
-from portal import dates
+from portal.lib import dates
 
 
 class WindowedDateTimeField(forms.Field):
-    """A date filter's value, parsed as every date the dialects accept (``portal.dates``): strict, in UTC, inside
+    """A date filter's value, parsed as every date the dialects accept (``portal.lib.dates``): strict, in UTC, inside
     the accepted window; anything else is a validation error (the filter's 400), never a database error (PostgreSQL
     refuses offsets past ±15:59, psycopg cannot read years past 9999)."""
 

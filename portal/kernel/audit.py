@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from portal.models import ApiToken
+from portal.kernel.models import ApiToken
 
 MASK = "********"
 

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from portal import services
-from portal.models import ApiToken, WorkerHeartbeat
+from portal.kernel import services
+from portal.kernel.models import ApiToken, WorkerHeartbeat
 
 admin.site.site_header = "Provisioning portal"
 admin.site.site_title = "Provisioning portal"

@@ -30,10 +30,10 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from portal.choices import TokenPurpose
-from portal.exceptions import TokenExpired, TokenInvalid, TokenRevoked
-from portal.logging import note_secret
-from portal.models import ApiToken, WorkerHeartbeat
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.exceptions import TokenExpired, TokenInvalid, TokenRevoked
+from portal.kernel.logging import note_secret
+from portal.kernel.models import ApiToken, WorkerHeartbeat
 
 TOKEN_BYTES = 32  # 256 bits of randomness, shown as 64 hex characters
 MAX_TOKEN_LENGTH = 128
@@ -62,7 +62,9 @@ def token_digest(raw: str) -> str:
 
 def credentials_stamp(user: AbstractBaseUser) -> str:
     """A keyed digest of the user's password hash: it changes whenever the password does, and tells nothing."""
-    return salted_hmac("portal.services.credentials_stamp", user.password or "", algorithm="sha256").hexdigest()[:32]
+    return salted_hmac("portal.kernel.services.credentials_stamp", user.password or "", algorithm="sha256").hexdigest()[
+        :32
+    ]
 
 
 def token_issue(

@@ -2,7 +2,7 @@
 
 Every operation can answer errors that no view writes: a refused Host or a bad ``Content-Length`` (400), a body
 over the dialect's limit (413), a database that does not answer (503 + ``Retry-After``), DRF's authentication,
-permission, routing and content negotiation answers. Each path's dialect (``portal.dialects``, by prefix) decides
+permission, routing and content negotiation answers. Each path's dialect (``portal.kernel.dialects``, by prefix) decides
 their format; the edge's answers are rendered here by the same functions that answer them on the wire, so the
 status codes and examples cannot drift from the behaviour. What only one view answers (a 409 on a state change, the
 login's 429) stays on that view, with ``error_response``.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from drf_spectacular.utils import OpenApiResponse
 
-from portal import dialects
+from portal.kernel import dialects
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 EDGE_KINDS = (dialects.BAD_REQUEST, dialects.TOO_LARGE, dialects.UNAVAILABLE)

@@ -313,5 +313,5 @@ class RedisTransport(kombu_redis.Transport):
     Channel = RedisChannel
 
 
-TRANSPORT_ALIASES.setdefault(TRANSPORT_ALIAS, "portal.broker:Transport")
-TRANSPORT_ALIASES.setdefault(REDIS_TRANSPORT_ALIAS, "portal.broker:RedisTransport")
+TRANSPORT_ALIASES.setdefault(TRANSPORT_ALIAS, "portal.kernel.broker:Transport")
+TRANSPORT_ALIASES.setdefault(REDIS_TRANSPORT_ALIAS, "portal.kernel.broker:RedisTransport")

@@ -25,11 +25,11 @@ from django.shortcuts import render
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from portal import services
-from portal.audit import set_audit_actor
-from portal.choices import TokenPurpose
-from portal.dialects import v1_login_failure
-from portal.exceptions import TokenError
+from portal.kernel import services
+from portal.kernel.audit import set_audit_actor
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.dialects import v1_login_failure
+from portal.kernel.exceptions import TokenError
 
 KEYWORD = "Token"
 
@@ -62,7 +62,7 @@ class PortalTokenAuthentication(authentication.BaseAuthentication):
 
 
 class PortalTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "portal.authentication.PortalTokenAuthentication"
+    target_class = "portal.kernel.authentication.PortalTokenAuthentication"
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):
