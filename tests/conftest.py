@@ -8,6 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import CustomerFactory, StaffFactory
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -180,15 +181,11 @@ def kill_worker(worker) -> None:
 
 def wait_serving(base: str, proc, timeout: float = 30) -> None:
     """Until the server process started at ``base`` answers ``/healthz`` (it must not exit meanwhile)."""
-    import time
-
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            return
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+    def answers() -> bool:
+        assert proc.poll() is None, "server did not start: it exited"
+        httpx.get(f"{base}/healthz", timeout=1)
+        return True
+
+    wait_for(answers, timeout=timeout, interval=0.2, ignore=(httpx.TransportError,), message="server did not start")

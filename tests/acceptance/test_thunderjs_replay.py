@@ -37,7 +37,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -339,15 +338,17 @@ def test_default_version_option_and_version_in_params(thunderjs):
     ],
 )
 def test_events_through_thunderjs_listeners(thunderjs, plugin, versions, start):
-    js = thunderjs(3, versions=versions)
+    js, witness = thunderjs(3, versions=versions), thunderjs(3, versions=versions)
     got: queue.Queue = queue.Queue()
+    witnessed: queue.Queue = queue.Queue()
 
     registered = js.on(plugin, "provisioningchange", got.put)
     started = js.call(plugin, *start)
     notification = js.wait_for_notification(got)
     unregistered = js.dispose(plugin, "provisioningchange")
-    again = js.call(plugin, *start)  # a second run: nobody listens any more
-    time.sleep(RUN_SECONDS * 3)  # the run ends (and would notify) meanwhile...
+    witness.on(plugin, "provisioningchange", witnessed.put)  # a second client, still listening
+    again = js.call(plugin, *start)  # a second run: nobody listens on the first client any more
+    witness.wait_for_notification(witnessed)  # the run ended and notified its listeners...
     after = js.call(DP, "getApiVersionNumber")  # ...and all the box sent before this answer has been dispatched
 
     assert registered == Outcome(True, 0)

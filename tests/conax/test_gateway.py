@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +22,7 @@ from conax.gateway import (
 )
 from conax.simulator import CasServerThread, CasSimulator
 from tests.conftest import free_port
+from tests.waiting import wait_for
 
 TIMEOUT = 5.0
 
@@ -128,9 +128,7 @@ def test_no_answer_in_time_is_unavailable_and_the_head_end_may_still_have_acted(
 
     headend.latency_ms = 0
     patient = HttpGateway(server.url, timeout=TIMEOUT)
-    deadline = time.monotonic() + TIMEOUT
-    while (found := patient.lookup(key)) is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    found = wait_for(lambda: patient.lookup(key), timeout=TIMEOUT, interval=0.02, message="the head-end never acted")
     patient.close()
     assert isinstance(found, Completed)  # the head-end went on after the caller gave up
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 
 import pytest
 import redis
@@ -23,6 +22,7 @@ from conax.models import ProvisioningRequest, Service, Smartcard, Subscription
 from conax.simulator import CasServerThread
 from portal.celery import app as celery_app
 from tests.conftest import free_port, kill_worker, start_worker
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 GRACE = "3"  # seconds before the dispatcher queues again a request whose message may be lost
@@ -57,13 +57,17 @@ def dispatch(broker: str) -> None:
 
 
 def wait(predicate, broker: str | None, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: {counts()}"
+    """Until ``predicate()``, asking for a dispatch round every second when a broker is given."""
+
+    def done() -> bool:
+        if predicate():
+            return True
         if broker:
             with contextlib.suppress(OperationalError, redis.ConnectionError):  # Redis restarting: next round
                 dispatch(broker)
-        time.sleep(1)
+        return False
+
+    wait_for(done, timeout=timeout, interval=1, message=lambda: f"{what}: {counts()}")
 
 
 def finished(total: int):

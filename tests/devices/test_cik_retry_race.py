@@ -14,6 +14,7 @@ from devices import services
 from devices.exceptions import CikInvalid
 from devices.models import ActivationAttempt, Device
 from tests.factories import DeviceFactory
+from tests.waiting import await_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -28,12 +29,15 @@ async def fire(base: str, body: str, callers: int) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=callers), timeout=30) as client:
         gate = asyncio.Event()
 
+        waiting: list[None] = []
+
         async def one() -> httpx.Response:
+            waiting.append(None)
             await gate.wait()
             return await client.post("/provision/activate", content=body, headers=FORM)
 
         tasks = [asyncio.create_task(one()) for _ in range(callers)]
-        await asyncio.sleep(0.2)
+        await await_for(lambda: len(waiting) == callers, timeout=5, interval=0.01, message="callers not at the gate")
         gate.set()
         return await asyncio.gather(*tasks)
 
@@ -46,7 +50,9 @@ def test_simultaneous_retries_hand_out_exactly_one_valid_cik(server, callers):
     body = "vendor=acme&model=stb&sn=RETRY-1"
     first = httpx.post(f"{server}/provision/activate", content=body, headers=FORM)
     assert first.status_code == 200
-    time.sleep(services.REISSUE_MIN_AGE.total_seconds() + 0.1)  # the device lost the answer and asks again
+    # Not a bet: the time a device must wait before a new CIK is issued passes; the device lost the answer and asks
+    # again.
+    time.sleep(services.REISSUE_MIN_AGE.total_seconds() + 0.1)
 
     responses = asyncio.run(fire(server, body, callers))
 

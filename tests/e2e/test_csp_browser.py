@@ -19,8 +19,9 @@ from devices.models import Device
 from provisioning import services as box_services
 from provisioning import thunder
 from provisioning.simulator import Faults, FleetThread
-from tests.e2e.support import DESKTOP, PHONE, Watched, log_in_page, shot, wait_for
+from tests.e2e.support import DESKTOP, PHONE, Watched, log_in_page, shot
 from tests.factories import PASSWORD, CustomerFactory, DeviceFactory, DeviceModelFactory
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]  # fmt: skip
@@ -146,7 +147,7 @@ def test_the_customer_pages_work_under_the_csp_with_live_updates(asgi_server, br
 
     with FleetThread(1, api_version=3, portal_url=asgi_server, faults=Faults(provision_seconds=0.3)) as fleet:
         sim = fleet.boxes[0]
-        wait_for(lambda: Device.objects.get(pk=device.pk).state == "activated")  # the box activated itself
+        wait_for(lambda: Device.objects.get(pk=device.pk).state == "activated", timeout=30)  # the box activated itself
         host, port = sim.address.rsplit(":", 1)
         box_services.box_register(device=device, host=host, port=int(port))
 

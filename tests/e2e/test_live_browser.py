@@ -17,8 +17,9 @@ from provisioning import services as box_services
 from provisioning import thunder
 from provisioning.simulator import Faults, FleetThread
 from tests.conftest import free_port, kill_worker, start_worker
-from tests.e2e.support import log_in, shot, start_uvicorn, stop, wait_for
+from tests.e2e.support import log_in, shot, start_uvicorn, stop
 from tests.factories import CustomerFactory, DeviceFactory, DeviceModelFactory, StaffFactory
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]  # fmt: skip
@@ -34,7 +35,7 @@ def test_a_customer_sees_a_provisioningchange_within_two_seconds(asgi_server, br
                                                                 owner=customer))  # fmt: skip
     with FleetThread(1, api_version=3, portal_url=asgi_server, faults=Faults(provision_seconds=0.3)) as fleet:
         sim = fleet.boxes[0]
-        wait_for(lambda: Device.objects.get(pk=device.pk).state == "activated")  # the box activated itself
+        wait_for(lambda: Device.objects.get(pk=device.pk).state == "activated", timeout=30)  # the box activated itself
         host, port = sim.address.rsplit(":", 1)
         box_services.box_register(device=device, host=host, port=int(port))
 

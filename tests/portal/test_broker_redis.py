@@ -39,6 +39,7 @@ from provisioning.models import Command
 from provisioning.simulator import Faults, FleetThread
 from tests.conftest import REPO, clean_env, free_port, subprocess_database_url
 from tests.factories import DeviceFactory
+from tests.waiting import wait_for
 
 NO_REDIS_SERVER = shutil.which("redis-server") is None
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True),
@@ -63,7 +64,7 @@ class PrivateRedis:
     def start(self) -> None:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        until(self.answers, 10, "redis did not start")
+        wait_for(self.answers, timeout=10, interval=0.2, message="redis did not start")
 
     def kill(self) -> None:
         self.proc.kill()
@@ -79,13 +80,6 @@ class PrivateRedis:
             return redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
         except redis.ConnectionError:
             return False
-
-
-def until(predicate, timeout: float, what: str, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what() if callable(what) else what
-        time.sleep(every)
 
 
 @pytest.fixture
@@ -196,10 +190,12 @@ def test_production_workers_survive_two_redis_restarts_losing_and_duplicating_no
                 conax_round(n)
                 device_round(fleet, n)
                 if n < ROUNDS - 1:
-                    until(lambda n=n: in_flight(n), 60, progress, every=0.02)  # the first: once they are up
+                    wait_for(
+                        lambda n=n: in_flight(n), timeout=60, interval=0.02, message=progress
+                    )  # the first: once they are up
                     broker.restart()
             total_requests, total_commands = REQUESTS_PER_ROUND * ROUNDS, BOXES_PER_ROUND * ROUNDS
-            until(lambda: done(total_requests, total_commands), 180, progress, every=1)
+            wait_for(lambda: done(total_requests, total_commands), timeout=180, interval=1, message=progress)
             alive = {name: proc.poll() for name, proc in procs.items()}
         finally:
             stop(procs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -14,6 +13,7 @@ from portal.celery import app as celery_app
 from portal.kernel.models import WorkerHeartbeat
 from portal.kernel.tasks import heartbeat
 from tests.conftest import REPO, clean_env, subprocess_database_url
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -40,25 +40,19 @@ def worker(tmp_path, broker_url):
     redis.Redis.from_url(broker_url).flushdb()
 
 
-def wait_for(predicate, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def test_worker_consumes_from_redis_and_writes_to_postgres(worker, broker_url):
     queue, name, proc = worker
     # The worker announces itself with a heartbeat as soon as it is ready (portal.kernel.tasks._announce).
-    first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first())
+    first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first(), timeout=60, interval=0.2)
 
     with celery_app.connection_for_write(broker_url) as conn:
         heartbeat.apply_async(connection=conn, queue=queue)
 
-    later = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).first())
+    later = wait_for(
+        lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).first(),
+        timeout=60,
+        interval=0.2,
+    )
     assert later.seen_at > first.seen_at
     assert proc.poll() is None
 
@@ -72,16 +66,24 @@ def test_worker_on_the_embedded_broker_runs_tasks_from_other_processes_and_acks_
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first())
+        first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first(), timeout=60, interval=0.2)
         # when three other processes publish a task each, at once
-        publish = "import django, portal.celery; django.setup(); from portal.kernel.tasks import heartbeat; heartbeat.delay()"
+        publish = (
+            "import django, portal.celery; django.setup(); from portal.kernel.tasks import heartbeat; heartbeat.delay()"
+        )
         publishers = [subprocess.Popen([sys.executable, "-c", publish], cwd=REPO, env=env) for _ in range(3)]
         assert [p.wait(timeout=60) for p in publishers] == [0, 0, 0]
 
         # then the worker ran them, and acknowledged each (nothing left claimed or queued)
-        wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).exists())
+        wait_for(
+            lambda: WorkerHeartbeat.objects.filter(hostname=name, seen_at__gt=first.seen_at).exists(),
+            timeout=60,
+            interval=0.2,
+        )
         queue = tmp_path / "broker" / "queue"
-        wait_for(lambda: not list(queue.glob("*.msg")) and not list(queue.glob(".claimed/*/*.msg")), timeout=30)
+        wait_for(
+            lambda: not list(queue.glob("*.msg")) and not list(queue.glob(".claimed/*/*.msg")), timeout=30, interval=0.2
+        )
         assert proc.poll() is None
     finally:
         proc.kill()

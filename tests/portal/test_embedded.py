@@ -7,31 +7,30 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from tests.conftest import REPO, clean_env, free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT = 180
 
 
 def wait_ready(base: str, proc: subprocess.Popen, need_worker: bool = True) -> dict:
-    deadline = time.monotonic() + START_TIMEOUT
     body: dict = {}
-    while time.monotonic() < deadline:
+
+    def ready() -> dict | None:
+        nonlocal body
         assert proc.poll() is None, f"run command exited with {proc.returncode}"
-        try:
-            response = httpx.get(f"{base}/readyz", timeout=2)
-            body = response.json()
-            if response.status_code == 200 and (not need_worker or body["workers"]["workers_seen"] >= 1):
-                return body
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"not ready in {START_TIMEOUT}s: {body}")
+        response = httpx.get(f"{base}/readyz", timeout=2)
+        body = response.json()
+        if response.status_code == 200 and (not need_worker or body["workers"]["workers_seen"] >= 1):
+            return body
+        return None
+
+    return wait_for(ready, timeout=START_TIMEOUT, interval=0.5, ignore=(httpx.HTTPError,), message=lambda: str(body))
 
 
 def start_run(var_dir, port: int, **env: str) -> subprocess.Popen:
@@ -62,11 +61,11 @@ def group_alive(pgid: int) -> bool:
 
 
 def wait_gone(pgid: int, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while group_alive(pgid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+    """Whether the process group ``pgid`` ended within ``timeout`` (the caller asserts it, with its own words)."""
+    try:
+        wait_for(lambda: not group_alive(pgid), timeout=timeout, interval=0.2)
+    except AssertionError:
+        return False
     return True
 
 
@@ -120,16 +119,17 @@ def conax_request_completes(base: str) -> str:
     }
     created = httpx.post(crm + "conax_web_services/provisioning_requests/add_subscriptions", json=body, timeout=10)
     number = created.json()["data"]["number"]
-    deadline, state = time.monotonic() + 60, "PENDING"
-    while state == "PENDING" and time.monotonic() < deadline:
-        time.sleep(0.5)
+
+    def final_state() -> str | None:
         shown = httpx.get(
             crm + "conax_web_services/provisioning_requests/show",
             params={"token": token, "number": number, "fields_set": "life_cycle_state"},
             timeout=10,
         )
         state = shown.json()["data"]["life_cycle_state"]
-    return state
+        return None if state == "PENDING" else state
+
+    return wait_for(final_state, timeout=60, interval=0.5, message=f"request {number} still PENDING")
 
 
 def test_running_twice_is_safe(tmp_path):
@@ -157,15 +157,13 @@ def test_readyz_names_the_database_when_it_is_unreachable(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def answer() -> httpx.Response:
+        assert server.poll() is None, "the server exited"
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.3)
+        response = wait_for(answer, timeout=30, interval=0.3, ignore=(httpx.TransportError,))
     finally:
         server.terminate()
         server.wait(timeout=20)

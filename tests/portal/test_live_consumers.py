@@ -3,8 +3,6 @@ which device, and the payloads relayed (typed, small, no secret)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -14,6 +12,7 @@ from django.conf import settings
 from portal.asgi import application
 from portal.kernel.live import apublish
 from tests.factories import CustomerFactory, DeviceFactory
+from tests.waiting import await_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
@@ -128,6 +127,6 @@ async def test_disconnect_leaves_the_group(client, customer_user, owned):
     layer = get_channel_layer()
 
     await ws.disconnect()
-    await asyncio.sleep(0.05)
+    await await_for(lambda: not layer.groups.get(f"device.{owned.pk}"), timeout=2, interval=0.01)
 
     assert not layer.groups.get(f"device.{owned.pk}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.portal.test_embedded import conax_request_completes, ctrl_c, start_run, wait_gone, wait_ready
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +44,11 @@ def _cmdline(pid: int) -> bytes:
 
 def child_pid(serve: int, name: str, timeout: float = 60) -> int:
     """The pid of serve's child ``name`` (by its command line), waiting for it to be there."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = [pid for pid in _children(serve) if CHILDREN[name].encode() in _cmdline(pid)]
-        if pids:
-            return pids[0]
-        time.sleep(0.2)
-    raise AssertionError(f"{name} did not come back")
+
+    def found() -> int | None:
+        return next((pid for pid in _children(serve) if CHILDREN[name].encode() in _cmdline(pid)), None)
+
+    return wait_for(found, timeout=timeout, interval=0.2, message=f"{name} did not come back")
 
 
 def refresh_succeeds(base: str) -> str:
@@ -61,12 +59,15 @@ def refresh_succeeds(base: str) -> str:
     (device,) = httpx.get(f"{base}/api/v1/devices/", params={"q": "STB-4K-000001"}, headers=headers,
                           timeout=10).json()["results"]  # fmt: skip
     command = httpx.post(f"{base}/api/v1/devices/{device['id']}/refresh/", headers=headers, timeout=10).json()
-    deadline, state = time.monotonic() + 90, command["state"]
-    while state not in ("SUCCEEDED", "FAILED") and time.monotonic() < deadline:
-        time.sleep(0.5)
+    if command["state"] in ("SUCCEEDED", "FAILED"):
+        return command["state"]
+
+    def final_state() -> str | None:
         rows = httpx.get(f"{base}/api/v1/commands/", params={"limit": 50}, headers=headers, timeout=10).json()
         state = next(row["state"] for row in rows["results"] if row["id"] == command["id"])
-    return state
+        return state if state in ("SUCCEEDED", "FAILED") else None
+
+    return wait_for(final_state, timeout=90, interval=0.5, message=f"command {command['id']} did not finish")
 
 
 def test_every_child_killed_comes_back_and_the_portal_keeps_working(tmp_path):
@@ -93,13 +94,11 @@ def test_every_child_killed_comes_back_and_the_portal_keeps_working(tmp_path):
 
 
 def _wait_new(serve: int, name: str, old: int, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def restarted() -> int | None:
         new = child_pid(serve, name)
-        if new != old:
-            return new
-        time.sleep(0.2)
-    raise AssertionError(f"{name} was not restarted")
+        return new if new != old else None
+
+    return wait_for(restarted, timeout=timeout, interval=0.2, message=f"{name} was not restarted")
 
 
 def test_two_portals_on_one_machine_both_come_up_on_the_ports_they_were_given(tmp_path):

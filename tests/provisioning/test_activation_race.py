@@ -12,6 +12,7 @@ import pytest
 from devices import services
 from devices.models import ActivationAttempt, Device
 from tests.factories import DeviceFactory
+from tests.waiting import await_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 CALLERS = 100
@@ -28,14 +29,17 @@ async def fire(base: str, body: str) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         gate = asyncio.Event()
 
+        waiting: list[None] = []
+
         async def one() -> httpx.Response:
+            waiting.append(None)
             await gate.wait()
             return await client.post(
                 "/provision/activate", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
             )
 
         tasks = [asyncio.create_task(one()) for _ in range(CALLERS)]
-        await asyncio.sleep(0.2)
+        await await_for(lambda: len(waiting) == CALLERS, timeout=5, interval=0.01, message="callers not at the gate")
         gate.set()
         return await asyncio.gather(*tasks)
 

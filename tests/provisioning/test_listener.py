@@ -11,6 +11,7 @@ from provisioning import listener, services, thunder
 from provisioning.models import BoxEvent, Command
 from provisioning.simulator import Faults, FleetThread
 from tests.factories import DeviceFactory
+from tests.waiting import await_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,23 +27,14 @@ def stored_events():
     return list(BoxEvent.objects.values_list("name", "status", "source"))
 
 
-async def wait_for(predicate, timeout: float = 10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if result := await predicate():
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 async def test_a_provisioningchange_from_the_box_is_stored_and_queues_a_refresh():
     with FleetThread(1, api_version=3, faults=Faults(provision_seconds=0.2)) as fleet:
         box = await register(fleet.boxes[0].address)
         watcher = asyncio.create_task(listener.watch(box.pk, box.address))
         try:
-            await wait_for(lambda: asyncio.sleep(0, result=fleet.boxes[0].subscriber_count))  # registered
+            await await_for(lambda: fleet.boxes[0].subscriber_count, timeout=10)  # registered
             await asyncio.to_thread(lambda: thunder.ThunderClient(box.address, timeout=2).provision())
-            events = await wait_for(stored_events)
+            events = await await_for(stored_events, timeout=10)
         finally:
             watcher.cancel()
 

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from provisioning.simulator import Box, Faults, Fleet, FleetThread, ProvisionState, esn_for, soc_id_for
 from tests.conftest import REPO, clean_env
+from tests.waiting import await_for
 
 DP = "com.comcast.DeviceProvisioning"
 TH = "Provisioning.1"
@@ -322,8 +323,8 @@ async def test_every_provisioning_method_and_property(start_fleet, transport):
     assert box.indexes == {"cobalt": 3}
     assert await call(transport, box, f"{TH}.provision") == ok(None)
     assert await call(transport, box, "Provisioning.provision") == error(12, "ERROR_INPROGRESS")
-    await asyncio.sleep(0.5)
     final = {"id": box.provision_id, "status": 200, "tokens": ["netflix, playready"]}
+    await await_for(lambda: box.platform_state() == final, timeout=TIMEOUT, interval=0.02, message=box.platform_state)
     assert await call(transport, box, "Provisioning.state") == ok(final)
 
 
@@ -555,7 +556,7 @@ async def test_set_type_state_cancels_a_running_reprovision(start_fleet):
     await call("http", box, f"{DP}.reprovision", {"provisionType": "HARDWARE"})
 
     box.set_type_state("HARDWARE", "NOT_PROVISIONED")
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # not a bet: twice the run's 0.2 s pass, in which the cancelled run must not finish
 
     assert box.type_state("HARDWARE") is ProvisionState.NOT_PROVISIONED
 
@@ -1078,20 +1079,13 @@ async def fake_portal():
     await runner.cleanup()
 
 
-async def wait_for(predicate, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_boxes_activate_against_the_portal_and_push_their_events(start_fleet, fake_portal):
     url, seen = fake_portal
     fleet = await start_fleet(1, portal_url=url, faults=Faults(provision_seconds=0), vendor="acme", model="stb-4k")
 
-    await wait_for(lambda: fleet.boxes[0].cik is not None)
+    await await_for(lambda: fleet.boxes[0].cik is not None, timeout=TIMEOUT, interval=0.02)
     await call("http", fleet.boxes[0], f"{TH}.provision")
-    await wait_for(lambda: len(seen) == 2)
+    await await_for(lambda: len(seen) == 2, timeout=TIMEOUT, interval=0.02)
 
     assert seen == [
         ("activate", {"vendor": "acme", "model": "stb-4k", "sn": "SIM000000"}),
@@ -1106,6 +1100,6 @@ async def test_an_unreachable_portal_is_logged_and_never_breaks_the_box(start_fl
     fleet = await start_fleet(1, portal_url=closed, faults=Faults(provision_seconds=0))
 
     assert await call("http", fleet.boxes[0], f"{TH}.provision") == ok(None)
-    await wait_for(lambda: "activation failed" in caplog.text)
+    await await_for(lambda: "activation failed" in caplog.text, timeout=TIMEOUT, interval=0.02)
     assert fleet.boxes[0].cik is None
     assert await call("http", fleet.boxes[0], f"{TH}.state") == ok(fleet.boxes[0].platform_state())

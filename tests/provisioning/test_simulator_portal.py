@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from devices import services as device_services
@@ -12,6 +10,7 @@ from provisioning import thunder
 from provisioning.models import BoxEvent, SetTopBox
 from provisioning.simulator import Faults, FleetThread
 from tests.factories import DeviceModelFactory
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -25,14 +24,9 @@ def test_boxes_activate_then_push_events_that_land_on_their_timeline(portal_serv
 
     with FleetThread(2, api_version=3, faults=Faults(provision_seconds=0.2), portal_url=base,
                      vendor="simulator", model="stb-sim") as fleet:  # fmt: skip
-        deadline = time.monotonic() + 20
-        while not all(box.cik for box in fleet.boxes):
-            assert time.monotonic() < deadline, "boxes did not activate"
-            time.sleep(0.1)
+        wait_for(lambda: all(box.cik for box in fleet.boxes), timeout=20, message="boxes did not activate")
         thunder.ThunderClient(fleet.boxes[1].address, timeout=2).provision()
-        while not BoxEvent.objects.exists():
-            assert time.monotonic() < deadline, "no event reached the portal"
-            time.sleep(0.1)
+        wait_for(BoxEvent.objects.exists, timeout=20, message="no event reached the portal")
 
     assert set(Device.objects.filter(serial_number__in=serials).values_list("state", flat=True)) == {"activated"}
     event = BoxEvent.objects.select_related("box__device").get()
