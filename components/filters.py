@@ -6,6 +6,7 @@ import django_filters as filters
 
 from components.choices import ActiveStatus, ComponentType
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from portal.kernel.filters import IdFilter
 
 
 class CatalogFilter(filters.FilterSet):
@@ -31,7 +32,8 @@ class ParameterGroupFilter(CatalogFilter):
 
 
 class DeviceProvisioningFilter(filters.FilterSet):
-    device_id = filters.NumberFilter(field_name="device_id", label="Device id (= provisioning id)")
+    device_id = IdFilter(field_name="device_id", queryset=DeviceProvisioning.objects.all(),
+                         label="Device id (= provisioning id)")  # fmt: skip
     serial_number = filters.CharFilter(field_name="device__serial_number", label="Device serial number")
     is_active = filters.BooleanFilter(label="Active")
     q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
@@ -42,7 +44,8 @@ class DeviceProvisioningFilter(filters.FilterSet):
 
 
 class ProvisioningComponentFilter(filters.FilterSet):
-    provisioning_id = filters.NumberFilter(field_name="provisioning_id", label="Provisioning id")
+    provisioning_id = IdFilter(field_name="provisioning_id", queryset=DeviceProvisioning.objects.all(),
+                               label="Provisioning id")  # fmt: skip
     provisioning = filters.CharFilter(field_name="provisioning__device__serial_number", label="Device serial number")
     component_type = filters.ChoiceFilter(choices=ComponentType.choices, label="Component type")
     component_id = filters.NumberFilter(label="Catalog id")

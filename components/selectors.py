@@ -1,5 +1,6 @@
-"""Reads of the provisioning components. Who sees what: support staff see every device's records, anyone else only
-the records of the devices they own; the /v1/ API, the staff REST API and the admin all read through here."""
+"""Reads of the provisioning components. Who sees what is the inventory's one rule (``devices.selectors.
+device_visibility``: support staff every device's records, an active user those of the devices they own); the /v1/
+API, the staff REST API and the admin all read through here."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, When
 
 from components.choices import ComponentType
-from components.filters import DeviceProvisioningFilter, ProvisioningComponentFilter
+from components.filters import (
+    DeviceProvisioningFilter,
+    ParameterFilter,
+    ParameterGroupFilter,
+    ProvisioningComponentFilter,
+    SensorFilter,
+)
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
-from devices.models import Device
-from portal.kernel.permissions import is_support_staff
+from devices.selectors import device_visibility
+from portal.kernel.filters import filtered
 
 CATALOG = {ComponentType.SENSOR: Sensor, ComponentType.PARAMETER: Parameter,
            ComponentType.GROUP_PARAMETER: ParameterGroup}  # fmt: skip
@@ -18,13 +25,8 @@ SELECT_FIELDS = ("pk", "provisioning_id", "component_type", "component_id", "nam
                  "last_modified_by_id", "last_modified_datetime")  # fmt: skip
 
 
-def devices_visible(*, user: AbstractBaseUser) -> QuerySet[Device]:
-    return Device.objects.all() if is_support_staff(user) else Device.objects.filter(owner=user)
-
-
 def components_visible(*, user: AbstractBaseUser) -> QuerySet[ProvisioningComponent]:
-    components = ProvisioningComponent.objects.all()
-    return components if is_support_staff(user) else components.filter(provisioning__device__owner=user)
+    return ProvisioningComponent.objects.filter(device_visibility(user=user, prefix="provisioning__device__"))
 
 
 def with_catalog_name(components: QuerySet[ProvisioningComponent]) -> QuerySet[ProvisioningComponent]:
@@ -48,9 +50,31 @@ def component_select(*, user: AbstractBaseUser, filters: dict, limit: int) -> li
 
 def component_list(*, filters: dict | None = None) -> QuerySet[ProvisioningComponent]:
     components = with_catalog_name(ProvisioningComponent.objects.order_by("pk"))
-    return ProvisioningComponentFilter(filters or {}, components).qs
+    return filtered(ProvisioningComponentFilter, filters, components)
+
+
+def components_written(
+    *, provisioning_id: int, component_type: ComponentType, component_ids: list[int]
+) -> QuerySet[ProvisioningComponent]:
+    """The rows an insert wrote (the staff API answers them), by id, with their catalog names."""
+    components = ProvisioningComponent.objects.filter(
+        provisioning_id=provisioning_id, component_type=component_type, component_id__in=component_ids
+    )
+    return with_catalog_name(components.order_by("pk"))
 
 
 def provisioning_list(*, filters: dict | None = None) -> QuerySet[DeviceProvisioning]:
     records = DeviceProvisioning.objects.select_related("device").order_by("pk")
-    return DeviceProvisioningFilter(filters or {}, records).qs
+    return filtered(DeviceProvisioningFilter, filters, records)
+
+
+def sensor_list(*, filters: dict | None = None) -> QuerySet[Sensor]:
+    return filtered(SensorFilter, filters, Sensor.objects.order_by("pk"))
+
+
+def parameter_list(*, filters: dict | None = None) -> QuerySet[Parameter]:
+    return filtered(ParameterFilter, filters, Parameter.objects.order_by("pk"))
+
+
+def parameter_group_list(*, filters: dict | None = None) -> QuerySet[ParameterGroup]:
+    return filtered(ParameterGroupFilter, filters, ParameterGroup.objects.order_by("pk"))

@@ -16,8 +16,9 @@ from django.utils import timezone
 from components.choices import ActiveStatus, ComponentType
 from components.exceptions import UnknownCatalogEntry, UnknownComponent, UnknownProvisioning
 from components.models import DeviceProvisioning, ProvisioningComponent
-from components.selectors import CATALOG, components_visible, devices_visible
+from components.selectors import CATALOG, components_visible
 from devices.models import Device
+from devices.selectors import devices_visible
 
 UNKNOWN_CATALOG_CODE = {
     ComponentType.SENSOR: "INVALID_COMPONENT_SENSOR_ID_PRAM",

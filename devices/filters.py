@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from devices.choices import ActivationOutcome, ActivationState
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
-from portal.kernel.filters import WindowedDateTimeFilter
+from portal.kernel.filters import IdFilter, WindowedDateTimeFilter
 
 MAX_SECONDS = 10 * 366 * 86400  # ten years: larger durations mean nothing here and overflow date arithmetic
 
@@ -24,7 +24,7 @@ class VendorFilter(filters.FilterSet):
 
 
 class DeviceModelFilter(filters.FilterSet):
-    vendor_id = filters.NumberFilter(field_name="vendor_id", label="Vendor id")
+    vendor_id = IdFilter(field_name="vendor_id", queryset=Vendor.objects.all(), label="Vendor id")
     vendor = filters.CharFilter(field_name="vendor__name", label="Vendor name")
     q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
 
@@ -38,9 +38,9 @@ class SecondsFilter(filters.NumberFilter):
 
 
 class DeviceFilter(filters.FilterSet):
-    vendor_id = filters.NumberFilter(field_name="model__vendor_id", label="Vendor id")
+    vendor_id = IdFilter(field_name="model__vendor_id", queryset=Vendor.objects.all(), label="Vendor id")
     vendor = filters.CharFilter(field_name="model__vendor__name", label="Vendor name")
-    model_id = filters.NumberFilter(field_name="model_id", label="Device model id")
+    model_id = IdFilter(field_name="model_id", queryset=DeviceModel.objects.all(), label="Device model id")
     model = filters.CharFilter(field_name="model__name", label="Device model name")
     state = filters.ChoiceFilter(choices=ActivationState.choices, method="filter_state", label="Activation state")
     owner_id = filters.ModelChoiceFilter(
@@ -77,7 +77,7 @@ class DeviceFilter(filters.FilterSet):
 
 
 class ActivationAttemptFilter(filters.FilterSet):
-    device_id = filters.NumberFilter(field_name="device_id", label="Device id")
+    device_id = IdFilter(field_name="device_id", queryset=Device.objects.all(), label="Device id")
     outcome = filters.ChoiceFilter(choices=ActivationOutcome.choices, label="Outcome")
     q = filters.CharFilter(field_name="serial_number", lookup_expr="icontains", label="Serial number contains")
     since = WindowedDateTimeFilter(field_name="at", lookup_expr="gte", label="At or after")

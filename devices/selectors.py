@@ -1,25 +1,59 @@
-"""Reads of the inventory. List selectors apply the app's FilterSets, so every interface filters alike."""
+"""Reads of the inventory, and the one rule of who may see a device. List selectors apply the app's FilterSets
+through ``portal.kernel.filters.filtered`` (an invalid value is an error), so every interface filters alike."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
 
 from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+from portal.kernel.filters import filtered
+from portal.kernel.permissions import is_support_staff
+
+
+def device_visibility(*, user: AbstractBaseUser | AnonymousUser | None, prefix: str = "") -> Q:
+    """Who may see a device, as a condition on ``<prefix>`` (a path to a device, ``""`` for the device itself):
+    support staff (``is_support_staff``: active staff of the support group, or superusers) see every device; an
+    active, logged-in user the devices they own; anyone else (anonymous, deactivated) none. Every surface that shows
+    devices to someone asks this: the customer pages and their WebSockets, the /v1/ API, the staff REST API."""
+    if is_support_staff(user):
+        return Q()
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Q(**{f"{prefix}pk__in": []})
+    return Q(**{f"{prefix}owner": user})
+
+
+def devices_visible(*, user: AbstractBaseUser | AnonymousUser | None) -> QuerySet[Device]:
+    return Device.objects.filter(device_visibility(user=user))
 
 
 def device_list(*, filters: dict | None = None) -> QuerySet[Device]:
     qs = Device.objects.select_related("model__vendor", "owner").with_effective_state().order_by("pk")
-    return DeviceFilter(filters or {}, qs).qs
+    return filtered(DeviceFilter, filters, qs)
 
 
 def device_model_list(*, filters: dict | None = None) -> QuerySet[DeviceModel]:
-    return DeviceModelFilter(filters or {}, DeviceModel.objects.select_related("vendor").order_by("pk")).qs
+    return filtered(DeviceModelFilter, filters, DeviceModel.objects.select_related("vendor").order_by("pk"))
 
 
 def vendor_list(*, filters: dict | None = None) -> QuerySet[Vendor]:
-    return VendorFilter(filters or {}, Vendor.objects.order_by("pk")).qs
+    return filtered(VendorFilter, filters, Vendor.objects.order_by("pk"))
 
 
 def attempt_list(*, filters: dict | None = None) -> QuerySet[ActivationAttempt]:
-    return ActivationAttemptFilter(filters or {}, ActivationAttempt.objects.order_by("-at", "-pk")).qs
+    return filtered(ActivationAttemptFilter, filters, ActivationAttempt.objects.order_by("-at", "-pk"))
+
+
+def device_find(*, pk: object) -> Device | None:
+    """The device ``pk`` names, or None (also for what is no id at all: a malformed id in a path is a 404)."""
+    try:
+        return Device.objects.filter(pk=pk).first()
+    except (TypeError, ValueError, ValidationError):
+        return None
+
+
+def device_attempts(*, device_id: int) -> QuerySet[ActivationAttempt]:
+    """One device's activation attempts, newest first (the staff API's device log)."""
+    return ActivationAttempt.objects.filter(device_id=device_id).order_by("-at", "-pk")

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from conax.models import Entitlement, ProvisioningRequest, Smartcard
 from conax.models import SetTopBox as CasBox
+from devices import selectors as device_selectors
 from devices.models import Device
 from portal.kernel.permissions import is_support_staff
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
@@ -21,16 +22,12 @@ MY_DEVICES_LIMIT = 200
 
 
 def devices_visible(user: AbstractBaseUser) -> QuerySet[Device]:
-    """A customer sees the devices they own; support staff see every device."""
-    devices = Device.objects.select_related("model__vendor").with_effective_state()
-    if is_support_staff(user):
-        return devices
-    if not user.is_authenticated or not user.is_active:
-        return devices.none()
-    return devices.filter(owner=user)
+    """The inventory's one rule (``devices.selectors.device_visibility``), with what the pages show of a device."""
+    return device_selectors.devices_visible(user=user).select_related("model__vendor").with_effective_state()
 
 
 def my_devices(user: AbstractBaseUser) -> list[Device]:
+    """The devices the user owns and may see (support staff too see only their own here)."""
     devices = devices_visible(user).filter(owner=user) if user.is_authenticated else Device.objects.none()
     return list(devices.select_related("set_top_box").order_by("serial_number")[:MY_DEVICES_LIMIT])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,9 +23,10 @@ from components.filters import (
     ProvisioningComponentFilter,
     SensorFilter,
 )  # fmt: skip
-from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from components.models import DeviceProvisioning, ProvisioningComponent
 from devices.models import Device
 from portal.kernel.api.rest import valid
+from portal.kernel.api.viewsets import CreateMixin, PatchMixin, StaffViewSet, UpdateMixin
 
 MAX_IDS = 10_000
 
@@ -96,92 +97,70 @@ class CountOutput(serializers.Serializer):
 # --- views ---------------------------------------------------------------------------------------------------------
 
 
-class CatalogViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):  # fmt: skip
+@extend_schema_view(
+    partial_update=extend_schema(description="The same input as PUT: every field is checked (no partial input).")
+)
+class CatalogViewSet(CreateMixin, UpdateMixin, StaffViewSet):
     """Sensors, parameters or parameter groups (one subclass each); the id is chosen by the operator."""
 
-    serializer_class = CatalogOutput
+    output_serializer_class = CatalogOutput
+    create_input_class, update_input_class = CatalogCreateInput, CatalogUpdateInput
     kind: ComponentType
 
-    @extend_schema(request=CatalogCreateInput, responses={201: CatalogOutput})
-    def create(self, request: Request) -> Response:
-        data = valid(CatalogCreateInput, request.data)
-        entry = services.catalog_entry_save(kind=self.kind, pk=data["id"], name=data["name"])
-        return Response(CatalogOutput(entry).data, status=status.HTTP_201_CREATED)
+    def create_object(self, data: dict):
+        return services.catalog_entry_save(kind=self.kind, pk=data["id"], name=data["name"])
 
-    @extend_schema(request=CatalogUpdateInput, responses=CatalogOutput)
-    def partial_update(self, request: Request, *args, **kwargs) -> Response:
-        """The same input as PUT: every field is checked (no partial input)."""
-        return self.update(request, *args, **kwargs)
-
-    @extend_schema(request=CatalogUpdateInput, responses=CatalogOutput)
-    def update(self, request: Request, pk=None, partial=False) -> Response:
-        entry = self.get_object()
-        data = valid(CatalogUpdateInput, request.data)
-        return Response(CatalogOutput(services.catalog_entry_save(kind=self.kind, pk=entry.pk, **data)).data)
+    def update_object(self, entry, data: dict):
+        return services.catalog_entry_save(kind=self.kind, pk=entry.pk, **data)
 
 
 class SensorViewSet(CatalogViewSet):
-    kind, filterset_class, queryset = ComponentType.SENSOR, SensorFilter, Sensor.objects.order_by("pk")
+    kind, filterset_class, selector = ComponentType.SENSOR, SensorFilter, selectors.sensor_list
 
 
 class ParameterViewSet(CatalogViewSet):
-    kind, filterset_class, queryset = ComponentType.PARAMETER, ParameterFilter, Parameter.objects.order_by("pk")
+    kind, filterset_class, selector = ComponentType.PARAMETER, ParameterFilter, selectors.parameter_list
 
 
 class ParameterGroupViewSet(CatalogViewSet):
     kind, filterset_class = ComponentType.GROUP_PARAMETER, ParameterGroupFilter
-    queryset = ParameterGroup.objects.order_by("pk")
+    selector = selectors.parameter_group_list
 
 
 PROVISIONING_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="= the device id")
 
 
-@extend_schema_view(retrieve=extend_schema(parameters=[PROVISIONING_ID]))
-class ProvisioningViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    # The FilterSet runs in the filter backend, which answers 400 for a bad filter (the selector would drop it).
-    serializer_class, filterset_class = ProvisioningOutput, DeviceProvisioningFilter
+@extend_schema_view(retrieve=extend_schema(parameters=[PROVISIONING_ID]),
+                    partial_update=extend_schema(parameters=[PROVISIONING_ID]))  # fmt: skip
+class ProvisioningViewSet(CreateMixin, PatchMixin, StaffViewSet):
+    output_serializer_class, filterset_class = ProvisioningOutput, DeviceProvisioningFilter
+    create_input_class, update_input_class = ProvisioningCreateInput, ProvisioningUpdateInput
+    selector = selectors.provisioning_list
 
-    def get_queryset(self):
-        return selectors.provisioning_list()
+    def create_object(self, data: dict) -> DeviceProvisioning:
+        return services.provisioning_save(**data)
 
-    @extend_schema(request=ProvisioningCreateInput, responses={201: ProvisioningOutput})
-    def create(self, request: Request) -> Response:
-        record = services.provisioning_save(**valid(ProvisioningCreateInput, request.data))
-        return Response(ProvisioningOutput(record).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=ProvisioningUpdateInput, responses=ProvisioningOutput, parameters=[PROVISIONING_ID])
-    def partial_update(self, request: Request, pk=None) -> Response:
-        record = self.get_object()
-        record = services.provisioning_save(device=record.device, **valid(ProvisioningUpdateInput, request.data))
-        return Response(ProvisioningOutput(record).data)
+    def update_object(self, record: DeviceProvisioning, data: dict) -> DeviceProvisioning:
+        return services.provisioning_save(device=record.device, **data)
 
 
-class ComponentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class, filterset_class = ComponentOutput, ProvisioningComponentFilter
+class ComponentViewSet(StaffViewSet):
+    output_serializer_class, filterset_class = ComponentOutput, ProvisioningComponentFilter
+    selector = selectors.component_list
 
     @property
     def pagination_class(self):
         # create answers the written rows as a plain list: no paginator, so that its schema says so too.
         return None if getattr(self, "action", None) == "create" else api_settings.DEFAULT_PAGINATION_CLASS
 
-    def get_queryset(self):
-        return selectors.component_list()
-
     @extend_schema(request=ComponentsInsertInput, responses={201: ComponentOutput(many=True)}, filters=False)
     def create(self, request: Request) -> Response:
         """Add components to a record, or rewrite the ones it has (the /v1/ insert's rules)."""
         data = valid(ComponentsInsertInput, request.data)
-        ids = data["component_ids"]
-        services.components_upsert(
-            user=request.user, provisioning_id=data["provisioning_id"], component_type=ComponentType(
-                data["component_type"]), component_ids=ids, active_status=ActiveStatus(data["active_status"]),
-        )  # fmt: skip
-        rows = selectors.component_list(filters={}).filter(
-            provisioning_id=data["provisioning_id"], component_type=data["component_type"], component_id__in=ids
-        )
+        written = {"provisioning_id": data["provisioning_id"], "component_type": ComponentType(data["component_type"]),
+                   "component_ids": data["component_ids"]}  # fmt: skip
+        services.components_upsert(user=request.user, active_status=ActiveStatus(data["active_status"]), **written)
+        rows = selectors.components_written(**written)
         return Response(ComponentOutput(rows, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SetStatusInput, responses=CountOutput)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from django.http import Http404
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,6 +18,7 @@ from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFi
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
 from portal.kernel.api.openapi import error_response
 from portal.kernel.api.rest import valid
+from portal.kernel.api.viewsets import CreateMixin, PatchMixin, SelectorQuerysetMixin, StaffViewSet, UpdateMixin
 
 ILLEGAL = error_response("ILLEGAL_TRANSITION: the device's state does not allow this change; nothing changed.")
 EXISTS = error_response("DEVICE_EXISTS: the model already has this serial number; nothing was written.")
@@ -136,89 +137,69 @@ class AttemptOutput(serializers.ModelSerializer):
 # --- views ---------------------------------------------------------------------------------------------------------
 
 
-# PATCH validates the same input as PUT (every field), and the schema says so.
-@extend_schema_view(partial_update=extend_schema(request=VendorInput, responses=VendorOutput))
-class VendorViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):  # fmt: skip
-    serializer_class = VendorOutput
-    filterset_class = VendorFilter
-    queryset = Vendor.objects.order_by("pk")
+class VendorViewSet(CreateMixin, UpdateMixin, StaffViewSet):
+    output_serializer_class, create_input_class, update_input_class = VendorOutput, VendorInput, VendorInput
+    selector, filterset_class = selectors.vendor_list, VendorFilter
 
-    @extend_schema(request=VendorInput, responses={201: VendorOutput})
-    def create(self, request: Request) -> Response:
-        data = valid(VendorInput, request.data)
-        return Response(VendorOutput(services.vendor_save(**data)).data, status=status.HTTP_201_CREATED)
+    def create_object(self, data: dict) -> Vendor:
+        return services.vendor_save(**data)
 
-    @extend_schema(request=VendorInput, responses=VendorOutput)
-    def update(self, request: Request, pk=None, partial=False) -> Response:
-        data = valid(VendorInput, request.data)
-        return Response(VendorOutput(services.vendor_save(vendor=self.get_object(), **data)).data)
+    def update_object(self, vendor: Vendor, data: dict) -> Vendor:
+        return services.vendor_save(vendor=vendor, **data)
 
 
-@extend_schema_view(partial_update=extend_schema(request=DeviceModelInput, responses=DeviceModelOutput))
-class DeviceModelViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):  # fmt: skip
-    serializer_class = DeviceModelOutput
-    filterset_class = DeviceModelFilter
-    queryset = DeviceModel.objects.select_related("vendor").order_by("pk")
+class DeviceModelViewSet(CreateMixin, UpdateMixin, StaffViewSet):
+    output_serializer_class, filterset_class = DeviceModelOutput, DeviceModelFilter
+    create_input_class = update_input_class = DeviceModelInput
+    selector = selectors.device_model_list
 
-    @extend_schema(request=DeviceModelInput, responses={201: DeviceModelOutput})
-    def create(self, request: Request) -> Response:
-        data = valid(DeviceModelInput, request.data)
-        return Response(DeviceModelOutput(services.device_model_save(**data)).data, status=status.HTTP_201_CREATED)
+    def create_object(self, data: dict) -> DeviceModel:
+        return services.device_model_save(**data)
 
-    @extend_schema(request=DeviceModelInput, responses=DeviceModelOutput)
-    def update(self, request: Request, pk=None, partial=False) -> Response:
-        data = valid(DeviceModelInput, request.data)
-        saved = services.device_model_save(device_model=self.get_object(), **data)
-        return Response(DeviceModelOutput(saved).data)
+    def update_object(self, device_model: DeviceModel, data: dict) -> DeviceModel:
+        return services.device_model_save(device_model=device_model, **data)
 
 
-class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = DeviceOutput
-    filterset_class = DeviceFilter
+class DeviceViewSet(CreateMixin, PatchMixin, StaffViewSet):
+    output_serializer_class, create_input_class, update_input_class = DeviceOutput, DeviceCreateInput, DeviceUpdateInput
+    selector, filterset_class = selectors.device_list, DeviceFilter
+    create_responses = {409: EXISTS}
 
-    def get_queryset(self):
-        return selectors.device_list()
+    def create_object(self, data: dict) -> Device:
+        return services.device_create(**data)
 
-    @extend_schema(request=DeviceCreateInput, responses={201: DeviceOutput, 409: EXISTS})
-    def create(self, request: Request) -> Response:
-        device = services.device_create(**valid(DeviceCreateInput, request.data))
-        return Response(DeviceOutput(self._fresh(device.pk)).data, status=status.HTTP_201_CREATED)
+    def update_object(self, device: Device, data: dict) -> Device:
+        return services.device_assign_owner(device=device, owner=data["owner"])
 
-    @extend_schema(request=DeviceUpdateInput, responses=DeviceOutput)
-    def partial_update(self, request: Request, pk=None) -> Response:
-        data = valid(DeviceUpdateInput, request.data)
-        device = services.device_assign_owner(device=self.get_object(), owner=data["owner"])
-        return Response(DeviceOutput(self._fresh(device.pk)).data)
+    def fresh(self, device: Device) -> Device:
+        # The list's annotations (effective state, CIK use), which the services' rows do not carry.
+        return selectors.device_list().get(pk=device.pk)
 
     @extend_schema(request=EnableInput, responses={200: DeviceOutput, 409: ILLEGAL})
     @action(detail=True, methods=["post"])
     def enable(self, request: Request, pk=None) -> Response:
         window = valid(EnableInput, request.data).get("window")
-        return self._respond(services.device_enable(device=self.get_object(), window=window))
+        return Response(self.output(services.device_enable(device=self.get_object(), window=window)))
 
     @extend_schema(request=EnableInput, responses={200: DeviceOutput, 409: ILLEGAL})
     @action(detail=True, methods=["post"])
     def reenable(self, request: Request, pk=None) -> Response:
         window = valid(EnableInput, request.data).get("window")
-        return self._respond(services.device_reenable(device=self.get_object(), window=window))
+        return Response(self.output(services.device_reenable(device=self.get_object(), window=window)))
 
     @extend_schema(request=None, responses={200: DeviceOutput, 409: ILLEGAL})
     @action(detail=True, methods=["post"])
     def disable(self, request: Request, pk=None) -> Response:
-        return self._respond(services.device_disable(device=self.get_object()))
+        return Response(self.output(services.device_disable(device=self.get_object())))
 
     @extend_schema(request=None, responses=AttemptOutput(many=True), filters=False)
     @action(detail=True, methods=["get"], filterset_class=None)
     def log(self, request: Request, pk=None) -> Response:
         """The device's activation attempts, newest first (the original's ``?show=log``)."""
-        device = get_object_or_404(Device.objects.only("pk"), pk=pk)
-        page = self.paginate_queryset(ActivationAttempt.objects.filter(device=device).order_by("-at", "-pk"))
+        device = selectors.device_find(pk=pk)
+        if device is None:
+            raise Http404("No Device matches the given query.")
+        page = self.paginate_queryset(selectors.device_attempts(device_id=device.pk))
         return self.get_paginated_response(AttemptOutput(page, many=True).data)
 
     @extend_schema(request=ImportInput, responses=ImportOutput)
@@ -231,17 +212,10 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         )
         return Response(ImportOutput({**result.as_dict(), "dry_run": data["dry_run"]}).data)
 
-    def _fresh(self, pk: int) -> Device:
-        return selectors.device_list().get(pk=pk)
 
-    def _respond(self, device: Device) -> Response:
-        return Response(DeviceOutput(self._fresh(device.pk)).data)
-
-
-class ActivationAttemptViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    serializer_class = AttemptOutput
-    filterset_class = ActivationAttemptFilter
-    queryset = ActivationAttempt.objects.order_by("-at", "-pk")
+class ActivationAttemptViewSet(SelectorQuerysetMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    output_serializer_class, filterset_class = AttemptOutput, ActivationAttemptFilter
+    selector = selectors.attempt_list
 
 
 def _rows(data: dict) -> list[tuple[int, str, str]]:

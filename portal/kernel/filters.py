@@ -1,9 +1,19 @@
-"""Filters every app's FilterSets share."""
+"""Filters every app's FilterSets share, and the one way a FilterSet is applied outside the REST API.
+
+An invalid filter value is an error everywhere, never a filter silently left out: the REST API's filter backend
+answers 400 (django-filter's ``raise_exception``), and the selectors apply their FilterSet through ``filtered``,
+which raises Django's ``ValidationError`` (the REST error handler renders it in the same ``{"<filter>": [...]}``
+body).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters as filters
 from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from portal.lib import dates
@@ -25,3 +35,37 @@ class WindowedDateTimeField(forms.Field):
 
 class WindowedDateTimeFilter(filters.Filter):
     field_class = WindowedDateTimeField
+
+
+class IdField(forms.IntegerField):
+    """The id of an existing row (NetBox's ``<fk>_id``): not a whole number, or naming no row, is invalid, so that a
+    mistyped id is an error rather than an empty list that looks like an answer."""
+
+    default_error_messages = {
+        "invalid": "Enter a number.",
+        "invalid_choice": "Select a valid choice. %(value)s is not one of the available choices.",
+    }
+
+    def __init__(self, *, queryset: QuerySet, **kwargs: Any) -> None:
+        self.queryset = queryset
+        super().__init__(**kwargs)
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        if value is not None and not self.queryset.filter(pk=value).exists():
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value})
+
+
+class IdFilter(filters.NumberFilter):
+    """``<fk>_id=<id>``: exact match on an id that must exist (``queryset`` says where)."""
+
+    field_class = IdField
+
+
+def filtered(filterset_class: type[filters.FilterSet], data: dict | None, queryset: QuerySet) -> QuerySet:
+    """``queryset`` narrowed by ``filterset_class`` over ``data``; an invalid value raises ``ValidationError``
+    (``{filter: [messages]}``) instead of being dropped, as django-filter's ``qs`` alone would."""
+    filterset = filterset_class(data=data or {}, queryset=queryset)
+    if not filterset.is_valid():
+        raise ValidationError(filterset.form.errors.as_data())
+    return filterset.qs

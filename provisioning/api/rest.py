@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from devices import selectors as device_selectors
 from devices.models import Device
+from portal.kernel.api.rest import valid
+from portal.kernel.api.viewsets import SelectorQuerysetMixin
 from provisioning import selectors, services
 from provisioning.choices import CommandKind, ProvisionType
 from provisioning.exceptions import NoSetTopBox
@@ -63,8 +66,15 @@ class SetIndexInput(serializers.Serializer):
     index = serializers.IntegerField(min_value=0, max_value=2**32 - 1)
 
 
-def _box(device_id: int) -> SetTopBox:
-    device = get_object_or_404(Device.objects.only("pk"), pk=device_id)
+def _device(pk: int) -> Device:
+    device = device_selectors.device_find(pk=pk)
+    if device is None:
+        raise Http404("No Device matches the given query.")
+    return device
+
+
+def _box(pk: int) -> SetTopBox:
+    device = _device(pk)
     box = selectors.box_for_device(device_id=device.pk)
     if box is None:
         raise NoSetTopBox(f"device {device.pk} has no set-top box registered")
@@ -91,10 +101,8 @@ class BoxView(APIView):
     @extend_schema(request=BoxInput, responses=BoxOutput)
     def put(self, request: Request, pk: int) -> Response:
         """Register or move the box's Thunder address."""
-        data = BoxInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        device = get_object_or_404(Device, pk=pk)
-        services.box_register(device=device, **data.validated_data)
+        data = valid(BoxInput, request.data)
+        services.box_register(device=_device(pk), **data)
         return Response(BoxOutput(_box(pk)).data)
 
 
@@ -102,11 +110,7 @@ def _command_view(kind: str, input_serializer=None):
     class CommandView(APIView):
         @extend_schema(request=input_serializer, responses={202: CommandOutput}, operation_id=f"devices_{kind}")
         def post(self, request: Request, pk: int) -> Response:
-            params = {}
-            if input_serializer is not None:
-                data = input_serializer(data=request.data)
-                data.is_valid(raise_exception=True)
-                params = data.validated_data
+            params = {} if input_serializer is None else valid(input_serializer, request.data)
             command = services.command_create(box=_box(pk), kind=kind, params=params, requested_by=request.user)
             return Response(CommandOutput(command).data, status=status.HTTP_202_ACCEPTED)
 
@@ -120,9 +124,6 @@ ProvisionView = _command_view(CommandKind.PROVISION)
 SetIndexView = _command_view(CommandKind.SET_INDEX, SetIndexInput)
 
 
-class CommandListView(generics.ListAPIView):
-    serializer_class = CommandOutput
-    filterset_class = CommandFilter
-
-    def get_queryset(self):
-        return selectors.command_list()
+class CommandListView(SelectorQuerysetMixin, generics.ListAPIView):
+    output_serializer_class, filterset_class = CommandOutput, CommandFilter
+    selector = selectors.command_list
