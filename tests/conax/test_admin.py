@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from conax.models import ProvisioningRequest
+from tests.conax.factories import ProvisioningRequestFactory
 from tests.conax.support import world_load
 
 pytestmark = pytest.mark.django_db
@@ -16,12 +17,10 @@ LIST = "/admin/conax/provisioningrequest/"
 def requests_(staff_user):
     world = world_load()
     later = timezone.now().replace(year=2099)
-    pending = ProvisioningRequest.objects.create(type="ADD_SUBSCRIPTIONS", scheduled_date=later,
-                                                 smartcard=world.card, subscription=world.subscription,
-                                                 service=world.service)  # fmt: skip
-    rejected = ProvisioningRequest.objects.create(
-        type="CANCEL_SUBSCRIPTIONS", scheduled_date=timezone.now(), smartcard=world.pin_card,
-        subscription=world.subscription, service=world.service, life_cycle_state="REJECTED",
+    pending = ProvisioningRequestFactory(type="ADD_SUBSCRIPTIONS", scheduled_date=later, smartcard=world.card,
+                                         service=world.service)  # fmt: skip
+    rejected = ProvisioningRequestFactory(
+        type="CANCEL_SUBSCRIPTIONS", smartcard=world.pin_card, service=world.service, life_cycle_state="REJECTED",
         executed_date=timezone.now(), priority="EXPRESS",
         parameters_set=[{"service_ca_id": "P1test", "id": "A" * 32}, {"smartcard_ca_id": "sc20000010", "id": "B" * 32}],
     )  # fmt: skip

@@ -12,7 +12,8 @@ import time_machine
 from django.utils import timezone
 
 from conax.crypto import pin_decrypt
-from conax.models import ProvisioningRequest, Service, Subscription
+from conax.models import ProvisioningRequest
+from tests.conax.factories import ServiceFactory, SubscriptionFactory
 from tests.conax.support import ADD, BASE, CARD, REQUESTS, SUB, Crm
 from tests.factories import PASSWORD, CustomerFactory
 
@@ -162,7 +163,7 @@ ERRORS = [
 @pytest.mark.parametrize(("method", "body", "code"), ERRORS, ids=[f"{m}-{c}-{n}" for n, (m, _, c) in
                                                                   enumerate(ERRORS)])  # fmt: skip
 def test_creation_errors_write_nothing(crm, world, method, body, code):
-    Service.objects.create(code="OTHER", service_ca_id="OTHER-CA")  # not in the subscription
+    ServiceFactory(code="OTHER", service_ca_id="OTHER-CA")  # not in the subscription
 
     answer = crm.post(method, body)
 
@@ -177,7 +178,7 @@ def test_a_body_that_is_not_a_json_object(crm, body):
 
 
 def test_a_card_of_another_subscription_is_refused(crm, world):
-    other = Subscription.objects.create(number="S-OTHER")
+    other = SubscriptionFactory(number="S-OTHER")
     world.card.subscription = other
     world.card.save()
 

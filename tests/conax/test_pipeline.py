@@ -18,6 +18,7 @@ from conax import gateway, pipeline, services
 from conax.exceptions import IllegalState
 from conax.models import Entitlement, Pairing, ProvisioningRequest, SetTopBox
 from conax.simulator import CasServerThread
+from tests.conax.factories import SetTopBoxFactory
 from tests.conax.support import ADD, CARD, SUB, Crm
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +89,7 @@ def test_pairing_created_extended_and_refused_for_a_card_paired_elsewhere(crm, w
     again = create(crm, "create_pairing", {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}],
                                            "stb_set": [{"serial_number": "THMOD001"}]})  # fmt: skip
     assert run(again) == "COMPLETED"  # re-pairing into the same pairing changes nothing
-    SetTopBox.objects.create(serial_number="NEW-BOX", ca_id="NEW-BOX-CA", subscription=world.subscription)
+    SetTopBoxFactory(serial_number="NEW-BOX", ca_id="NEW-BOX-CA", subscription=world.subscription)
     elsewhere = create(crm, "create_pairing", {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}],
                                                "stb_set": [{"serial_number": "NEW-BOX"}]})  # fmt: skip
 

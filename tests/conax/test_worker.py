@@ -18,9 +18,10 @@ from kombu.exceptions import OperationalError
 
 from conax import services
 from conax.choices import LifeCycleState
-from conax.models import ProvisioningRequest, Service, Smartcard, Subscription
+from conax.models import ProvisioningRequest
 from conax.simulator import CasServerThread
 from portal.celery import app as celery_app
+from tests.conax.factories import ServiceFactory, SmartcardFactory, SubscriptionFactory
 from tests.conftest import free_port, kill_worker, start_worker
 from tests.waiting import wait_for
 
@@ -29,11 +30,9 @@ GRACE = "3"  # seconds before the dispatcher queues again a request whose messag
 
 
 def make_requests(count: int, cards: int = 100) -> list[int]:
-    subscription = Subscription.objects.create(number="S-BULK")
-    service = Service.objects.create(code="BULK", service_ca_id="BULK-CA")
-    subscription.services.add(service)
-    smartcards = [Smartcard.objects.create(serial_number=f"SC-{n}", ca_id=f"CA-{n}", subscription=subscription)
-                  for n in range(cards)]  # fmt: skip
+    service = ServiceFactory(code="BULK", service_ca_id="BULK-CA")
+    subscription = SubscriptionFactory(number="S-BULK", services=[service])
+    smartcards = SmartcardFactory.create_batch(cards, subscription=subscription)
     numbers = []
     for n in range(count):
         draft = services.subscription_change(type="ADD_SUBSCRIPTIONS", subscription=subscription, service=service,
