@@ -1,12 +1,18 @@
 """The one module that talks to a Conax head-end: it sends a provisioning command and reads back its outcome.
 
 Two gateways behind one interface, chosen by ``settings.CAS_GATEWAY_URL``:
-- ``"inprocess:"``: the CAS simulator (``conax.simulator``) in this very process, created lazily with
-  ``auto_register=True`` and ``settings.CAS_SIMULATOR_LATENCY_MS``. Its state lives and dies with the process, so
-  with several worker processes each one has its own head-end: fine for tests and the demo, not for anything that
-  relies on one head-end seeing every request (use the HTTP simulator, ``manage.py simulate_cas``, for that).
-- ``"http://host:port"`` (or https): a head-end adapter speaking the HTTP protocol documented at the top of
-  ``conax/simulator.py``, with ``settings.CAS_TIMEOUT`` seconds for each of connect, read, write and pool wait.
+- ``"inprocess:"``: a head-end in this very process, made lazily by the class (or factory) that
+  ``settings.CAS_INPROCESS_BACKEND`` names by dotted path (the CAS simulator, ``conax.simulator.CasSimulator``),
+  called with ``auto_register=True`` and ``latency_ms=settings.CAS_SIMULATOR_LATENCY_MS``; this module never
+  imports it. Its state lives and dies with the process, so with several worker processes each one has its own
+  head-end: fine for tests and the demo, not for anything that relies on one head-end seeing every request (use the
+  HTTP simulator, ``manage.py simulate_cas``, for that).
+- ``"http://host:port"`` (or https): a head-end adapter speaking the HTTP protocol documented in
+  ``conax/simulator/__init__.py``, with ``settings.CAS_TIMEOUT`` seconds for each of connect, read, write and pool
+  wait.
+
+The command, its outcomes and their JSON are ``conax/cas_protocol.py`` (shared with the simulator); they are
+imported from here too.
 
 Outcomes are values, never exceptions: ``Completed`` or ``Rejected`` (the head-end's own refusal: terminal). The
 only error raised for what a head-end does is ``GatewayUnavailable``: the command may or may not have been carried
@@ -20,55 +26,45 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
-if TYPE_CHECKING:
-    from conax.simulator import CasSimulator
+from conax.cas_protocol import (
+    BAD_COMMAND,
+    REQUESTS_PATH,
+    UNKNOWN_KEY,
+    CasCommand,
+    Completed,
+    GatewayError,
+    GatewayUnavailable,
+    Outcome,
+    Rejected,
+    outcome_from_wire,
+)
+
+__all__ = [
+    "CasCommand",
+    "Completed",
+    "Gateway",
+    "GatewayError",
+    "GatewayUnavailable",
+    "HttpGateway",
+    "InProcessGateway",
+    "Outcome",
+    "Rejected",
+    "gateway_from_settings",
+    "reset_gateway_cache",
+]
 
 log = logging.getLogger(__name__)
 
 INPROCESS = "inprocess:"
-REQUESTS_PATH = "/cas/v1/requests"
-BAD_COMMAND = "BAD_COMMAND"
 MAX_CONNECTIONS = 100
-
-
-@dataclass(frozen=True)
-class CasCommand:
-    """What the portal asks of the head-end; ``idempotency_key`` is the provisioning request's id."""
-
-    idempotency_key: str
-    type: str
-    params: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold a PIN
-
-
-@dataclass(frozen=True)
-class Completed:
-    reference_number: str
-    response: str
-
-
-@dataclass(frozen=True)
-class Rejected:
-    code: str
-    description: str
-
-
-Outcome = Completed | Rejected
-
-
-class GatewayError(Exception):
-    """Base of the gateway's errors."""
-
-
-class GatewayUnavailable(GatewayError):
-    """No usable answer (refused or reset connection, timeout, 5xx, unreadable answer): worth trying again later."""
 
 
 class Gateway(Protocol):
@@ -77,10 +73,17 @@ class Gateway(Protocol):
     def lookup(self, idempotency_key: str) -> Outcome | None: ...
 
 
-class InProcessGateway:
-    """The simulator called directly; it raises ``GatewayUnavailable`` itself for its faults."""
+class InProcessHeadend(Gateway, Protocol):
+    """What ``CAS_INPROCESS_BACKEND`` makes: a head-end called directly, raising ``GatewayUnavailable`` (or a
+    subclass) itself for what would be a 503 over HTTP."""
 
-    def __init__(self, simulator: CasSimulator) -> None:
+    latency_ms: float
+
+
+class InProcessGateway:
+    """The in-process head-end called directly; it raises ``GatewayUnavailable`` itself for its faults."""
+
+    def __init__(self, simulator: InProcessHeadend) -> None:
         self.simulator = simulator
 
     def send(self, command: CasCommand) -> Outcome:
@@ -115,7 +118,7 @@ class HttpGateway:
 
     def lookup(self, idempotency_key: str) -> Outcome | None:
         response = self._request("GET", f"{REQUESTS_PATH}/{quote(idempotency_key, safe='')}", idempotency_key)
-        if response.status_code == 404 and _error_text(response) == "unknown key":
+        if response.status_code == 404 and _error_text(response) == UNKNOWN_KEY:
             return None
         return self._outcome(response, idempotency_key)
 
@@ -142,21 +145,6 @@ class HttpGateway:
         return outcome
 
 
-def outcome_from_wire(data: Any, key: str) -> Outcome | None:
-    """An outcome from the protocol's JSON, or None when it is not one (or answers another key)."""
-    if not isinstance(data, dict) or data.get("idempotency_key") != key:
-        return None
-    if data.get("outcome") == "COMPLETED" and _strings(data, "reference_number", "response"):
-        return Completed(data["reference_number"], data["response"])
-    if data.get("outcome") == "REJECTED" and _strings(data, "code", "description"):
-        return Rejected(data["code"], data["description"])
-    return None
-
-
-def _strings(data: dict, *names: str) -> bool:
-    return all(isinstance(data.get(name), str) for name in names)
-
-
 def _error_text(response: httpx.Response) -> str:
     try:
         error = response.json().get("error")
@@ -174,17 +162,16 @@ def _unavailable(key: str, reason: str) -> GatewayUnavailable:
 
 _lock = threading.RLock()  # reentrant: building the in-process gateway makes the default simulator
 _cached: tuple[tuple[str, float], Gateway] | None = None
-_simulator: CasSimulator | None = None
+_simulator: InProcessHeadend | None = None
 
 
-def default_simulator() -> CasSimulator:
-    """The in-process head-end of this process, made on first use."""
+def default_simulator() -> InProcessHeadend:
+    """The in-process head-end of this process, made on first use from ``settings.CAS_INPROCESS_BACKEND``."""
     global _simulator
-    from conax.simulator import CasSimulator  # the simulator imports this module's types
-
     with _lock:
         if _simulator is None:
-            _simulator = CasSimulator(auto_register=True, latency_ms=float(settings.CAS_SIMULATOR_LATENCY_MS))
+            backend = import_string(settings.CAS_INPROCESS_BACKEND)
+            _simulator = backend(auto_register=True, latency_ms=float(settings.CAS_SIMULATOR_LATENCY_MS))
         return _simulator
 
 

@@ -286,6 +286,9 @@ if not CAS_GATEWAY_URL:
     )
 CAS_TIMEOUT = env.float("CAS_TIMEOUT", default=5.0)
 CAS_SIMULATOR_LATENCY_MS = env.float("CAS_SIMULATOR_LATENCY_MS", default=0.0)
+# What "inprocess:" runs, by dotted path: a class or factory taking auto_register and latency_ms whose objects have
+# send/lookup (conax/gateway.py). A code choice, not an operator's: not read from the environment.
+CAS_INPROCESS_BACKEND = "conax.simulator.CasSimulator"
 # The periodic run that sends due scheduled requests and re-sends any due request whose message was lost (seconds
 # between runs), and how long a queued request may wait for a worker before that run queues it again.
 CAS_DISPATCH_INTERVAL = env.int("CAS_DISPATCH_INTERVAL", default=10)

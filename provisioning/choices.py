@@ -1,5 +1,7 @@
 from django.db import models
 
+from provisioning import thunder_protocol as wire
+
 
 class ProvisionType(models.TextChoices):
     HARDWARE = "HARDWARE", "Hardware"
@@ -7,10 +9,13 @@ class ProvisionType(models.TextChoices):
 
 
 class ProvisionState(models.TextChoices):
-    NOT_PROVISIONED = "NOT_PROVISIONED", "Not provisioned"
-    IN_PROGRESS = "IN_PROGRESS", "In progress"
-    PROVISIONED = "PROVISIONED", "Provisioned"
-    CORRUPTED = "CORRUPTED", "Corrupted"
+    """The wire states (``thunder_protocol.ProvisionState``) with labels. Members spelt out, not generated, so that
+    readers and type checkers see them; tests/provisioning/test_simulator_standalone.py checks both list the same."""
+
+    NOT_PROVISIONED = wire.ProvisionState.NOT_PROVISIONED.value, "Not provisioned"
+    IN_PROGRESS = wire.ProvisionState.IN_PROGRESS.value, "In progress"
+    PROVISIONED = wire.ProvisionState.PROVISIONED.value, "Provisioned"
+    CORRUPTED = wire.ProvisionState.CORRUPTED.value, "Corrupted"
 
 
 class CommandKind(models.TextChoices):

@@ -32,14 +32,20 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-DEVICE_PROVISIONING = "com.comcast.DeviceProvisioning"
-PROVISIONING = "Provisioning.1"
+from provisioning import thunder_protocol as protocol
+from provisioning.thunder_protocol import (
+    DEVICE_PROVISIONING,
+    ERROR_INPROGRESS,
+    ERROR_UNAVAILABLE,
+    METHOD_NOT_FOUND,  # noqa: F401 - callers compare ThunderError.code with it
+    ProvisionState,
+    ProvisionType,
+)
+
+PROVISIONING = f"{protocol.PROVISIONING}.{protocol.PLUGIN_VERSION}"
 DEFAULT_TIMEOUT = 5.0
-ERROR_UNAVAILABLE = 2
-ERROR_INPROGRESS = 12
-METHOD_NOT_FOUND = -32601
 # Which API version of com.comcast.DeviceProvisioning first has a method (getApiVersionNumber tells a box's).
-NEEDS_VERSION = {"getNetflixESN": 2, "notifyProvisioning": 2, "getSOCId": 3}
+NEEDS_VERSION = protocol.METHOD_SINCE
 
 
 class Retry(StrEnum):
@@ -74,18 +80,6 @@ class Unsupported(Failed):
 
 class BadShape(Failed):
     """The answer does not have the shape the interface spec gives."""
-
-
-class ProvisionType(StrEnum):
-    HARDWARE = "HARDWARE"
-    CRYPTANIUM = "CRYPTANIUM"
-
-
-class ProvisionState(StrEnum):
-    NOT_PROVISIONED = "NOT_PROVISIONED"
-    IN_PROGRESS = "IN_PROGRESS"
-    PROVISIONED = "PROVISIONED"
-    CORRUPTED = "CORRUPTED"
 
 
 @dataclass(frozen=True)
@@ -335,7 +329,7 @@ class ThunderClient:
         _null(self.call(f"{PROVISIONING}.provision"), "provision")
 
     def set_index(self, label: str, index: int) -> None:
-        if not 0 <= index < 2**32:
+        if not 0 <= index <= protocol.MAX_INDEX:
             raise Failed(f"index {index} is not an unsigned 32-bit number")
         _null(self.call(f"{PROVISIONING}.index", {"label": label, "index": index}), "index")
 
@@ -357,8 +351,8 @@ async def subscribe(
     address: str,
     on_event: EventHandler,
     *,
-    event: str = "provisioningchange",
-    client_id: str = "client.events.1",
+    event: str = protocol.EVENT,
+    client_id: str = protocol.PORTAL_EVENT_ID,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> None:
     """Register for ``event`` on the box (``Provisioning.1.register``) and hand each notification to ``on_event``
