@@ -17,14 +17,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from conax.cas_protocol import BARK_DEFAULT_SECONDS, BARK_MAX, MAIL_MAX
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.crypto import pin_encrypt
 from conax.exceptions import IllegalState, InvalidParameter, RuleViolation
 from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit, new_id
 
-MAIL_MAX = 141
-BARK_MAX = 129
-BARK_DEFAULT_SECONDS = 20
 REPEAT_INTERVAL = range(10, 2551, 10)
 REPETITIONS = range(1, 256)
 PIN = re.compile(r"\d{4}")

@@ -18,6 +18,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from conax import selectors
+from conax.cas_protocol import BARK_DEFAULT_SECONDS, BARK_MAX, MAIL_MAX
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.exceptions import NotFound
 from conax.models import Service, SetTopBox, Smartcard, Subscription
@@ -259,16 +260,18 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Param("display_date_time", moment), Param("display_duration", integer(1, 65535)),
             Param("position_x", integer(0, 65535)), Param("position_y", integer(0, 65535)),
             Param("height", integer(0, 65535)), Param("fingerprint_slot", text(8))),
-    _create("send_mail_message_to_client", "Send a mail message (at most 141 characters).",
+    _create("send_mail_message_to_client", f"Send a mail message (at most {MAIL_MAX} characters).",
             RT.SEND_MAIL_MESSAGE_TO_CLIENT, Param("smartcard_identifier", SMARTCARD, True),
-            Param("message", text(141), True)),
-    _create("send_bark_message_to_client", "Show a bark message (at most 129 characters, 20 s by default).",
+            Param("message", text(MAIL_MAX), True)),
+    _create("send_bark_message_to_client",
+            f"Show a bark message (at most {BARK_MAX} characters, {BARK_DEFAULT_SECONDS} s by default).",
             RT.SEND_BARK_MESSAGE_TO_CLIENT, Param("smartcard_identifier", SMARTCARD, True),
-            Param("message", text(129), True), Param("duration", integer(1, 255), doc="seconds, default 20")),
+            Param("message", text(BARK_MAX), True),
+            Param("duration", integer(1, 255), doc=f"seconds, default {BARK_DEFAULT_SECONDS}")),
     _create("send_repeating_bark_message_to_client",
             "Show a bark message repeatedly (interval 10 to 2550 s in steps of 10).",
             RT.SEND_REPEATING_BARK_MESSAGE_TO_CLIENT, Param("smartcard_identifier", SMARTCARD, True),
-            Param("message", text(129), True), Param("interval", integer(10, 2550), True, doc="seconds, step 10"),
+            Param("message", text(BARK_MAX), True), Param("interval", integer(10, 2550), True, doc="seconds, step 10"),
             Param("repetitions", integer(1, 255), doc="default 1")),
 )}  # fmt: skip
 
