@@ -6,7 +6,7 @@ import django_filters as filters
 
 from components.choices import ActiveStatus, ComponentType
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
-from portal.kernel.filters import IdFilter
+from portal.kernel.filters import BooleanFilter, IdFilter
 
 
 class CatalogFilter(filters.FilterSet):
@@ -35,7 +35,7 @@ class DeviceProvisioningFilter(filters.FilterSet):
     device_id = IdFilter(field_name="device_id", queryset=DeviceProvisioning.objects.all(),
                          label="Device id (= provisioning id)")  # fmt: skip
     serial_number = filters.CharFilter(field_name="device__serial_number", label="Device serial number")
-    is_active = filters.BooleanFilter(label="Active")
+    is_active = BooleanFilter(label="Active")
     q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
 
     class Meta:

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from devices.choices import ActivationOutcome, ActivationState
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
-from portal.kernel.filters import IdFilter, WindowedDateTimeFilter
+from portal.kernel.filters import BooleanFilter, IdFilter, WindowedDateTimeFilter
 
 MAX_SECONDS = 10 * 366 * 86400  # ten years: larger durations mean nothing here and overflow date arithmetic
 
@@ -47,9 +47,9 @@ class DeviceFilter(filters.FilterSet):
         field_name="owner", queryset=get_user_model().objects.all(), label="Owner (user id)"
     )
     owner = filters.CharFilter(field_name="owner__username", label="Owner username")
-    has_owner = filters.BooleanFilter(field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner")
+    has_owner = BooleanFilter(field_name="owner", lookup_expr="isnull", exclude=True, label="Has an owner")
     q = filters.CharFilter(method="filter_q", label="Serial number contains")
-    stranded = filters.BooleanFilter(
+    stranded = BooleanFilter(
         method="filter_stranded", label="Stranded: activated, but its CIK never used (no authenticated call)"
     )
     stranded_for = SecondsFilter(

@@ -62,6 +62,25 @@ class IdFilter(filters.NumberFilter):
     field_class = IdField
 
 
+class StrictNullBooleanField(forms.NullBooleanField):
+    """Django's NullBooleanField (and its select widget) read anything but true/false/1/0 as "no filter"; here it is
+    an error."""
+
+    widget = forms.TextInput
+
+    def clean(self, value):
+        cleaned = super().clean(value)
+        if cleaned is None and value not in self.empty_values:
+            raise ValidationError("Enter true or false.", code="invalid")
+        return cleaned
+
+
+class BooleanFilter(filters.BooleanFilter):
+    """``true``/``false`` (or ``1``/``0``); any other value is a 400, not the filter left out."""
+
+    field_class = StrictNullBooleanField
+
+
 def filtered(filterset_class: type[filters.FilterSet], data: dict | None, queryset: QuerySet) -> QuerySet:
     """``queryset`` narrowed by ``filterset_class`` over ``data``; an invalid value raises ``ValidationError``
     (``{filter: [messages]}``) instead of being dropped, as django-filter's ``qs`` alone would."""
