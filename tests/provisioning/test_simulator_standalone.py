@@ -1,0 +1,96 @@
+"""The device simulator is its own program: ``python -m provisioning.simulator`` serves without Django settings, and
+importing the package (or the Thunder wire protocol) loads no Django at all."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from provisioning import choices, simulator, thunder, thunder_protocol
+from tests.conftest import REPO, clean_env
+
+TIMEOUT = 5.0
+SOC_ID_CALL = '{"jsonrpc":"2.0","id":7,"method":"com.comcast.DeviceProvisioning.3.getSOCId"}'
+NO_DJANGO = (
+    "import sys, {module}; "
+    "loaded = sorted({{m.split('.')[0] for m in sys.modules}} & {{'django', 'rest_framework', 'celery', 'channels'}}); "
+    "assert not loaded, loaded"
+)
+
+
+def run_module(*args: str) -> subprocess.Popen:
+    """``python -m provisioning.simulator`` in a newcomer's environment: no DJANGO_SETTINGS_MODULE, no portal
+    variable."""
+    env = clean_env()
+    assert "DJANGO_SETTINGS_MODULE" not in env
+    return subprocess.Popen(
+        [sys.executable, "-m", "provisioning.simulator", *args],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "module", ["provisioning.simulator", "provisioning.simulator.cli", "provisioning.thunder_protocol"]
+)
+def test_importing_the_simulator_loads_no_django(module):
+    proc = subprocess.run([sys.executable, "-c", NO_DJANGO.format(module=module)], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+@pytest.mark.slow
+def test_python_m_serves_json_rpc_over_a_real_socket_until_sigterm():
+    proc = run_module("--count", "3", "--port", "0", "--api-version", "3", "--seed", "1")
+    try:
+        announced = [proc.stdout.readline() for _ in range(4)]
+        address = announced[3].split()[2]
+        answer = httpx.post(f"http://{address}/jsonrpc", content=SOC_ID_CALL, timeout=TIMEOUT)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rest, errors = proc.stdout.read(), proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+
+    assert announced[0] == "Simulating 3 set-top box(es); Ctrl-C or SIGTERM stops them.\n"
+    assert announced[3].startswith("box  2  127.0.0.1:") and " api=3 " in announced[3]
+    expected = '{"jsonrpc":"2.0","id":7,"result":{"socid":"SOC","success":true}}'.replace(
+        "SOC", simulator.soc_id_for(2)
+    )
+    assert (answer.status_code, answer.text) == (200, expected)
+    assert (code, rest, errors) == (0, "Simulator stopped.\n", "")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("--fd", "1000"), "--fd 1000: not an open socket", id="closed-fd"),
+        pytest.param(("--count", "0", "--port", "0"), "--count must be at least 1", id="count"),
+        pytest.param(("--port", "65535", "--count", "2"), "the port range passes 65535", id="range"),
+    ],
+)
+def test_python_m_refuses_what_cannot_work_with_one_line_and_code_1(args, message):
+    proc = run_module(*args)
+    out, err = proc.communicate(timeout=60)
+
+    assert (proc.returncode, out) == (1, "")
+    assert err.startswith(f"python -m provisioning.simulator: error: {message}")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_provision_states_have_one_home():
+    """The client and the simulator use the protocol's enum itself; the stored choices carry the same values."""
+    assert thunder.ProvisionState is simulator.ProvisionState is thunder_protocol.ProvisionState
+    assert [(c.name, c.value) for c in choices.ProvisionState] == [
+        (s.name, s.value) for s in thunder_protocol.ProvisionState
+    ]
