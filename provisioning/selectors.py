@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from portal.kernel.filters import filtered
 from provisioning.filters import CommandFilter
 from provisioning.models import BoxEvent, Command, SetTopBox
 
@@ -24,4 +25,4 @@ def box_timeline(*, box: SetTopBox, length: int = TIMELINE_LENGTH) -> list[dict]
 
 def command_list(*, filters: dict | None = None) -> QuerySet[Command]:
     qs = Command.objects.select_related("box__device", "requested_by").order_by("-created_at", "-pk")
-    return CommandFilter(filters or {}, qs).qs
+    return filtered(CommandFilter, filters, qs)
