@@ -1,5 +1,6 @@
-"""Errors of the provisioning components, with stable codes. The /v1/ dialect answers each code as it is named here
-(the seed's codes); the staff REST API maps them through ``portal.kernel.api.errors``."""
+"""Errors of the provisioning components, with stable codes: the /v1/ dialect answers each one's ``code`` as it is
+written here (they are the seed's codes), in ``components.api.params.v1_error``; the staff REST API answers by
+category, in ``portal.kernel.api.errors``."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from portal.kernel.errors import Category, DomainError
 class ComponentError(DomainError):
     code = "COMPONENT_ERROR"
 
-    def __init__(self, code: str | None = None, detail: str | None = None) -> None:
-        self.code = code or self.code
-        self.detail = detail
-        super().__init__(self.code)
+    @property
+    def ids(self) -> list[int]:
+        """The offending ids, in request order (``details["ids"]``; empty when the error names none)."""
+        return self.details.get("ids", [])
 
 
 class UnknownProvisioning(ComponentError):
@@ -23,18 +24,43 @@ class UnknownProvisioning(ComponentError):
 
 
 class UnknownCatalogEntry(ComponentError):
-    """Component ids that are not in the catalog of their type; ``ids`` are the offending ones, in request order."""
+    """Component ids that are not in the catalog of their type (``details["ids"]``). Raised as the subclass of the
+    type (``components.services.UNKNOWN_CATALOG``), each with the seed's code."""
 
-    def __init__(self, code: str, ids: list[int]) -> None:
-        super().__init__(code)
-        self.ids = ids
+    code = "INVALID_COMPONENT_CATALOG_ID"  # never raised itself: each type's subclass has its own code
+
+
+class UnknownSensor(UnknownCatalogEntry):
+    code = "INVALID_COMPONENT_SENSOR_ID_PRAM"
+
+
+class UnknownParameter(UnknownCatalogEntry):
+    code = "INVALID_COMPONENT_PARAMETER_ID_PRAM"
+
+
+class UnknownParameterGroup(UnknownCatalogEntry):
+    code = "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM"
 
 
 class UnknownComponent(ComponentError):
-    """Components to update that do not exist (or not in one provisioning record); ``ids`` are the offending ones."""
+    """Components to update that do not exist (or not in one provisioning record); ``details["ids"]`` are the
+    offending ones."""
 
     code = "INVALID_COMPONENT_ID_PRAM"
 
-    def __init__(self, ids: list[int]) -> None:
-        super().__init__()
-        self.ids = ids
+
+class LoginRefused(ComponentError):
+    """A /v1/ login that issues no token; raised as one of its subclasses (the original's codes)."""
+
+    code = "LOGIN_REFUSED"
+    category = Category.DENIED
+
+
+class AccountDoesNotExist(LoginRefused):
+    code = "ACCOUNT_DOES_NOT_EXIST"
+
+
+class AccountPasswordIncorrect(LoginRefused):
+    """The username names an active account, but the password is not its own."""
+
+    code = "ACCOUNT_PASSWORD_INCORRECT"

@@ -8,22 +8,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
+from django.http import HttpRequest
 from django.utils import timezone
 
 from components.choices import ActiveStatus, ComponentType
-from components.exceptions import UnknownCatalogEntry, UnknownComponent, UnknownProvisioning
+from components.exceptions import (
+    AccountDoesNotExist,
+    AccountPasswordIncorrect,
+    UnknownCatalogEntry,
+    UnknownComponent,
+    UnknownParameter,
+    UnknownParameterGroup,
+    UnknownProvisioning,
+    UnknownSensor,
+)
 from components.models import DeviceProvisioning, ProvisioningComponent
 from components.selectors import CATALOG, components_visible
 from devices.models import Device
+from portal.kernel import services as portal_services
+from portal.kernel.authentication import api_authenticate
+from portal.kernel.choices import TokenPurpose
 from devices.selectors import devices_visible
 
-UNKNOWN_CATALOG_CODE = {
-    ComponentType.SENSOR: "INVALID_COMPONENT_SENSOR_ID_PRAM",
-    ComponentType.PARAMETER: "INVALID_COMPONENT_PARAMETER_ID_PRAM",
-    ComponentType.GROUP_PARAMETER: "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM",
+UNKNOWN_CATALOG: dict[ComponentType, type[UnknownCatalogEntry]] = {
+    ComponentType.SENSOR: UnknownSensor,
+    ComponentType.PARAMETER: UnknownParameter,
+    ComponentType.GROUP_PARAMETER: UnknownParameterGroup,
 }
 BATCH = 1000
 
@@ -57,7 +71,7 @@ def _check_catalog(*, component_type: ComponentType, component_ids: list[int]) -
     known = set(CATALOG[component_type].objects.filter(pk__in=component_ids).values_list("pk", flat=True))
     unknown = [pk for pk in component_ids if pk not in known]
     if unknown:
-        raise UnknownCatalogEntry(UNKNOWN_CATALOG_CODE[component_type], unknown)
+        raise UNKNOWN_CATALOG[component_type](ids=unknown)
 
 
 def components_upsert(
@@ -86,7 +100,7 @@ def components_upsert(
 def _set_status(components, *, expected: int, active_status: ActiveStatus, user, now) -> None:
     """Conditional update: if a row vanished since it was read, the count differs and the transaction rolls back."""
     if components.update(active_status=active_status, last_modified_by=user, last_modified_datetime=now) != expected:
-        raise UnknownComponent([])
+        raise UnknownComponent(ids=[])
 
 
 def components_update_by_triple(
@@ -103,7 +117,7 @@ def components_update_by_triple(
         )
         found = set(components.values_list("component_id", flat=True))
         if missing := [pk for pk in component_ids if pk not in found]:
-            raise UnknownComponent(missing)
+            raise UnknownComponent(ids=missing)
         _set_status(components, expected=len(component_ids), active_status=active_status, user=user, now=now)
         devices_bump_configuration(provisioning_ids=[provisioning_id])
     return Written(provisioning_id=provisioning_id, at=now)
@@ -116,10 +130,10 @@ def components_update_by_ids(*, user: AbstractBaseUser, ids: list[int], active_s
         components = components_visible(user=user).filter(pk__in=ids)
         owners = dict(components.values_list("pk", "provisioning_id"))
         if missing := [pk for pk in ids if pk not in owners]:
-            raise UnknownComponent(missing)
+            raise UnknownComponent(ids=missing)
         provisioning_id = owners[ids[0]]
         if others := [pk for pk in ids if owners[pk] != provisioning_id]:
-            raise UnknownComponent(others)
+            raise UnknownComponent(ids=others)
         rows = ProvisioningComponent.objects.filter(pk__in=ids)
         _set_status(rows, expected=len(ids), active_status=active_status, user=user, now=now)
         devices_bump_configuration(provisioning_ids=[provisioning_id])
@@ -153,3 +167,19 @@ def provisioning_save(*, device: Device, name: str | None = None, is_active: boo
             for key, value in changes.items():
                 setattr(record, key, value)
     return record
+
+
+MAX_PASSWORD = 256  # longer is no password of this API: refused before it is hashed
+
+
+def components_login(*, request: HttpRequest, username: str, password: str) -> portal_services.IssuedToken:
+    """A /v1/ token, as the original's login decides: AccountDoesNotExist unless an active account has this name
+    (``""`` names none), AccountPasswordIncorrect when one has but the password is not its own. The password is
+    only ever hashed, never stored or queried: one with a NUL is just a wrong one."""
+    if not username or len(password) > MAX_PASSWORD:
+        raise AccountDoesNotExist
+    user = api_authenticate(request, username=username, password=password)
+    if user is None or not user.is_active:
+        exists = get_user_model().objects.filter(username=username, is_active=True).exists()
+        raise AccountPasswordIncorrect if exists else AccountDoesNotExist
+    return portal_services.token_issue(user=user, purpose=TokenPurpose.COMPONENTS)

@@ -1,5 +1,6 @@
-"""Errors of the conditional-access app, with stable codes. The CRM.COM dialect maps them to its envelope
-(``conax.api.crm``); the staff REST API through ``portal.kernel.api.errors``."""
+"""Errors of the conditional-access app, with stable codes. The CRM.COM envelope answers each one's ``code`` as
+written here (they are the seed's status codes), its ``message`` and ``details["description"]``: the one mapping is
+``conax.api.crmparams.crm_error``. The staff REST API answers by category (``portal.kernel.api.errors``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from portal.kernel.errors import Category, DomainError
 class ConaxError(DomainError):
     code = "CONAX_ERROR"
 
-    def __init__(self, message: str = "", description: str | None = None) -> None:
-        super().__init__(message)
-        self.description = description
+    @property
+    def description(self) -> str | None:
+        """The longer explanation the CRM envelope carries next to the message (``details["description"]``)."""
+        return self.details.get("description")
 
 
 class InvalidParameter(ConaxError):
@@ -38,3 +40,17 @@ class IllegalState(ConaxError):
 
     code = "ILLEGAL_STATE"
     category = Category.CONFLICT
+
+
+class InvalidCredentials(ConaxError):
+    """A CRM login that issues no token, whatever the reason (``conax.services.crm_login`` says why it is one)."""
+
+    code = "INVALID_CREDENTIALS"
+    category = Category.DENIED
+
+
+class AccessDenied(ConaxError):
+    """A live CRM token whose user may no longer use the CRM API."""
+
+    code = "ACCESS_DENIED"
+    category = Category.DENIED

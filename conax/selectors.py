@@ -6,7 +6,8 @@ from django.db.models import Model, QuerySet
 
 from conax.exceptions import NotFound
 from conax.filters import ProvisioningRequestFilter
-from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription
+from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
+from portal.kernel.filters import filtered
 
 # The fields an identifier object may name, per entity (DESIGN.md, interface 4). ``id`` is the 32-hex CRM id.
 IDENTIFIERS: dict[type[Model], tuple[str, ...]] = {
@@ -26,7 +27,7 @@ def identified(model: type[Model], field: str, value: str):
     numeric = model is ProvisioningRequest and field == "number"
     row = None if numeric and not str(value).isdigit() else model.objects.filter(**{lookup: value}).first()
     if row is None:
-        raise NotFound(f"{LABELS[model]} not found", f"no {LABELS[model]} with {field} {value!r}")
+        raise NotFound(f"{LABELS[model]} not found", description=f"no {LABELS[model]} with {field} {value!r}")
     return row
 
 
@@ -35,12 +36,12 @@ def by_ca_ids(model: type[Smartcard | SetTopBox], ca_ids: list[str]) -> list:
     found = {item.ca_id: item for item in model.objects.filter(ca_id__in=ca_ids)}
     for ca_id in ca_ids:
         if ca_id not in found:
-            raise NotFound(f"{LABELS[model]} not found", f"no {LABELS[model]} with CA id {ca_id!r}")
+            raise NotFound(f"{LABELS[model]} not found", description=f"no {LABELS[model]} with CA id {ca_id!r}")
     return [found[ca_id] for ca_id in ca_ids]
 
 
 def request_list(*, filters: dict | None = None) -> QuerySet[ProvisioningRequest]:
-    return ProvisioningRequestFilter(filters or {}, ProvisioningRequest.objects.order_by("number")).qs
+    return filtered(ProvisioningRequestFilter, filters, ProvisioningRequest.objects.order_by("number"))
 
 
 LOG_RELATIONS = ("created_by_user", "updated_by_user", "created_by_unit", "updated_by_unit")
@@ -53,3 +54,14 @@ def request_page(*, filters: dict, offset: int, count: int, with_log: bool) -> l
     numbers = request_list(filters=filters).values("number")[offset : offset + count]
     rows = ProvisioningRequest.objects.filter(number__in=numbers).order_by("number")
     return list(rows.select_related(*LOG_RELATIONS) if with_log else rows)
+
+
+def unit_named(*, name: str) -> Unit | None:
+    """The unit a CRM login names: by name, else by alternative code."""
+    return Unit.objects.filter(name=name).first() or Unit.objects.filter(alternative_code=name).first()
+
+
+def unit_of_token(*, metadata: dict) -> Unit | None:
+    """The unit a CRM token was issued for (its login named one), if it still exists."""
+    pk = metadata.get("unit")
+    return Unit.objects.filter(pk=pk).first() if pk else None

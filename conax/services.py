@@ -9,19 +9,28 @@ priority order (EXPRESS first), then in that sequence.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from conax.cas_protocol import BARK_DEFAULT_SECONDS, BARK_MAX, MAIL_MAX
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.crypto import pin_encrypt
-from conax.exceptions import IllegalState, InvalidParameter, RuleViolation
+from conax.exceptions import AccessDenied, IllegalState, InvalidCredentials, InvalidParameter, RuleViolation
 from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit, new_id
+from portal.kernel import services as portal_services
+from portal.kernel.authentication import api_authenticate
+from portal.kernel.choices import TokenPurpose
+from portal.kernel.models import ApiToken
+from portal.kernel.permissions import is_support_staff
 
 REPEAT_INTERVAL = range(10, 2551, 10)
 REPETITIONS = range(1, 256)
@@ -91,7 +100,7 @@ def request_create(
 def _member(subscription: Subscription | None, smartcard: Smartcard) -> None:
     if subscription is not None and smartcard.subscription_id not in (None, subscription.pk):
         detail = f"smartcard {smartcard.serial_number} is not in subscription {subscription.number}"
-        raise RuleViolation("smartcard does not belong to the subscription", detail)
+        raise RuleViolation("smartcard does not belong to the subscription", description=detail)
 
 
 def subscription_change(
@@ -99,8 +108,8 @@ def subscription_change(
 ) -> Draft:
     """ADD_SUBSCRIPTIONS / CANCEL_SUBSCRIPTIONS: the service must be one of the subscription's."""
     if not subscription.services.filter(pk=service.pk).exists():
-        raise RuleViolation("service does not belong to the subscription",
-                            f"service {service.code} is not in subscription {subscription.number}")  # fmt: skip
+        detail = f"service {service.code} is not in subscription {subscription.number}"
+        raise RuleViolation("service does not belong to the subscription", description=detail)
     _member(subscription, smartcard)
     params = [("sub_provisioning_distribution_id", subscription.pk), ("service_ca_id", service.service_ca_id),
               ("smartcard_ca_id", smartcard.ca_id)]  # fmt: skip
@@ -179,7 +188,9 @@ def fingerprint(*, smartcard: Smartcard | None, display: dict[str, Any]) -> Draf
 
 def _message(message: str, limit: int) -> str:
     if not message or len(message) > limit:
-        raise InvalidParameter(f"message must be 1 to {limit} characters", f"{len(message)} characters given")
+        raise InvalidParameter(
+            f"message must be 1 to {limit} characters", description=f"{len(message)} characters given"
+        )
     return message
 
 
@@ -200,7 +211,7 @@ def bark(*, smartcard: Smartcard, message: str, duration: int | None) -> Draft:
 
 def repeating_bark(*, smartcard: Smartcard, message: str, interval: int, repetitions: int | None) -> Draft:
     if interval not in REPEAT_INTERVAL:
-        raise InvalidParameter("interval must be 10 to 2550 seconds in steps of 10", f"{interval} given")
+        raise InvalidParameter("interval must be 10 to 2550 seconds in steps of 10", description=f"{interval} given")
     repetitions = 1 if repetitions is None else repetitions
     if repetitions not in REPETITIONS:
         raise InvalidParameter("repetitions must be 1 to 255")
@@ -245,3 +256,44 @@ def requests_process_now(*, numbers: list[int], actor: Actor) -> int:
         for request in sorted(taken, key=lambda r: (r.priority != Priority.EXPRESS, r.number)):
             request_dispatch_on_commit(request)
     return len(taken)
+
+
+# --- CRM.COM sessions ----------------------------------------------------------------------------------------------
+
+CRM_TOKEN_TTL = timedelta(hours=2)  # CRM.COM tokens expire after 2 h (DESIGN.md)
+
+
+def crm_login(
+    *, request: HttpRequest, username: str, password: str, organisation: str, unit: Unit | None
+) -> portal_services.IssuedToken:
+    """A CRM token for support staff of the CRM organisation, or InvalidCredentials for everyone else, whatever
+    the password.
+
+    Whether the user may use the CRM API is decided before the password is checked: someone who may not (a
+    customer, an inactive or non-support account, another organisation) goes down the wrong-password path itself,
+    so the answer, the failure count and lock-out (django-axes) and the time spent hashing are those of a wrong
+    password. Otherwise a right password would show: by another answer, or by a lock-out that a success resets."""
+    allowed = organisation == settings.CRM_ORGANISATION and _may_use_crm(username)
+    checked = password if allowed else secrets.token_urlsafe(32)
+    user = api_authenticate(request, username=username, password=checked)
+    if user is None or not allowed or not is_support_staff(user):
+        raise InvalidCredentials("wrong username, password or organisation")
+    return portal_services.token_issue(
+        user=user, purpose=TokenPurpose.CRM, absolute_ttl=int(CRM_TOKEN_TTL.total_seconds()),
+        metadata={"organisation": organisation, "unit": unit and unit.pk},
+    )  # fmt: skip
+
+
+def _may_use_crm(username: str) -> bool:
+    model = get_user_model()
+    user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
+    return user is not None and is_support_staff(user)
+
+
+def crm_session(*, raw: str) -> ApiToken:
+    """The live CRM token ``raw`` names: TokenError if there is none, AccessDenied if its user has since lost
+    support-staff rights."""
+    token = portal_services.token_authenticate(raw=raw, purpose=TokenPurpose.CRM)
+    if not is_support_staff(token.user):
+        raise AccessDenied("this user may not use the CRM API")
+    return token

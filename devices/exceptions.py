@@ -1,4 +1,5 @@
-"""Errors of the device inventory, with stable codes. Each API dialect maps them to its own wire format."""
+"""Errors of the device inventory, with stable codes. Each API dialect maps them to its own wire format (the list of
+where is in ``portal.kernel.errors``)."""
 
 from devices.choices import ActivationOutcome
 from portal.kernel.errors import Category, DomainError
@@ -6,10 +7,6 @@ from portal.kernel.errors import Category, DomainError
 
 class DeviceError(DomainError):
     code = "DEVICE_ERROR"
-
-    def __init__(self, message: str = "", **details) -> None:
-        super().__init__(message or self.code)
-        self.details = details
 
 
 class IllegalTransition(DeviceError):
@@ -33,15 +30,19 @@ class InvalidOwner(DeviceError):
 
 
 class ActivationRefused(DeviceError):
-    """Activation did not hand out a CIK; ``outcome`` says why (and which status code the API answers)."""
+    """Activation did not hand out a CIK. ``details``: ``outcome`` says why (activation answers a status for each,
+    ``provisioning.api.activation.REFUSALS``), ``device_id`` the device when one was found."""
 
     code = "ACTIVATION_REFUSED"
     category = Category.CONFLICT
 
-    def __init__(self, outcome: ActivationOutcome, device_id: int | None = None) -> None:
-        super().__init__(outcome.value)
-        self.outcome = outcome
-        self.device_id = device_id
+    @property
+    def outcome(self) -> ActivationOutcome:
+        return self.details["outcome"]
+
+    @property
+    def device_id(self) -> int | None:
+        return self.details.get("device_id")
 
 
 class CikInvalid(DeviceError):

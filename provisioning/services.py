@@ -238,3 +238,11 @@ def event_ingest(*, box: SetTopBox, name: str, params: dict, source: EventSource
     publish({"type": "device.event", "device_id": box.device_id, "event": name, "status": status,
              "at": now.isoformat()})  # fmt: skip
     return event
+
+
+def event_push(*, device: Device, host: str, name: str, status: int) -> BoxEvent:
+    """A notification a box pushed (JSON-RPC): a box pushing for the first time is registered at the address it
+    pushed from, in the same transaction as its event."""
+    with transaction.atomic():
+        box = SetTopBox.objects.filter(device=device).first() or box_register(device=device, host=host)
+        return event_ingest(box=box, name=name, params={"status": status}, source=EventSource.PUSH)

@@ -12,23 +12,26 @@ or ``multipart/form-data``); every answer is JSON with HTTP 200:
   ``ACCOUNT_PASSWORD_INCORRECT``, ``MISSING_CONTENT_TYPE_HEADER``, ``INVALID_CONTENT_TYPE_HEADER``, and
   ``ACCOUNT_LOCKED`` after repeated failures), and the echoes ``username`` and ``CONTENT_TYPE``.
 
-Where this differs from the original, and why, is written down in docs/components.md.
+Who may log in is ``components.services.components_login``; its refusals and the token store's become codes in
+``components.api.params.v1_error``. Where this differs from the original, and why, is written down in
+docs/components.md.
 The token goes in request header ``token`` on /v1/DeviceProvisioningComponents/.
 """
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
+from components import services
+from components.api.params import v1_error
 from components.api.sanitise import Unstorable, check_fields
-from portal.kernel import services
-from portal.kernel.authentication import api_authenticate
+from components.exceptions import LoginRefused
+from portal.kernel import services as portal_services
 from portal.kernel.choices import TokenPurpose
-from portal.kernel.exceptions import TokenError
+from portal.kernel.exceptions import TokenError, TokenInvalid
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_FIELD = 256
@@ -69,27 +72,31 @@ def _username(form: QueryDict) -> str:
     return "" if username.strip(" ") != username or len(username) > MAX_FIELD else username
 
 
-def _logout(raw: str) -> JsonResponse:
+def _token(raw: str):
+    """The live /v1/ token ``raw`` names; TokenError otherwise (text that no token can be included)."""
     try:
         check_fields({"token": raw})
-        token = services.token_authenticate(raw=raw, purpose=TokenPurpose.COMPONENTS)
-    except (Unstorable, TokenError):
-        return JsonResponse({"error": "INVALID_TOKEN1"})
-    services.token_revoke(token=token)
+    except Unstorable as exc:
+        raise TokenInvalid from exc
+    return portal_services.token_authenticate(raw=raw, purpose=TokenPurpose.COMPONENTS)
+
+
+def _logout(raw: str) -> JsonResponse:
+    try:
+        token = _token(raw)
+    except TokenError as exc:
+        return JsonResponse(v1_error(exc, logout=True).body())
+    portal_services.token_revoke(token=token)
     return JsonResponse({"status": "LOGGED_OUT", "error": "NO_ERROR"})
 
 
 def _login(request: HttpRequest, form: QueryDict) -> JsonResponse:
-    username, password = _username(form), form.get("password", "")
-    if not username or len(password) > MAX_FIELD:
-        return _answer(request, "ACCOUNT_DOES_NOT_EXIST", username=username)
-    # The password is only ever hashed, never stored or queried: one with a NUL is just a wrong one.
-    user = api_authenticate(request, username=username, password=password)
-    if user is None or not user.is_active:
-        exists = get_user_model().objects.filter(username=username, is_active=True).exists()
-        return _answer(request, "ACCOUNT_PASSWORD_INCORRECT" if exists else "ACCOUNT_DOES_NOT_EXIST", username=username)
-    issued = services.token_issue(user=user, purpose=TokenPurpose.COMPONENTS)
-    return _answer(request, "NO_ERROR", username=username, user=user, token=issued.raw)
+    username = _username(form)
+    try:
+        issued = services.components_login(request=request, username=username, password=form.get("password", ""))
+    except LoginRefused as exc:
+        return _answer(request, v1_error(exc).code, username=username)
+    return _answer(request, "NO_ERROR", username=username, user=issued.token.user, token=issued.raw)
 
 
 @csrf_exempt

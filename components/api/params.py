@@ -1,6 +1,7 @@
 """Parsing and validation of /v1/DeviceProvisioningComponents/ request bodies, with the seed's error codes.
 
-Pure functions (no database), used by ``components.api.v1``. The order of checks
+Pure functions (no database), used by ``components.api.v1`` and ``components.api.login``; ``v1_error`` is the
+dialect's one mapping of domain errors to its codes. The order of checks
 follows the seed: the body and ``action`` first (``INVALID_REQUEST_PRAM``, ``INVALID_ACTION_PRAM``), then unknown
 keys (``INVALID_INPUT_PRAM`` with ``error_detail`` ``INVALID_PRAM_<name>``, the first in body order), then each
 parameter's type and range, then the action's required and incompatible parameters.
@@ -14,11 +15,17 @@ from typing import Any
 
 from components.api.sanitise import check_json
 from components.choices import ActiveStatus, ComponentType
+from components.exceptions import ComponentError, UnknownCatalogEntry, UnknownComponent
+from portal.kernel.exceptions import TokenError
 
 MAX_ID = 2**31 - 1
 MAX_IDS = 10_000
 MAX_TYPE_NAME = 15
 DEFAULT_LIMIT = 1000
+DETAIL_IDS = 100  # an error_detail names at most this many ids
+# Not secrets: the codes a refused token answers (a logout's is the original's answer for a token it does not know).
+TOKEN_REFUSED = "INVALID_TOKEN"  # noqa: S105
+LOGOUT_TOKEN_REFUSED = "INVALID_TOKEN1"  # noqa: S105
 
 ALLOWED = {
     "select": ("provisioning_component_id", "provisioning_id", "component_type", "component_id", "active_status",
@@ -41,6 +48,8 @@ TRIPLE = ("provisioning_id", "component_type", "component_id")
 
 
 class V1Error(Exception):
+    """The dialect's wire error: ``{"error": CODE}``, plus ``error_detail`` where the seed gives one."""
+
     def __init__(self, code: str, detail: str | None = None) -> None:
         super().__init__(code)
         self.code, self.detail = code, detail
@@ -142,3 +151,25 @@ def _check_update(params: dict) -> None:
         raise V1Error(INVALID[missing])
     if "active_status" not in params:
         raise V1Error("MISSING_ACTIVE_STATUS_PRAM")
+
+
+# --- domain errors on the wire -------------------------------------------------------------------------------------
+
+
+def _detail(ids: list[int]) -> str | None:
+    if not ids:
+        return None
+    shown = ",".join(str(pk) for pk in ids[:DETAIL_IDS])
+    return f"INVALID_IDS_{shown}" + (f",+{len(ids) - DETAIL_IDS}_MORE" if len(ids) > DETAIL_IDS else "")
+
+
+def v1_error(exc: ComponentError | TokenError, request: V1Request | None = None, *, logout: bool = False) -> V1Error:
+    """The one mapping of domain errors to /v1/ codes. Components' errors (the login's included) answer their own
+    code, the seed's; a token the store refuses answers INVALID_TOKEN (INVALID_TOKEN1 on a logout, as the original
+    does). Offending ids go into error_detail only when the client sent them as an array."""
+    if isinstance(exc, TokenError):
+        return V1Error(LOGOUT_TOKEN_REFUSED if logout else TOKEN_REFUSED)
+    if request is not None and isinstance(exc, UnknownCatalogEntry | UnknownComponent):
+        given = "provisioning_component_id" if "provisioning_component_id" in request.params else "component_id"
+        return V1Error(exc.code, _detail(exc.ids) if request.given_as_list.get(given) else None)
+    return V1Error(exc.code)

@@ -2,7 +2,8 @@
 
 The token from ``POST /v1/Login/`` goes in request header ``token``. Every answer is JSON with HTTP 200, errors
 included (``{"error": CODE}``, plus ``error_detail`` where the seed gives one), as the original service answers.
-Parsing lives in ``params``, rules in ``components.services``; this module maps both to the wire format.
+Parsing lives in ``params``, rules in ``components.services``; domain errors become codes in one place,
+``params.v1_error``.
 """
 
 from __future__ import annotations
@@ -12,32 +13,16 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from components import selectors, services
-from components.api.params import V1Error, V1Request, parse
+from components.api.params import V1Error, V1Request, parse, v1_error
 from components.api.sanitise import Unstorable, check_fields
 from components.choices import ComponentType
-from components.exceptions import ComponentError, UnknownCatalogEntry, UnknownComponent
+from components.exceptions import ComponentError
 from portal.kernel import services as portal_services
 from portal.kernel.audit import set_audit_actor
 from portal.kernel.choices import TokenPurpose
-from portal.kernel.exceptions import TokenError
+from portal.kernel.exceptions import TokenError, TokenInvalid
 
 DATETIME = "%Y-%m-%d %H:%M:%S"
-DETAIL_IDS = 100  # an error_detail names at most this many ids
-
-
-def _detail(ids: list[int]) -> str | None:
-    if not ids:
-        return None
-    shown = ",".join(str(pk) for pk in ids[:DETAIL_IDS])
-    return f"INVALID_IDS_{shown}" + (f",+{len(ids) - DETAIL_IDS}_MORE" if len(ids) > DETAIL_IDS else "")
-
-
-def _error(exc: ComponentError, request: V1Request) -> V1Error:
-    """A domain error → the seed's code; ids go into error_detail only when the client sent an array."""
-    if isinstance(exc, UnknownCatalogEntry | UnknownComponent):
-        given = "provisioning_component_id" if "provisioning_component_id" in request.params else "component_id"
-        return V1Error(exc.code, _detail(exc.ids) if request.given_as_list.get(given) else None)
-    return V1Error(exc.code)
 
 
 def _select(user, request: V1Request) -> dict:
@@ -91,12 +76,13 @@ ACTIONS = {"select": _select, "insert": _insert, "update": _update}
 
 
 def _user(request: HttpRequest):
+    """The user of the ``token`` header; TokenError when the store refuses it (or it could not be one of its)."""
+    raw = request.headers.get("token", "")
     try:
-        raw = request.headers.get("token", "")
         check_fields({"token": raw})
-        token = portal_services.token_authenticate(raw=raw, purpose=TokenPurpose.COMPONENTS)
-    except (Unstorable, TokenError):
-        return None
+    except Unstorable as exc:
+        raise TokenInvalid from exc
+    token = portal_services.token_authenticate(raw=raw, purpose=TokenPurpose.COMPONENTS)
     set_audit_actor(token.user)
     return token.user
 
@@ -114,9 +100,10 @@ def _body(request: HttpRequest) -> bytes | dict:
 def device_provisioning_components(request: HttpRequest) -> JsonResponse:
     if request.method not in ("GET", "POST"):
         return JsonResponse({"error": "INVALID_REQUEST_METHOD"}, status=405, headers={"Allow": "GET, POST"})
-    user = _user(request)
-    if user is None:
-        return JsonResponse({"error": "INVALID_TOKEN"})
+    try:
+        user = _user(request)
+    except TokenError as exc:
+        return JsonResponse(v1_error(exc).body())
     request_ = None
     try:
         request_ = parse(_body(request))
@@ -124,4 +111,4 @@ def device_provisioning_components(request: HttpRequest) -> JsonResponse:
     except V1Error as exc:
         return JsonResponse(exc.body())
     except ComponentError as exc:
-        return JsonResponse(_error(exc, request_).body())
+        return JsonResponse(v1_error(exc, request_).body())

@@ -5,35 +5,28 @@ Every answer is the envelope ``{"status": {"code", "message", "description"}, "d
 included (``code`` is ``"OK"`` on success), except any unknown path (404) and a wrong HTTP method (405, with
 ``Allow``), which still carry the envelope. GET takes its parameters from the query string, POST from a JSON object
 body; both carry ``token``, and both pass one input layer first (``conax.api.crminput``). Parameter tables and their
-checks: ``conax.api.crmparams``; rules: ``conax.services``.
+checks: ``conax.api.crmparams``; rules: ``conax.services``. Domain errors become the envelope's status in one place,
+``conax.api.crmparams.crm_error``.
 """
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from conax import selectors, services
 from conax.api import crminput
-from conax.api.crmparams import METHODS, REQUEST_FIELDS, CrmError, Method, fields_set
+from conax.api.crmparams import DOMAIN_ERRORS, METHODS, REQUEST_FIELDS, CrmError, Method, crm_error, fields_set
 from conax.choices import Priority, RequestType
 from conax.exceptions import ConaxError
 from conax.models import ProvisioningRequest, Unit
 from portal.kernel import services as portal_services
 from portal.kernel.audit import set_audit_actor
-from portal.kernel.authentication import api_authenticate
-from portal.kernel.choices import TokenPurpose
 from portal.kernel.exceptions import TokenError
-from portal.kernel.permissions import is_support_staff
 
-TOKEN_TTL = timedelta(hours=2)  # CRM.COM tokens expire after 2 h (DESIGN.md)
 DATE = "%Y-%m-%dT%H:%M:%S"
 DEFAULT_RESULTS = 50
 REQUESTS_PATH = "conax_web_services/provisioning_requests/"
@@ -45,8 +38,9 @@ def envelope(data: Any = None, code: str = "OK", message: str | None = None, des
     return JsonResponse(body, status=status, safe=False)
 
 
-def _failure(exc: CrmError, status: int = 200) -> JsonResponse:
-    return envelope(None, exc.code, exc.message, exc.description, status)
+def _failure(exc: CrmError | ConaxError | TokenError, status: int = 200) -> JsonResponse:
+    error = exc if isinstance(exc, CrmError) else crm_error(exc)
+    return envelope(None, error.code, error.message, error.description, status)
 
 
 def _not_allowed(allowed: str) -> JsonResponse:
@@ -71,46 +65,22 @@ def token_login(request: HttpRequest) -> JsonResponse:
         for name in ("username", "password", "organisation"):
             if not isinstance(raw.get(name), str) or not raw[name] or len(raw[name]) > 255:
                 raise CrmError("MISSING_PARAMETER", f"{name} is mandatory")
-        unit = _unit(raw.get("unit"))
-        user = _login(request, raw)
-    except CrmError as exc:
+        issued = services.crm_login(
+            request=request, username=raw["username"], password=raw["password"], organisation=raw["organisation"],
+            unit=_unit(raw.get("unit")),
+        )  # fmt: skip
+    except (CrmError, *DOMAIN_ERRORS) as exc:
         return _failure(exc)
-    metadata = {"organisation": raw["organisation"], "unit": unit and unit.pk}
-    ttl = int(TOKEN_TTL.total_seconds())
-    issued = portal_services.token_issue(user=user, purpose=TokenPurpose.CRM, absolute_ttl=ttl, metadata=metadata)
     return envelope({"token": issued.raw})
 
 
 def _unit(name: Any) -> Unit | None:
     if name is None:
         return None
-    unit = None
-    if isinstance(name, str) and name:
-        unit = Unit.objects.filter(name=name).first() or Unit.objects.filter(alternative_code=name).first()
+    unit = selectors.unit_named(name=name) if isinstance(name, str) and name else None
     if unit is None:
         raise CrmError("INVALID_PARAMETER", "unit is not valid", "no unit with that name or alternative code")
     return unit
-
-
-def _login(request: HttpRequest, raw: dict):
-    """The user, or INVALID_CREDENTIALS for everyone not let in, whatever the password.
-
-    Whether the user may use the CRM API is decided before the password is checked: someone who may not (a
-    customer, an inactive or non-support account, another organisation) goes down the wrong-password path itself,
-    so the answer, the failure count and lock-out (django-axes) and the time spent hashing are those of a wrong
-    password. Otherwise a right password would show: by another answer, or by a lock-out that a success resets."""
-    allowed = raw["organisation"] == settings.CRM_ORGANISATION and _may_log_in(raw["username"])
-    password = raw["password"] if allowed else secrets.token_urlsafe(32)
-    user = api_authenticate(request, username=raw["username"], password=password)
-    if user is None or not allowed or not is_support_staff(user):
-        raise CrmError("INVALID_CREDENTIALS", "wrong username, password or organisation")
-    return user
-
-
-def _may_log_in(username: str) -> bool:
-    model = get_user_model()
-    user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
-    return user is not None and is_support_staff(user)
 
 
 @csrf_exempt
@@ -119,7 +89,7 @@ def token_release(request: HttpRequest) -> JsonResponse:
         return _not_allowed("POST")
     try:
         token = _token(crminput.body(request))
-    except CrmError as exc:
+    except (CrmError, *DOMAIN_ERRORS) as exc:
         return _failure(exc)
     portal_services.token_revoke(token=token)
     return envelope(None)
@@ -127,14 +97,7 @@ def token_release(request: HttpRequest) -> JsonResponse:
 
 def _token(raw: dict):
     value = raw.get("token")
-    try:
-        token = portal_services.token_authenticate(
-            raw=value if isinstance(value, str) else "", purpose=TokenPurpose.CRM
-        )
-    except TokenError as exc:
-        raise CrmError("INVALID_TOKEN", "the token is missing, expired or released") from exc
-    if not is_support_staff(token.user):
-        raise CrmError("ACCESS_DENIED", "this user may not use the CRM API")
+    token = services.crm_session(raw=value if isinstance(value, str) else "")
     set_audit_actor(token.user)
     return token
 
@@ -164,10 +127,8 @@ def provisioning_requests(request: HttpRequest, method: str) -> JsonResponse:
         if spec.http == "GET":
             return _read(spec, values)
         created = _create(spec, values, token)
-    except CrmError as exc:
+    except (CrmError, *DOMAIN_ERRORS) as exc:
         return _failure(exc)
-    except ConaxError as exc:
-        return _failure(CrmError(exc.code, exc.message, exc.description))
     return envelope(request_data(created))
 
 
@@ -175,11 +136,7 @@ def _read(spec: Method, values: dict) -> JsonResponse:
     names = fields_set(values.pop("fields_set", None))
     if spec.name == "show":
         key, value = next(iter(values.items()))
-        try:
-            found = selectors.identified(ProvisioningRequest, key, value)
-        except ConaxError as exc:
-            raise CrmError(exc.code, exc.message, exc.description) from exc
-        return envelope(request_data(found, names))
+        return envelope(request_data(selectors.identified(ProvisioningRequest, key, value), names))
     offset, count = values.pop("offset", 0), values.pop("number_of_results", DEFAULT_RESULTS)
     rows = selectors.request_page(filters=values, offset=offset, count=count, with_log="log_information" in names)
     return envelope([request_data(row, names) for row in rows])
@@ -190,9 +147,8 @@ def _create(spec: Method, values: dict, token) -> ProvisioningRequest:
         priority=Priority(values.pop("priority", Priority.REGULAR)),
         process_immediately=values.pop("process_immediately", False), start_date=values.pop("start_date", None),
     )  # fmt: skip
-    unit = Unit.objects.filter(pk=token.metadata.get("unit")).first() if token.metadata.get("unit") else None
-    draft = DRAFTS[spec.request_type](values)
-    return services.request_create(draft=draft, actor=services.Actor(token.user, unit), options=options)
+    actor = services.Actor(token.user, selectors.unit_of_token(metadata=token.metadata))
+    return services.request_create(draft=DRAFTS[spec.request_type](values), actor=actor, options=options)
 
 
 RT = RequestType

@@ -3,8 +3,10 @@ OpenAPI hook to document (so the two never drift apart).
 
 A method's parameters are checked in this order, and the first failure is the answer: unknown names
 (``UNKNOWN_PARAMETER``), then each parameter in table order: missing (``MISSING_PARAMETER``), malformed
-(``INVALID_PARAMETER`` / ``INVALID_IDENTIFIER``), naming nothing (``NOT_FOUND``); then each semi-optional group
-(exactly one of it, ``SEMI_OPTIONAL_PARAMETERS``).
+(``INVALID_PARAMETER`` / ``INVALID_IDENTIFIER``), naming nothing (``NOT_FOUND``, the selectors' ``NotFound``); then
+each semi-optional group (exactly one of it, ``SEMI_OPTIONAL_PARAMETERS``).
+
+Shape errors are ``CrmError``s; domain errors reach the envelope through ``crm_error``, the dialect's one mapping.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from django.utils import timezone
 from conax import selectors
 from conax.cas_protocol import BARK_DEFAULT_SECONDS, BARK_MAX, MAIL_MAX
 from conax.choices import LifeCycleState, Priority, RequestType
-from conax.exceptions import NotFound
+from conax.exceptions import ConaxError
 from conax.models import Service, SetTopBox, Smartcard, Subscription
+from portal.kernel.exceptions import TokenError
 from portal.lib import dates
 
 MAX_TEXT = 255
@@ -29,9 +32,25 @@ MAX_SET = 100
 
 
 class CrmError(Exception):
+    """The dialect's own wire error: a request of the wrong shape, answered before any rule is asked."""
+
     def __init__(self, code: str, message: str, description: str | None = None) -> None:
         super().__init__(code)
         self.code, self.message, self.description = code, message, description
+
+
+# The domain errors a CRM view answers in the envelope, through ``crm_error``; anything else is a defect (500).
+DOMAIN_ERRORS = (ConaxError, TokenError)
+TOKEN_REFUSED = ("INVALID_TOKEN", "the token is missing, expired or released")
+
+
+def crm_error(exc: ConaxError | TokenError) -> CrmError:
+    """The one mapping of domain errors to the CRM.COM status. Conax errors answer their own code (the seed's status
+    codes), message and description; the token store's refusals (expired, revoked, unknown) all answer
+    INVALID_TOKEN, so the answer does not tell a guessed token from a released one."""
+    if isinstance(exc, TokenError):
+        return CrmError(*TOKEN_REFUSED)
+    return CrmError(exc.code, exc.message, exc.description)
 
 
 def _invalid(name: str, why: str) -> CrmError:
@@ -116,10 +135,7 @@ def identifier(model: type[Model]) -> Callable[[str, Any], Model]:
             raw = str(raw)
         if not isinstance(raw, str) or not raw or len(raw) > MAX_TEXT:
             raise CrmError("INVALID_IDENTIFIER", f"{name}.{key} must be a non-empty string")
-        try:
-            return selectors.identified(model, key, raw)
-        except NotFound as exc:
-            raise CrmError("NOT_FOUND", exc.message, exc.description) from exc
+        return selectors.identified(model, key, raw)  # NotFound: answered through crm_error
 
     parse.openapi = {"type": "object", "minProperties": 1, "maxProperties": 1,
                      "properties": {f: {"type": "string"} for f in fields}}  # fmt: skip
@@ -140,10 +156,7 @@ def item_set(model: type[Smartcard | SetTopBox], ca_key: str) -> Callable[[str, 
             ((key, raw),) = entry.items()
             if not isinstance(raw, str) or not raw or len(raw) > MAX_TEXT:
                 raise CrmError("INVALID_IDENTIFIER", f"{name}.{key} must be a non-empty string")
-            try:
-                items.append(selectors.identified(model, "ca_id" if key == ca_key else key, raw))
-            except NotFound as exc:
-                raise CrmError("NOT_FOUND", exc.message, exc.description) from exc
+            items.append(selectors.identified(model, "ca_id" if key == ca_key else key, raw))
         return items
 
     parse.openapi = {"type": "array", "minItems": 1, "maxItems": MAX_SET,

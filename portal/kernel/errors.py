@@ -1,7 +1,14 @@
 """The one domain error model: every app's errors subclass ``DomainError`` with a stable class-level ``code`` and a
-``category``. Each wire dialect maps categories (and, where its contract names them, codes) to its own format in one
-place: the staff REST API in ``portal.kernel.api.errors``, the CRM.COM envelope in ``conax.api.crm``, the /v1/
-dialect in ``components.api.v1``, activation and JSON-RPC in ``provisioning.api``."""
+``category``, and all share one constructor, ``DomainError(message="", **details)``: what is specific to one raise
+(ids, a description, an outcome) goes into ``details``, never into the code.
+
+Each wire dialect maps categories (and, where its contract names them, codes) to its own format in one place:
+- the staff REST API: ``portal.kernel.api.errors.STATUS`` (category → HTTP status);
+- the CRM.COM envelope: ``conax.api.crmparams.crm_error``;
+- the /v1/ components dialect: ``components.api.params.v1_error``;
+- device activation: ``provisioning.api.activation.REFUSALS`` (refusal outcome → status and text);
+- device JSON-RPC: ``provisioning.api.jsonrpc.rpc_error``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Errors of the token store. Each API dialect maps them to its own wire format."""
+"""Errors of the token store. Each API dialect maps them to its own wire format (``portal.kernel.errors`` lists
+where)."""
 
 from portal.kernel.errors import Category, DomainError
 
@@ -8,7 +9,9 @@ class PortalError(DomainError):
 
 
 class TokenError(PortalError):
-    code = "TOKEN_INVALID"
+    """Any token the store refuses; raised only as one of its subclasses."""
+
+    code = "TOKEN_ERROR"
     category = Category.DENIED
 
 

@@ -29,6 +29,7 @@ MAX_BODY = 4096
 FIELDS = {"vendor": 64, "model": 64, "sn": services.MAX_FIELD}
 FORM_TYPE = "application/x-www-form-urlencoded"
 
+# The dialect's one mapping of domain errors: an ActivationRefused answers by its outcome (status, plain text).
 REFUSALS = {
     ActivationOutcome.INVALID_MODEL: (403, "invalid vendor/model pair"),
     ActivationOutcome.UNKNOWN_SERIAL: (404, "serial number not found"),

@@ -10,6 +10,8 @@ One sanitising layer (``_sanitised``) sees every parsed message before anything 
 anywhere) holding NUL or an unpaired surrogate (``"\\ud800"``: neither can be stored in PostgreSQL text), an integer
 outside 64 bits, or nesting deeper than ``MAX_DEPTH`` makes the whole message -32600
 ``Invalid Request`` with HTTP 202, before the CIK is looked up and with nothing written.
+
+Domain errors become JSON-RPC errors in one place, ``rpc_error``; the others are the dialect's own shape errors.
 """
 
 from __future__ import annotations
@@ -17,16 +19,14 @@ from __future__ import annotations
 import json
 import re
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from devices.exceptions import CikInvalid
+from portal.kernel.errors import Category
 from portal.kernel.remote import client_ip
 from provisioning import services
 from provisioning.auth import device_from_request
-from provisioning.choices import EventSource
-from provisioning.models import SetTopBox
 from provisioning.thunder import INT32
 
 MAX_BODY = 16 * 1024
@@ -34,11 +34,19 @@ MAX_DEPTH = 16  # a notification is two levels deep; JSON's own limit here is Py
 INT64 = (-(2**63), 2**63 - 1)
 # "<client events id>.<event>": the id is the one the box was registered with, e.g. client.events.1
 EVENT_METHOD = re.compile(r"^(?P<client>[A-Za-z0-9_.-]{1,64})\.(?P<event>provisioningchange)$")
+# Domain errors as (JSON-RPC code, message, HTTP status): a refused CIK is Thunder's 401 on HTTP 401.
+DOMAIN_ERRORS = {Category.DENIED: (401, "Unauthorized", 401)}
 
 
 def _error(code: int, message: str, request_id=None, status: int = 202) -> JsonResponse:
     body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
     return JsonResponse(body, status=status)
+
+
+def rpc_error(exc: CikInvalid, request_id=None) -> JsonResponse:
+    """The dialect's one mapping of domain errors (only a refused CIK reaches it)."""
+    code, message, status = DOMAIN_ERRORS[exc.category]
+    return _error(code, message, request_id, status=status)
 
 
 class Unacceptable(ValueError):
@@ -110,8 +118,8 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     request_id = message.get("id")
     try:
         device = device_from_request(request)
-    except CikInvalid:
-        return _error(401, "Unauthorized", request_id, status=401)
+    except CikInvalid as exc:
+        return rpc_error(exc, request_id)
     match = EVENT_METHOD.match(message["method"])
     if match is None:
         return _error(-32601, "Unknown method.", request_id)
@@ -119,11 +127,7 @@ def endpoint(request: HttpRequest) -> HttpResponse:
     status = params.get("status") if isinstance(params, dict) else None
     if isinstance(status, bool) or not isinstance(status, int) or not INT32[0] <= status <= INT32[1]:
         return _error(-32602, "Invalid params: status must be a 32-bit integer", request_id)
-    with transaction.atomic():
-        box = SetTopBox.objects.filter(device=device).first() or services.box_register(
-            device=device, host=client_ip(request)
-        )
-        services.event_ingest(box=box, name=match["event"], params={"status": status}, source=EventSource.PUSH)
+    services.event_push(device=device, host=client_ip(request), name=match["event"], status=status)
     if request_id is None:
         return _no_content()
     return JsonResponse({"jsonrpc": "2.0", "id": request_id, "result": None})

@@ -1,5 +1,6 @@
 """Domain errors on the staff REST API: one place maps their categories to status codes and a ``{code, detail}``
-body. It knows no app: every app's errors are ``portal.kernel.errors.DomainError``s."""
+body (``detail`` names the offending ``details["ids"]`` when there are any, else the message). It knows no app:
+every app's errors are ``portal.kernel.errors.DomainError``s."""
 
 from __future__ import annotations
 
@@ -28,5 +29,5 @@ def rest_exception_handler(exc, context):
 
 
 def _detail(exc: DomainError) -> str:
-    ids = getattr(exc, "ids", None)
+    ids = exc.details.get("ids")
     return f"{exc.code}: {', '.join(map(str, ids[:100]))}" if ids else str(exc)
