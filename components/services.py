@@ -29,10 +29,10 @@ from components.exceptions import (
 from components.models import DeviceProvisioning, ProvisioningComponent
 from components.selectors import CATALOG, components_visible
 from devices.models import Device
+from devices.selectors import devices_visible
 from portal.kernel import services as portal_services
 from portal.kernel.authentication import api_authenticate
 from portal.kernel.choices import TokenPurpose
-from devices.selectors import devices_visible
 
 UNKNOWN_CATALOG: dict[ComponentType, type[UnknownCatalogEntry]] = {
     ComponentType.SENSOR: UnknownSensor,

@@ -324,7 +324,7 @@ def device_activate(*, vendor: str, model: str, serial: str, remote_addr: str | 
         if refusal is not None:
             break
     else:  # re-enabled twice in a row while this call ran: an answer the device can retry
-        refusal = ActivationRefused(ActivationOutcome.NOT_ENABLED)
+        refusal = ActivationRefused(outcome=ActivationOutcome.NOT_ENABLED)
     attempt = (vendor, model, serial, remote_addr, user_agent)
     if device is not None and device.cik_stranded and (cik := _retry_stranded(device, attempt)) is not None:
         return cik
@@ -357,10 +357,10 @@ def _why_refused(*, vendor: str, model: str, serial: str) -> tuple[ActivationRef
     tries once more)."""
     device_model = DeviceModel.objects.filter(vendor__name=vendor, name=model).only("pk").first()
     if device_model is None:
-        return ActivationRefused(ActivationOutcome.INVALID_MODEL), None
+        return ActivationRefused(outcome=ActivationOutcome.INVALID_MODEL), None
     device = Device.objects.filter(model=device_model, serial_number=serial).first()
     if device is None:
-        return ActivationRefused(ActivationOutcome.UNKNOWN_SERIAL), None
+        return ActivationRefused(outcome=ActivationOutcome.UNKNOWN_SERIAL), None
     state = S(device.current_state)
     if state == S.NOT_ACTIVATED:
         return None, device
@@ -370,7 +370,7 @@ def _why_refused(*, vendor: str, model: str, serial: str) -> tuple[ActivationRef
         S.DISABLED: ActivationOutcome.DISABLED,
         S.EXPIRED: ActivationOutcome.EXPIRED,
     }[state]
-    return ActivationRefused(outcome, device_id=device.pk), device
+    return ActivationRefused(outcome=outcome, device_id=device.pk), device
 
 
 def _retry_stranded(device: Device, attempt: tuple) -> str | None:
