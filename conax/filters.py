@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters as filters
 
 from conax.choices import LifeCycleState, Priority, RequestType
-from conax.models import ProvisioningRequest
+from conax.models import ProvisioningRequest, Smartcard, Subscription
 from portal.kernel.filters import WindowedDateTimeFilter
 
 
@@ -15,9 +15,13 @@ class ProvisioningRequestFilter(filters.FilterSet):
     priority = filters.ChoiceFilter(choices=Priority.choices, label="Priority")
     reference_number = filters.CharFilter(label="Conax reference number")
     smartcard = filters.CharFilter(field_name="smartcard__ca_id", label="Smartcard CA id")
-    smartcard_id = filters.CharFilter(field_name="smartcard_id", label="Smartcard id")
+    smartcard_id = filters.ModelChoiceFilter(
+        field_name="smartcard", queryset=Smartcard.objects.all(), label="Smartcard id"
+    )
     subscription = filters.CharFilter(field_name="subscription__number", label="Subscription number")
-    subscription_id = filters.CharFilter(field_name="subscription_id", label="Subscription id")
+    subscription_id = filters.ModelChoiceFilter(
+        field_name="subscription", queryset=Subscription.objects.all(), label="Subscription id"
+    )
     created_after = WindowedDateTimeFilter(field_name="created_date", lookup_expr="gte", label="Created at or after")
     created_before = WindowedDateTimeFilter(field_name="created_date", lookup_expr="lt", label="Created before")
     scheduled_after = WindowedDateTimeFilter(field_name="scheduled_date", lookup_expr="gte", label="Due at or after")

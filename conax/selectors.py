@@ -7,6 +7,7 @@ from django.db.models import Model, QuerySet
 from conax.exceptions import NotFound
 from conax.filters import ProvisioningRequestFilter
 from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
+from portal.kernel.filters import filtered
 
 # The fields an identifier object may name, per entity (DESIGN.md, interface 4). ``id`` is the 32-hex CRM id.
 IDENTIFIERS: dict[type[Model], tuple[str, ...]] = {
@@ -40,7 +41,7 @@ def by_ca_ids(model: type[Smartcard | SetTopBox], ca_ids: list[str]) -> list:
 
 
 def request_list(*, filters: dict | None = None) -> QuerySet[ProvisioningRequest]:
-    return ProvisioningRequestFilter(filters or {}, ProvisioningRequest.objects.order_by("number")).qs
+    return filtered(ProvisioningRequestFilter, filters, ProvisioningRequest.objects.order_by("number"))
 
 
 LOG_RELATIONS = ("created_by_user", "updated_by_user", "created_by_unit", "updated_by_unit")
