@@ -14,11 +14,31 @@ import time_machine
 from django.utils import timezone
 
 from components.models import ProvisioningComponent
+from tests.acceptance.seeds import differences, marked_examples
 from tests.components.support import URL, V1, catalog_load, component, snapshot
 from tests.factories import DeviceFactory
 
 pytestmark = pytest.mark.django_db
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+# The document's examples, in its order: select request, response_1, failure; insert …; update … (seeds/004_*).
+(SELECT, SELECTED, SELECT_FAILED, INSERT_EXAMPLE, INSERTED, INSERT_FAILED, UPDATE_EXAMPLE, UPDATED,
+ UPDATE_FAILED) = marked_examples("004")  # fmt: skip
+# Ids of this database and the time of now, checked for their shape; every other value must equal the document's.
+SHAPES = {
+    r"\.(provisioning_component_id|provisioning_id|last_modified_by)": lambda got, example: isinstance(got, int),
+    r"\.last_modified_datetime": lambda got, example: bool(STAMP.fullmatch(got)),
+}
+
+
+def quoted(path: str, numbers: list[int]) -> list[str]:
+    """The document quotes these numbers (its type tables say INT): the portal answers JSON numbers."""
+    return [f"{path}[{n}]: {number!r}, the example has {str(number)!r}" for n, number in enumerate(numbers)]
+
+
+def seed_request(example: dict, device) -> dict:
+    """The document's request, its provisioning id 11 standing for the device's id."""
+    assert example["provisioning_id"] == 11
+    return {**example, "provisioning_id": device.pk}
 
 
 @pytest.fixture
@@ -51,11 +71,11 @@ def test_filtered_select_example(v1, device, staff_user):
     component(device, 0, 3, user=staff_user)  # not asked for
     component(device, 1, 2, user=staff_user)  # a parameter, not a sensor
 
-    body = v1({"action": "select", "provisioning_id": device.pk, "component_type": "Sensor",
-               "component_id": [1, 2, 4, 6]})  # fmt: skip
+    body = v1(seed_request(SELECT, device))
 
     assert list(body) == ["responses"] and list(body["responses"]) == ["response_0", "response_1"]
     example = body["responses"]["response_1"]
+    assert differences(example, SELECTED, SHAPES) == []
     assert list(example) == ["provisioning_component_id", "provisioning_id", "component_type", "component_id", "name",
                              "active_status", "last_modified_by", "last_modified_datetime"]  # fmt: skip
     assert {**example, "last_modified_datetime": "*"} == {
@@ -67,7 +87,7 @@ def test_filtered_select_example(v1, device, staff_user):
 
 
 def test_select_failure_example_no_data(v1, device):
-    assert v1({"action": "select", "provisioning_id": device.pk}) == {"error": "NO_DATA"}
+    assert v1({"action": "select", "provisioning_id": device.pk}) == {"error": "NO_DATA"} == SELECT_FAILED
 
 
 @pytest.mark.parametrize(
@@ -101,9 +121,9 @@ def test_select_error_codes(v1, device, body, error):
 
 
 def test_insert_example(v1, device, staff_user):
-    body = v1({"action": "insert", "provisioning_id": device.pk, "component_type": "Parameter",
-               "component_id": [2, 3, 4]})  # fmt: skip
+    body = v1(seed_request(INSERT_EXAMPLE, device))
 
+    assert differences(body, INSERTED, SHAPES) == quoted(".component_id", [2, 3, 4])
     assert list(body) == ["provisioning_id", "component_type", "component_id", "active_status", "last_modified_by",
                           "last_modified_datetime", "error"]  # fmt: skip
     assert {**body, "last_modified_datetime": "*"} == {
@@ -162,9 +182,12 @@ def test_update_example(v1, device, staff_user):
     for sensor in (1, 2, 4, 5, 6):
         component(device, 0, sensor)
 
-    body = v1({"action": "update", "provisioning_id": device.pk, "component_type": 0, "component_id": [1, 2, 4, 5],
-               "active_status": 1})  # fmt: skip
+    body = v1(seed_request(UPDATE_EXAMPLE, device))
 
+    assert differences(body, UPDATED, SHAPES) == [
+        *quoted(".component_id", [1, 2, 4, 5]),
+        ".active_status: 1, the example has '1'",
+    ]
     assert body == {"provisioning_id": device.pk, "component_type": "Sensor", "component_id": [1, 2, 4, 5],
                     "active_status": 1, "error": "NO_ERROR"}  # fmt: skip
     statuses = ProvisioningComponent.objects.filter(provisioning_id=device.pk).order_by("component_id")
