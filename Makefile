@@ -20,11 +20,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 run: $(VENV)/.installed
 	$(PY) manage.py serve
 
-## test: ruff, import layers, migration check and the pytest suite (PostgreSQL and Redis when reachable; CI=true requires them)
+## test: ruff, import layers, mypy, migration check and the pytest suite (PostgreSQL and Redis when reachable; CI=true requires them)
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from auditlog.models import LogEntry
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -91,7 +91,7 @@ def _audit(rows: list[dict], values: dict, action: str) -> None:
         )
 
 
-def _show(name: str, value) -> str:
+def _show(name: str, value: object) -> str:
     if name == "cik_digest":
         return "********"
     return "None" if value is None else str(value)
@@ -146,9 +146,7 @@ def device_disable(*, device: Device) -> Device:
     return _one(devices_disable(ids=[device.pk]), device, "disable")
 
 
-def device_create(
-    *, model: DeviceModel, serial_number: str, extra: str = "", owner: AbstractBaseUser | None = None
-) -> Device:
+def device_create(*, model: DeviceModel, serial_number: str, extra: str = "", owner: User | None = None) -> Device:
     if problem := serial_problem(serial_number):
         raise InvalidImport(problem, field="serial_number")
     if owner is not None:
@@ -162,18 +160,18 @@ def device_create(
     return device
 
 
-def owner_problem(owner: AbstractBaseUser) -> str | None:
+def owner_problem(owner: User) -> str | None:
     if not owner.is_active or owner.is_staff:
         return "the owner must be an active customer account"
     return None
 
 
-def _check_owner(owner: AbstractBaseUser) -> None:
+def _check_owner(owner: User) -> None:
     if problem := owner_problem(owner):
         raise InvalidOwner(problem, user_id=owner.pk)
 
 
-def device_assign_owner(*, device: Device, owner: AbstractBaseUser | None) -> Device:
+def device_assign_owner(*, device: Device, owner: User | None) -> Device:
     if owner is not None:
         _check_owner(owner)
     device.owner = owner
@@ -260,7 +258,9 @@ def devices_import(
     return result
 
 
-def _import_batch(model: DeviceModel, batch, result: ImportResult, *, enable: bool, dry_run: bool) -> None:
+def _import_batch(
+    model: DeviceModel, batch: list[tuple[int, str, str]], result: ImportResult, *, enable: bool, dry_run: bool
+) -> None:
     seen: dict[str, str] = {}
     for line, serial, extra in batch:
         problem = serial_problem(serial) or ("extra longer than 255 characters" if len(extra) > 255 else None)
@@ -373,7 +373,7 @@ def _why_refused(*, vendor: str, model: str, serial: str) -> tuple[ActivationRef
     return ActivationRefused(outcome=outcome, device_id=device.pk), device
 
 
-def _retry_stranded(device: Device, attempt: tuple) -> str | None:
+def _retry_stranded(device: Device, attempt: tuple[str, str, str, str | None, str]) -> str | None:
     """A second activation of a device whose CIK was never used: a fresh CIK (the old one revoked) while the
     retry window is open, else None (the caller answers "already activated"). Audited either way.
 
@@ -424,7 +424,15 @@ def _audit_retry(device: Device, *, reissued: bool, reason: str) -> None:
                                 additional_data={"action": action, "reason": reason})  # fmt: skip
 
 
-def _log_attempt(device_id, vendor, model, serial, remote_addr, user_agent, outcome) -> None:
+def _log_attempt(
+    device_id: int | None,
+    vendor: str,
+    model: str,
+    serial: str,
+    remote_addr: str | None,
+    user_agent: str,
+    outcome: ActivationOutcome,
+) -> None:
     ActivationAttempt.objects.create(
         device_id=device_id,
         vendor=vendor[:64],

@@ -1,4 +1,8 @@
+from __future__ import annotations
+
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from portal.kernel import services
 from portal.kernel.models import ApiToken, WorkerHeartbeat
@@ -20,11 +24,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = (*readonly_fields, "revoked_at")
     actions = ("revoke",)
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
-    def revoke(self, request, queryset) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = sum(services.token_revoke(token=token) for token in queryset)
         self.message_user(request, f"Revoked {count} token(s).")
 
@@ -33,8 +37,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("hostname", "seen_at")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: WorkerHeartbeat | None = None) -> bool:
         return False

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def _sync_groups(sender, **kwargs) -> None:
+def _sync_groups(sender: AppConfig, **kwargs: object) -> None:
     # Permissions exist once every app's post_migrate has run; the kernel is the last installed app.
     from portal.kernel.services import groups_sync
 

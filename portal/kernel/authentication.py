@@ -12,6 +12,8 @@ username's limit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
@@ -19,17 +21,25 @@ from axes.helpers import get_client_username, get_credentials, get_failure_limit
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Sum
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from portal.kernel import services
 from portal.kernel.audit import set_audit_actor
 from portal.kernel.choices import TokenPurpose
 from portal.kernel.dialects import v1_login_failure
 from portal.kernel.exceptions import TokenError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from drf_spectacular.openapi import AutoSchema
+
+    from portal.kernel.models import ApiToken
 
 KEYWORD = "Token"
 
@@ -41,7 +51,7 @@ MESSAGES = {
 
 
 class PortalTokenAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != KEYWORD.lower().encode():
             return None
@@ -57,7 +67,7 @@ class PortalTokenAuthentication(authentication.BaseAuthentication):
         set_audit_actor(token.user)
         return token.user, token
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return KEYWORD
 
 
@@ -65,7 +75,7 @@ class PortalTokenScheme(OpenApiAuthenticationExtension):
     target_class = "portal.kernel.authentication.PortalTokenAuthentication"
     name = "tokenAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
             "type": "apiKey",
             "in": "header",
@@ -74,7 +84,9 @@ class PortalTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict[str, Any] | None = None
+) -> HttpResponse:
     """django-axes lockout: API dialects get a JSON body, people get a page; both 429 with Retry-After."""
     retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     message = "Too many failed login attempts. Try again later."
@@ -96,7 +108,7 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     return response
 
 
-def _loginable(text) -> bool:
+def _loginable(text: object) -> bool:
     """A credential that can reach the database and the hasher: a string without NUL or lone surrogates."""
     if not isinstance(text, str) or "\x00" in text:
         return False
@@ -107,7 +119,7 @@ def _loginable(text) -> bool:
     return True
 
 
-def api_authenticate(request, *, username: str, password: str):
+def api_authenticate(request: HttpRequest | Request, *, username: str, password: str) -> AbstractBaseUser | None:
     """The one login check of every API dialect (staff API, CRM.COM, /v1/): the user, or None.
 
     The Django request goes to ``authenticate()`` so django-axes counts failures and locks out (both limits, see the
@@ -129,7 +141,7 @@ class PortalAxesHandler(AxesDatabaseHandler):
     Axes compares one failure count against one limit; reaching the username's limit reports the pair's limit as
     reached, so both lock out through axes' own path (its response, its signal, its Retry-After)."""
 
-    def get_failures(self, request, credentials: dict | None = None) -> int:
+    def get_failures(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> int:
         failures = super().get_failures(request, credentials)
         limit = settings.AXES_USERNAME_FAILURE_LIMIT
         username = get_client_username(request, credentials)

@@ -48,14 +48,21 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from queue import Empty
+from typing import TYPE_CHECKING, Any
 
-from kombu.transport import TRANSPORT_ALIASES, filesystem
+import redis
+from kombu.exceptions import ChannelError
+from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
+
+if TYPE_CHECKING:
+    from kombu import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +98,11 @@ def write_durably(staging: Path, target: Path, data: bytes) -> None:
 class Channel(filesystem.Channel):
     """Atomic publish, claim-until-ack consume, recovery of what dead consumers held."""
 
-    def __init__(self, *args, **kwargs):
+    if TYPE_CHECKING:
+        # The stock transport's own helper, which kombu-stubs leave out: the table file of ``exchange``.
+        def _exchange_file(self, exchange: str) -> Path: ...
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._claims: dict[str, Path] = {}
         self._noack_queues: set[str] = set()
@@ -118,27 +129,31 @@ class Channel(filesystem.Channel):
         return float(self.transport_options.get("recovery_interval", 10.0))
 
     # --- publish ----------------------------------------------------------------------------------------------
-    def _put(self, queue, payload, **kwargs):
+    # _put, _get and get_table keep the stock filesystem transport's signatures, which kombu-stubs declare with an
+    # override ignore too: the stubs' virtual base has other shapes than kombu's filesystem transport defines.
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         # Same name shape as the stock transport (``<time>_<uuid>.<queue>.msg``), zero-padded so names sort by time.
         name = f"{time.time_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         try:
             write_durably(self._folder(self.outbox, STAGING), self.outbox / name, str_to_bytes(dumps(payload)))
         except OSError as exc:
-            raise filesystem.ChannelError(f"Cannot add message {name!r} to {self.outbox}") from exc
+            raise ChannelError(f"Cannot add message {name!r} to {self.outbox}") from exc
 
     # --- consume ----------------------------------------------------------------------------------------------
-    def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Callable[..., Any] | None, consumer_tag: str | None, **kwargs: Any
+    ) -> str:
         if no_ack:
             self._noack_queues.add(queue)
         return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
 
-    def basic_get(self, queue, no_ack=False, **kwargs):
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> virtual.Message | None:
         message = super().basic_get(queue, no_ack=no_ack, **kwargs)
         if message is not None and no_ack:
             self._settle(message.delivery_tag)
         return message
 
-    def _get(self, queue):
+    def _get(self, queue: str) -> dict[str, Any]:  # type: ignore[override]  # see _put
         if time.monotonic() >= self._next_recovery:
             self._next_recovery = time.monotonic() + self.recovery_interval
             self.recover_orphans()
@@ -161,7 +176,7 @@ class Channel(filesystem.Channel):
             return payload
         raise Empty()
 
-    def _read(self, claimed: Path) -> dict | None:
+    def _read(self, claimed: Path) -> dict[str, Any] | None:
         try:
             payload = loads(bytes_to_str(claimed.read_bytes()))
             if not isinstance(payload["properties"]["delivery_tag"], str):
@@ -173,22 +188,24 @@ class Channel(filesystem.Channel):
             return None
         return payload
 
-    def basic_ack(self, delivery_tag, multiple=False):
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
         super().basic_ack(delivery_tag, multiple=multiple)
         self._settle(delivery_tag)
 
-    def _restore(self, message):
+    def _restore(self, message: virtual.Message) -> None:
         """Back into the queue (a reject with requeue, or unacked at shutdown): the new copy first, then the claim."""
         super()._restore(message)
         self._settle(message.delivery_tag)
 
-    def _settle(self, delivery_tag) -> None:
+    def _settle(self, delivery_tag: str | None) -> None:
+        if delivery_tag is None:  # kombu-stubs allow a message without a tag; kombu never delivers one
+            return
         claimed = self._claims.pop(delivery_tag, None)
         if claimed is not None:
             with contextlib.suppress(FileNotFoundError):
                 claimed.unlink()
 
-    def basic_reject(self, delivery_tag, requeue=False):
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
         super().basic_reject(delivery_tag, requeue=requeue)
         self._settle(delivery_tag)  # without requeue a rejected message is dropped, as on every broker
 
@@ -241,7 +258,7 @@ class Channel(filesystem.Channel):
         finally:
             os.close(fd)
 
-    def close(self):
+    def close(self) -> None:
         super().close()  # restores what is still unacked into the queue
         if self._claim_dir is not None and not self._claims:
             with contextlib.suppress(OSError):
@@ -252,7 +269,7 @@ class Channel(filesystem.Channel):
             self._claim_dir = self._claim_lock = None
 
     # --- exchange tables --------------------------------------------------------------------------------------
-    def get_table(self, exchange):
+    def get_table(self, exchange: str) -> list[filesystem.exchange_queue_t]:  # type: ignore[override]  # see _put
         try:
             data = self._exchange_file(exchange).read_bytes()
         except FileNotFoundError:
@@ -260,7 +277,7 @@ class Channel(filesystem.Channel):
         return [filesystem.exchange_queue_t(*entry) for entry in loads(bytes_to_str(data))]
 
     @contextlib.contextmanager
-    def _table_lock(self, exchange):
+    def _table_lock(self, exchange: str) -> Iterator[Path]:
         file = self._exchange_file(exchange)
         self.control_folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(file.with_name(f".{file.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -270,18 +287,20 @@ class Channel(filesystem.Channel):
         finally:
             os.close(fd)
 
-    def _write_table(self, file: Path, table) -> None:
+    def _write_table(self, file: Path, table: Iterable[filesystem.exchange_queue_t]) -> None:
         write_durably(file.parent, file, str_to_bytes(dumps(list(table))))
 
-    def _queue_bind(self, exchange, routing_key, pattern, queue):
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
         entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         with self._table_lock(exchange) as file:
             table = self.get_table(exchange)
             if entry not in table:
                 self._write_table(file, [entry, *table])
 
-    def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
-        filesystem.virtual.Channel._delete(self, queue, exchange, routing_key, pattern, *args, **kwargs)
+    def _delete(
+        self, queue: str, exchange: str, routing_key: str, pattern: str | None, *args: Any, **kwargs: Any
+    ) -> None:
+        virtual.Channel._delete(self, queue, exchange, routing_key, pattern, *args, **kwargs)
         entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         with self._table_lock(exchange) as file:
             table = self.get_table(exchange)
@@ -294,19 +313,20 @@ class Transport(filesystem.Transport):
     driver_name = TRANSPORT_ALIAS
     #: The in-process record of declared bindings, one per control folder: the stock transport keeps one for the
     #: whole process, so after a binding in one folder it skips the same binding in another (and drops messages).
-    states: dict[str, filesystem.virtual.BrokerState] = {}
+    states: dict[str, virtual.BrokerState] = {}
 
-    def __init__(self, client, **kwargs):
+    def __init__(self, client: Connection, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
-        folder = str(Path(client.transport_options.get("control_folder", "control")).resolve())
-        self.state = self.states.setdefault(folder, filesystem.virtual.BrokerState())
+        options = client.transport_options or {}  # a Connection always has a dict; kombu-stubs allow None
+        folder = str(Path(options.get("control_folder", "control")).resolve())
+        self.state = self.states.setdefault(folder, virtual.BrokerState())
 
 
 class RedisChannel(kombu_redis.Channel):
-    def _connparams(self, asynchronous=False):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection is None or self.connection.client is None:
-            raise kombu_redis.redis.exceptions.ConnectionError("the broker connection of this channel is closed")
-        return super()._connparams(asynchronous=asynchronous)
+            raise redis.exceptions.ConnectionError("the broker connection of this channel is closed")
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]  # private kombu API, not in the stubs
 
 
 class RedisTransport(kombu_redis.Transport):

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from wsgiref.headers import Headers
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
@@ -29,7 +31,7 @@ class PermissionsPolicyMiddleware(MiddlewareMixin):
         return response
 
 
-def static_headers(headers, path: str, url: str) -> None:
+def static_headers(headers: Headers, path: str, url: str) -> None:
     """``WHITENOISE_ADD_HEADERS_FUNCTION``: the headers the view middleware gives pages, for static files too."""
     headers["X-Frame-Options"] = settings.X_FRAME_OPTIONS
     headers["Permissions-Policy"] = settings.PERMISSIONS_POLICY

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
+from typing import Any
 
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
@@ -31,15 +33,24 @@ from portal.kernel import dialects
 # Canonical spellings that title case alone does not give.
 SPECIAL_NAMES = {b"etag": b"ETag", b"www-authenticate": b"WWW-Authenticate", b"x-xss-protection": b"X-XSS-Protection"}
 
+# ASGI, as loosely as the servers and Django's handler use it (asgiref.typing's unions would need a cast per use).
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
 
 def _host_any(request: HttpRequest) -> str:
     """The Host a device sent, unvalidated (device views never build URLs from it), or ``invalid``."""
-    raw = request._get_raw_host()
+    raw = request._get_raw_host()  # type: ignore[attr-defined]  # private Django API, absent from django-stubs
     domain, _ = split_domain_port(raw)
     return raw if domain else "invalid"
 
 
-class _DialectHostMixin:
+class _DialectHostMixin(HttpRequest):
+    """Placed before ``WSGIRequest`` / ``ASGIRequest`` (subclasses of ``HttpRequest``): the MRO is unchanged."""
+
     def get_host(self) -> str:
         dialect = dialects.dialect_for(self.path)
         if dialect is not None and dialect.any_host:
@@ -88,7 +99,7 @@ class BodyLimitMiddleware:
     """A declared body over the dialect's limit is refused before anything reads it. Under WSGI a chunked body
     (no Content-Length: Django would read it as empty) is read here up to the limit, and refused past it."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -126,7 +137,7 @@ def canonical(name: bytes) -> bytes:
     return SPECIAL_NAMES.get(name) or b"-".join(part[:1].upper() + part[1:] for part in name.split(b"-"))
 
 
-async def _send_response(send, response: HttpResponse) -> None:
+async def _send_response(send: Send, response: HttpResponse) -> None:
     headers = [(canonical(k.encode("latin-1")), v.encode("latin-1")) for k, v in response.items()]
     headers += [(b"Content-Length", str(len(response.content)).encode()), (b"Connection", b"close")]
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
@@ -136,10 +147,10 @@ async def _send_response(send, response: HttpResponse) -> None:
 class AsgiEdge:
     """ASGI wrapper of the HTTP app: streamed-body limit, canonical header names, Date."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
@@ -162,12 +173,12 @@ class _LimitedBody:
     first ``limit + 1`` bytes as the whole body (its view refuses them in its own words, and logs them); for any
     other the edge answers ``too large`` itself (Django's handler stops on a disconnect and answers nothing)."""
 
-    def __init__(self, receive, limit: int, *, truncate: bool) -> None:
+    def __init__(self, receive: Receive, limit: int, *, truncate: bool) -> None:
         self._receive, self.limit, self.truncate = receive, limit, truncate
         self.received = 0
         self.exceeded = self.started = self.closed = False
 
-    async def receive(self):
+    async def receive(self) -> Message:
         if self.exceeded:
             # Nothing more is read from the client; the answer closes the connection.
             await asyncio.Event().wait()
@@ -184,8 +195,8 @@ class _LimitedBody:
         keep = len(chunk) - (self.received - self.limit - 1)
         return {"type": "http.request", "body": chunk[:keep], "more_body": False}
 
-    def sending(self, send):
-        async def edge_send(message):
+    def sending(self, send: Send) -> Send:
+        async def edge_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.started = True
                 if self.exceeded:
@@ -195,8 +206,8 @@ class _LimitedBody:
         return edge_send
 
 
-def _dated(send):
-    async def send_canonical(message):
+def _dated(send: Send) -> Send:
+    async def send_canonical(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = [(canonical(name), value) for name, value in message.get("headers", [])]
             if not any(name.lower() == b"date" for name, _ in headers):

@@ -8,6 +8,7 @@ layer of the embedded default, only consumers in the publishing process receive 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -88,7 +89,7 @@ async def _send(event: dict) -> None:
         await layer.group_send(STAFF_GROUP, event)
 
 
-def _report(future) -> None:
+def _report(future: concurrent.futures.Future[None]) -> None:
     if (exc := future.exception()) is not None:
         log.warning("live update not published", extra={"error": type(exc).__name__})
 
@@ -98,7 +99,7 @@ _backlog = 0
 _backlog_lock = threading.Lock()
 
 
-def _done(future) -> None:
+def _done(future: concurrent.futures.Future[None]) -> None:
     global _backlog
     with _backlog_lock:
         _backlog -= 1

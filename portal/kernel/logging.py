@@ -28,11 +28,13 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, quote_plus
 
-from celery import signals
-from django.http import HttpRequest
+from celery import Task, signals
+from django.http import HttpRequest, HttpResponseBase
 
 request_log = logging.getLogger("portal.request")
 task_log = logging.getLogger("portal.task")
@@ -76,7 +78,7 @@ def _request_repr(request: HttpRequest) -> str:
     return f"<Request {request.method} {request.path}>"
 
 
-def _field_secrets(items, out: set[str]) -> None:
+def _field_secrets(items: Iterable[tuple[object, object]], out: set[str]) -> None:
     for key, value in items:
         if isinstance(value, dict):
             _field_secrets(value.items(), out)
@@ -86,10 +88,11 @@ def _field_secrets(items, out: set[str]) -> None:
             out.add(str(value))
 
 
-def _body_fields(request: HttpRequest) -> list:
+def _body_fields(request: HttpRequest) -> list[tuple[object, object]]:
     """The fields of a body the view already read (never read here: that would consume a stream)."""
-    if getattr(request, "_post", None) is not None:
-        return list(request._post.lists())
+    posted = getattr(request, "_post", None)
+    if posted is not None:
+        return list(posted.lists())
     body = getattr(request, "_body", None)
     if body and request.content_type == "application/json":
         try:
@@ -146,7 +149,7 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
     return _HEX.sub(MASK, text)
 
 
-def _safe(value, secrets: list[str]):
+def _safe(value: object, secrets: list[str]) -> object:
     if isinstance(value, HttpRequest):
         return _request_repr(value)
     if isinstance(value, int | float | bool) or value is None:
@@ -229,10 +232,10 @@ class KeyValueFormatter(logging.Formatter):
 class RequestLogMiddleware:
     """The request line, and the request whose secrets every line logged during it masks."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
         current = _request.set(request)
         handed_out = _handed_out.set(())
@@ -244,7 +247,7 @@ class RequestLogMiddleware:
             _handed_out.reset(handed_out)
         return response
 
-    def _log(self, request, response, started) -> None:
+    def _log(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:
         user = getattr(request, "user", None)
         request_log.info(
             "request",
@@ -259,17 +262,19 @@ class RequestLogMiddleware:
         )
 
 
-_task_started: dict[str, float] = {}
+_task_started: dict[str | None, float] = {}
 
 
 @signals.task_prerun.connect
-def _task_prerun(task_id=None, task=None, **kwargs) -> None:
+def _task_prerun(task_id: str | None = None, task: Task | None = None, **kwargs: Any) -> None:
     _task_started[task_id] = time.perf_counter()
     _handed_out.set(())  # secrets noted by the previous task in this thread are no longer around
 
 
 @signals.task_postrun.connect
-def _task_postrun(task_id=None, task=None, state=None, **kwargs) -> None:
+def _task_postrun(
+    task_id: str | None = None, task: Task | None = None, state: str | None = None, **kwargs: Any
+) -> None:
     started = _task_started.pop(task_id, None)
     runtime = round((time.perf_counter() - started) * 1000, 1) if started is not None else "-"
     task_log.info(

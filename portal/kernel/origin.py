@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from django.http.request import is_same_domain, split_domain_port, validate_host
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
+
+if TYPE_CHECKING:
+    from portal.kernel.http import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +61,11 @@ class Origin:
         return cls(scheme, host, port if port is not None else DEFAULT_PORTS[scheme])
 
 
-def _headers(scope) -> dict[str, str]:
+def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
 
 
-def _scheme(scope, headers: dict[str, str]) -> str:
+def _scheme(scope: Scope, headers: dict[str, str]) -> str:
     if scope.get("scheme") == "wss":
         return "https"
     proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
@@ -72,7 +77,7 @@ def _scheme(scope, headers: dict[str, str]) -> str:
     return "http"
 
 
-def own_origin(scope) -> Origin | None:
+def own_origin(scope: Scope) -> Origin | None:
     """The origin of the page that opened this socket, if its Host is one the portal serves."""
     headers = _headers(scope)
     scheme = _scheme(scope, headers)
@@ -107,7 +112,7 @@ def _trusted(origin: Origin) -> bool:
     return any(_trusted_entry(origin, entry) for entry in settings.CSRF_TRUSTED_ORIGINS)
 
 
-def origin_allowed(scope) -> bool:
+def origin_allowed(scope: Scope) -> bool:
     origin = Origin.parse(_headers(scope).get("origin", ""))
     if origin is None:
         return False
@@ -127,15 +132,16 @@ def _same_server(origin: Origin, own: Origin) -> bool:
 class OriginValidator:
     """ASGI middleware: WebSocket handshakes whose Origin is not allowed (see the module docstring) are refused."""
 
-    def __init__(self, application) -> None:
+    def __init__(self, application: ASGIApp) -> None:
         self.application = application
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and not origin_allowed(scope):
             log.info("websocket origin refused", extra={"path": scope.get("path", ""), "origin": _origin_of(scope)})
-            return await WebsocketDenier()(scope, receive, send)
+            # channels-stubs want asgiref.typing's TypedDicts; these are the server's own scope and callables.
+            return await WebsocketDenier()(scope, receive, send)  # type: ignore[arg-type]
         return await self.application(scope, receive, send)
 
 
-def _origin_of(scope) -> str:
+def _origin_of(scope: Scope) -> str:
     return _headers(scope).get("origin", "-")[:200]

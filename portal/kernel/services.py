@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from auditlog.models import LogEntry
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
@@ -60,7 +60,7 @@ def token_digest(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def credentials_stamp(user: AbstractBaseUser) -> str:
+def credentials_stamp(user: User) -> str:
     """A keyed digest of the user's password hash: it changes whenever the password does, and tells nothing."""
     return salted_hmac("portal.kernel.services.credentials_stamp", user.password or "", algorithm="sha256").hexdigest()[
         :32
@@ -69,7 +69,7 @@ def credentials_stamp(user: AbstractBaseUser) -> str:
 
 def token_issue(
     *,
-    user: AbstractBaseUser,
+    user: User,
     purpose: TokenPurpose,
     absolute_ttl: int | None = None,
     idle_ttl: int | None = None,
@@ -122,7 +122,7 @@ def _stamp_matches(token: ApiToken) -> bool:
     return stamp is None or constant_time_compare(stamp, credentials_stamp(token.user))
 
 
-def _audit_revocation(token: ApiToken, now, reason: str | None) -> None:
+def _audit_revocation(token: ApiToken, now: datetime, reason: str | None) -> None:
     # A conditional UPDATE sends no save signal, so the audit entry is written here.
     LogEntry.objects.log_create(
         token,
@@ -143,7 +143,7 @@ def token_revoke(*, token: ApiToken, reason: str | None = None) -> bool:
 
 
 @transaction.atomic
-def token_revoke_all(*, user: AbstractBaseUser, purpose: TokenPurpose | None = None, reason: str | None = None) -> int:
+def token_revoke_all(*, user: User, purpose: TokenPurpose | None = None, reason: str | None = None) -> int:
     """Revoke every live token of ``user`` (of one dialect, or all), one audit entry per token."""
     tokens = ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
     if purpose is not None:
@@ -157,7 +157,7 @@ def token_revoke_all(*, user: AbstractBaseUser, purpose: TokenPurpose | None = N
     return len(locked)
 
 
-def user_credentials_changed(*, user: AbstractBaseUser, before: tuple[str, bool]) -> int:
+def user_credentials_changed(*, user: User, before: tuple[str, bool]) -> int:
     """After ``user`` was saved: revoke all their tokens if the password or ``is_active`` differs from ``before``
     (the stored ``(password, is_active)``). Returns how many were revoked."""
     password, is_active = before
@@ -200,14 +200,23 @@ def heartbeat_record(*, hostname: str) -> None:
 _SAVED = "_portal_saved_credentials"
 
 
-def _remember_credentials(sender, instance, raw=False, using=None, update_fields=None, **kwargs) -> None:
+def _remember_credentials(
+    sender: type[User],
+    instance: User,
+    raw: bool = False,
+    using: str | None = None,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: object,
+) -> None:
     if raw or instance.pk is None or (update_fields is not None and not {"password", "is_active"} & set(update_fields)):
         return
     before = sender._default_manager.using(using).filter(pk=instance.pk).values_list("password", "is_active").first()
     setattr(instance, _SAVED, before)
 
 
-def _revoke_on_credentials_change(sender, instance, created=False, raw=False, **kwargs) -> None:
+def _revoke_on_credentials_change(
+    sender: type[User], instance: User, created: bool = False, raw: bool = False, **kwargs: object
+) -> None:
     before = instance.__dict__.pop(_SAVED, None)
     if before is not None and not raw:
         user_credentials_changed(user=instance, before=before)

@@ -1,10 +1,17 @@
-from celery import shared_task, signals
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from celery import Task, shared_task, signals
 
 from portal.kernel import services
 
+if TYPE_CHECKING:
+    from celery.worker.consumer import Consumer
+
 
 @shared_task(bind=True, ignore_result=True)
-def heartbeat(self) -> None:
+def heartbeat(self: Task) -> None:
     services.heartbeat_record(hostname=self.request.hostname or "unknown")
 
 
@@ -14,13 +21,16 @@ def tokens_purge() -> int:
 
 
 @signals.worker_ready.connect
-def _announce(sender=None, **kwargs) -> None:
+def _announce(sender: Consumer | None = None, **kwargs: object) -> None:
     """A worker shows up in /readyz as soon as it starts, not only at the first scheduled heartbeat.
 
     Sent to a queue this worker consumes, so that a worker on dedicated queues can still announce itself.
     """
     queues = list(sender.app.amqp.queues.consume_from) if sender is not None else []
-    heartbeat.apply_async(queue=queues[0] if queues else None)
+    if queues:
+        heartbeat.apply_async(queue=queues[0])
+    else:
+        heartbeat.apply_async()
 
 
 @shared_task(ignore_result=False)

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -33,7 +34,7 @@ class Child:
     command: Sequence[str]
     env: dict[str, str] | None = None
     pass_fds: tuple[int, ...] = ()
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     restarts: int = 0
     started_at: float = 0.0
     due_at: float | None = None  # when a dead child is started again
@@ -50,6 +51,8 @@ class Child:
 
     def clear_group(self) -> None:
         """Kill whatever is left of a dead child's process group (its own children)."""
+        if self.process is None:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
@@ -77,7 +80,7 @@ class Supervisor:
         self.stop()
         return 0
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_signal = signum
 
     def tick(self, now: float) -> None:
@@ -94,8 +97,9 @@ class Supervisor:
         child.failures = 0 if now - child.started_at >= STABLE_SECONDS else child.failures + 1
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, child.failures - 1))
         child.due_at = now + delay
+        pid = child.process.pid if child.process is not None else None
         self.log(
-            f"serve: {child.name} (pid {child.process.pid}) stopped: {child.exit_reason()}; "
+            f"serve: {child.name} (pid {pid}) stopped: {child.exit_reason()}; "
             f"restart {child.restarts + 1} in {delay:g}s"
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import psycopg
 from django.conf import settings
@@ -38,7 +39,7 @@ BREAKERS: dict[str, Breaker] = {}
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    def get_new_connection(self, conn_params):
+    def get_new_connection(self, conn_params: dict[str, Any]) -> psycopg.Connection[Any]:
         breaker = BREAKERS.setdefault(self.alias, Breaker())
         breaker.check()
         try:
