@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -60,7 +60,7 @@ def devices_bump_configuration(*, provisioning_ids: Iterable[int]) -> int:
     return Device.objects.filter(pk__in=ids).update(configuration_version=F("configuration_version") + 1)
 
 
-def _visible_provisioning(*, user: AbstractBaseUser, provisioning_id: int) -> DeviceProvisioning:
+def _visible_provisioning(*, user: User, provisioning_id: int) -> DeviceProvisioning:
     device = devices_visible(user=user).filter(pk=provisioning_id).first()
     if device is None:
         raise UnknownProvisioning
@@ -75,7 +75,7 @@ def _check_catalog(*, component_type: ComponentType, component_ids: list[int]) -
 
 
 def components_upsert(
-    *, user: AbstractBaseUser, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
+    *, user: User, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
     active_status: ActiveStatus,
 ) -> Written:  # fmt: skip
     """The /v1/ insert: add the components to a device's record, or rewrite the ones it already has."""
@@ -97,14 +97,21 @@ def components_upsert(
     return Written(provisioning_id=record.pk, at=now)
 
 
-def _set_status(components, *, expected: int, active_status: ActiveStatus, user, now) -> None:
+def _set_status(
+    components: QuerySet[ProvisioningComponent],
+    *,
+    expected: int,
+    active_status: ActiveStatus,
+    user: User,
+    now: datetime,
+) -> None:
     """Conditional update: if a row vanished since it was read, the count differs and the transaction rolls back."""
     if components.update(active_status=active_status, last_modified_by=user, last_modified_datetime=now) != expected:
         raise UnknownComponent(ids=[])
 
 
 def components_update_by_triple(
-    *, user: AbstractBaseUser, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
+    *, user: User, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
     active_status: ActiveStatus,
 ) -> Written:  # fmt: skip
     """The /v1/ update by provisioning/type/component: every named component must exist, or nothing is written."""
@@ -123,7 +130,7 @@ def components_update_by_triple(
     return Written(provisioning_id=provisioning_id, at=now)
 
 
-def components_update_by_ids(*, user: AbstractBaseUser, ids: list[int], active_status: ActiveStatus) -> Written:
+def components_update_by_ids(*, user: User, ids: list[int], active_status: ActiveStatus) -> Written:
     """The /v1/ update by provisioning_component_id: all of them must exist, be visible and share one record."""
     now = timezone.now()
     with transaction.atomic():
@@ -140,7 +147,7 @@ def components_update_by_ids(*, user: AbstractBaseUser, ids: list[int], active_s
     return Written(provisioning_id=provisioning_id, at=now)
 
 
-def components_set_status(*, ids: Iterable[int], active_status: int, user: AbstractBaseUser | None) -> int:
+def components_set_status(*, ids: Iterable[int], active_status: int, user: User | None) -> int:
     """Activate or deactivate components (staff bulk action); returns how many changed."""
     status = ActiveStatus(active_status)
     with transaction.atomic():

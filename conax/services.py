@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -39,7 +39,7 @@ PIN = re.compile(r"\d{4}")
 
 @dataclass(frozen=True)
 class Actor:
-    user: AbstractBaseUser | None
+    user: User | None
     unit: Unit | None = None
 
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -22,7 +22,7 @@ from django.utils import timezone
 from devices.models import Device
 from portal.kernel.live import publish
 from provisioning import thunder
-from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionState, ProvisionType
+from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionType
 from provisioning.exceptions import InvalidCommand
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
@@ -71,7 +71,7 @@ def box_refresh(*, box: SetTopBox, client: thunder.ThunderClient) -> dict:
     with transaction.atomic():
         SetTopBox.objects.filter(pk=box.pk).update(**fields)
         box_store_statuses(box=box, statuses=statuses)
-    if any(status.state == ProvisionState.IN_PROGRESS for status in statuses):
+    if any(status.state == thunder.ProvisionState.IN_PROGRESS for status in statuses):
         # Stored as read, but not settled: look again later for the final state.
         raise thunder.InProgress("a provision type is IN_PROGRESS")
     return {"api_version": version, "types": {s.provision_type.value: s.state.value for s in statuses}}
@@ -98,7 +98,7 @@ def _clean_params(kind: str, params: dict) -> dict:
 
 
 def commands_create(
-    *, boxes: list[SetTopBox], kind: str, params: dict | None = None, requested_by: AbstractBaseUser | None = None
+    *, boxes: list[SetTopBox], kind: str, params: dict | None = None, requested_by: User | None = None
 ) -> list[Command]:
     """Queue one command per box; each is dispatched to the ``devices`` queue once the transaction commits."""
     clean = _clean_params(kind, params or {})
@@ -107,12 +107,17 @@ def commands_create(
             [Command(box=box, kind=kind, params=clean, requested_by=requested_by) for box in boxes]
         )
         ids = [command.pk for command in commands]
-        transaction.on_commit(lambda: [_dispatch(pk) for pk in ids])
+
+        def dispatch_all() -> None:
+            for pk in ids:
+                _dispatch(pk)
+
+        transaction.on_commit(dispatch_all)
     return commands
 
 
 def command_create(*, box: SetTopBox, kind: str, params: dict | None = None,
-                   requested_by: AbstractBaseUser | None = None) -> Command:  # fmt: skip
+                   requested_by: User | None = None) -> Command:  # fmt: skip
     return commands_create(boxes=[box], kind=kind, params=params, requested_by=requested_by)[0]
 
 

@@ -21,7 +21,6 @@ from axes.helpers import get_client_username, get_credentials, get_failure_limit
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -119,7 +118,7 @@ def _loginable(text: object) -> bool:
     return True
 
 
-def api_authenticate(request: HttpRequest | Request, *, username: str, password: str) -> AbstractBaseUser | None:
+def api_authenticate(request: HttpRequest | Request, *, username: str, password: str) -> User | None:
     """The one login check of every API dialect (staff API, CRM.COM, /v1/): the user, or None.
 
     The Django request goes to ``authenticate()`` so django-axes counts failures and locks out (both limits, see the
