@@ -77,8 +77,6 @@ class InProcessHeadend(Gateway, Protocol):
     """What ``CAS_INPROCESS_BACKEND`` makes: a head-end called directly, raising ``GatewayUnavailable`` (or a
     subclass) itself for what would be a 503 over HTTP."""
 
-    latency_ms: float
-
 
 class InProcessGateway:
     """The in-process head-end called directly; it raises ``GatewayUnavailable`` itself for its faults."""

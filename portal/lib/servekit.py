@@ -59,8 +59,7 @@ def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
 class ServerThread(Generic[ServerT]):
     """``server`` on its own event loop in a background (daemon) thread: ``start()`` returns once it listens,
     ``stop()`` stops it and ends the thread (twice is harmless), ``with`` does both, ``run(factory)`` calls code on
-    the server's loop. A stopped thread may not be started again with the same server state in mind: make a new
-    one."""
+    the server's loop."""
 
     def __init__(self, server: ServerT, *, name: str, what: str, start_timeout: float) -> None:
         """``what`` names the server in errors ("the fleet", "the CAS simulator")."""
