@@ -86,7 +86,8 @@ INVALID = [
     pytest.param("/api/v1/devices/", "stranded_for", "soon", None, id="devices-stranded_for-not-a-number"),
     pytest.param("/api/v1/activation-attempts/", "device_id", "999999", [NO_CHOICE.format(999999)],
                  id="attempts-device_id-unknown"),
-    pytest.param("/api/v1/activation-attempts/", "outcome", "won", [NO_CHOICE.format("won")], id="attempts-bad-outcome"),
+    pytest.param("/api/v1/activation-attempts/", "outcome", "won", [NO_CHOICE.format("won")],
+                 id="attempts-bad-outcome"),
     pytest.param("/api/v1/activation-attempts/", "since", "2014-02-30T09:00:00Z", None, id="attempts-impossible-date"),
     pytest.param("/api/v1/activation-attempts/", "since", "yesterday", None, id="attempts-since-not-a-date"),
 ]  # fmt: skip

@@ -19,7 +19,6 @@ from rest_framework.response import Response
 
 from portal.kernel.api.rest import valid
 
-
 # The classes here carry comments, not docstrings: drf-spectacular would print a base class's docstring as the
 # description of every operation that inherits it.
 
