@@ -96,8 +96,11 @@ class ServerThread(Generic[ServerT]):
         return asyncio.run_coroutine_threadsafe(_call(factory), self._loop).result(timeout)
 
     def _halt(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:  # only ever called once start() set both
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
         self._loop, self._thread = None, None
 
     def __enter__(self) -> Self:
