@@ -198,7 +198,7 @@ class DeviceViewSet(CreateMixin, PatchMixin, StaffViewSet):
         """The device's activation attempts, newest first (the original's ``?show=log``)."""
         device = selectors.device_find(pk=pk)
         if device is None:
-            raise Http404("No Device matches the given query.")
+            raise Http404  # DRF answers {"detail": "Not found."}, as its get_object_or_404 did
         page = self.paginate_queryset(selectors.device_attempts(device_id=device.pk))
         return self.get_paginated_response(AttemptOutput(page, many=True).data)
 
