@@ -91,8 +91,16 @@ def load_serials(count: int, threads: int) -> int:
 
 def wrk(url: str, args: argparse.Namespace, script: tuple[str, ...] = (), duration: int | None = None) -> Run:
     """wrk's own numbers; ``script`` is a Lua file and its arguments."""
-    command = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{duration or args.duration}s",
-               "--latency"]  # fmt: skip
+    command = [
+        "wrk",
+        "-t",
+        str(args.threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{duration or args.duration}s",
+        "--latency",
+    ]
     command += ["-s", script[0], url, "--", *script[1:]] if script else [url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -152,16 +160,20 @@ def report(args, baselines: list[Run], activations: list[Run], peak_mib: float, 
     p50 = sorted(run.p50_ms for run in activations)[len(activations) // 2]
     p99 = max(run.p99_ms for run in activations)
     kind = f"gthread {args.workers}x{args.server_threads}" if args.server_threads > 1 else f"sync x{args.workers}"
-    print(f"server: gunicorn {kind}; load: wrk -t{args.threads} -c{args.connections}, {args.rounds} rounds of "
-          f"{args.duration}s each side; {args.serials} enabled serials; PostgreSQL, synchronous_commit on")  # fmt: skip
+    print(
+        f"server: gunicorn {kind}; load: wrk -t{args.threads} -c{args.connections}, {args.rounds} rounds of "
+        f"{args.duration}s each side; {args.serials} enabled serials; PostgreSQL, synchronous_commit on"
+    )
     print(
         "baseline (bare one-row read): "
         + ", ".join(f"{run.rps:.0f}" for run in baselines)
         + f" req/s; mean {baseline:.0f}"
     )
     rates = ", ".join(f"{run.rps:.0f}" for run in activations)
-    print(f"activations: {rates} /s; mean {rate:.0f}/s  p50 {p50:.2f} ms (median round)  "
-          f"p99 {p99:.2f} ms (worst round)  ({requests} requests, {requests - ok} not 200)")  # fmt: skip
+    print(
+        f"activations: {rates} /s; mean {rate:.0f}/s  p50 {p50:.2f} ms (median round)  "
+        f"p99 {p99:.2f} ms (worst round)  ({requests} requests, {requests - ok} not 200)"
+    )
     print(f"peak server memory: {peak_mib:.0f} MiB PSS (master + {args.workers} workers, code preloaded)")
     print(f"ratio activations/baseline: {ratio:.2f}  (target >= 0.75; activations target >= 500/s)")
     print(f"check: {ok} x 200, {activated} devices activated, {logged} attempts logged")

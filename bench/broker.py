@@ -45,8 +45,11 @@ def candidate_url(name: str, folder: Path) -> tuple[str, dict]:
     queue_folder, control = folder / "queue", folder / "control"
     for sub in (queue_folder, control):
         sub.mkdir(parents=True, exist_ok=True)
-    options = {"data_folder_in": str(queue_folder), "data_folder_out": str(queue_folder),
-               "control_folder": str(control)}  # fmt: skip
+    options = {
+        "data_folder_in": str(queue_folder),
+        "data_folder_out": str(queue_folder),
+        "control_folder": str(control),
+    }
     if name == "stock":
         return "filesystem://localhost//", options
     return "portalfs://localhost//", options
@@ -173,8 +176,14 @@ def _outcome(name, published, began, gathered, producers, messages) -> Outcome:
             seen[(producer, seq)] += 1
             last = max(last, at)
     expected = {(p, s) for p in range(producers) for s in range(messages)}
-    return Outcome(name=name, published=published, seconds=last - began, errors=dict(errors),
-                   duplicates=sum(n - 1 for n in seen.values()), lost=len(expected - set(seen)))  # fmt: skip
+    return Outcome(
+        name=name,
+        published=published,
+        seconds=last - began,
+        errors=dict(errors),
+        duplicates=sum(n - 1 for n in seen.values()),
+        lost=len(expected - set(seen)),
+    )
 
 
 def main() -> int:
@@ -191,8 +200,10 @@ def main() -> int:
     if "sqlite" in names and importlib.util.find_spec("sqlalchemy") is None:
         print("sqlite: skipped (SQLAlchemy is not installed)")
         names.remove("sqlite")
-    print(f"{args.producers} producers x {args.messages} messages, {args.consumers} consumers, bursts of "
-          f"{args.burst}, {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"{args.producers} producers x {args.messages} messages, {args.consumers} consumers, bursts of "
+        f"{args.burst}, {os.cpu_count()} cores"
+    )
     outcomes: dict[str, list[Outcome]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:  # interleaved rounds: the machine's load is shared alike

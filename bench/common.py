@@ -68,10 +68,25 @@ def start_server(port: int, workers: int, threads: int, env: dict[str, str]) -> 
     if threads > 1:
         worker_class = ["--worker-class", "gthread", "--threads", str(threads)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), *worker_class, "--backlog", "2048", "--preload"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            *worker_class,
+            "--backlog",
+            "2048",
+            "--preload",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -65,15 +65,20 @@ def load(records: int, per_record: int) -> tuple[int, int]:
     half = max(1, per_record // 2)
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
         conn.execute("INSERT INTO devices_vendor (name, created_at, updated_at) VALUES ('bench', now(), now())")
-        conn.execute("INSERT INTO devices_devicemodel (vendor_id, name, description, created_at, updated_at) "
-                     "SELECT id, 'node', '', now(), now() FROM devices_vendor")  # fmt: skip
+        conn.execute(
+            "INSERT INTO devices_devicemodel (vendor_id, name, description, created_at, updated_at) "
+            "SELECT id, 'node', '', now(), now() FROM devices_vendor"
+        )
         conn.execute(
             "INSERT INTO devices_device (model_id, serial_number, extra, state, configuration_version, created_at, "
             "updated_at) SELECT m.id, format('NODE-%%s', lpad(n::text, 7, '0')), '', 'notadded', 0, now(), now() "
-            "FROM devices_devicemodel m, generate_series(1, %s) n", [records],
-        )  # fmt: skip
-        conn.execute("INSERT INTO components_deviceprovisioning (device_id, name, is_active, created_at) "
-                     "SELECT id, serial_number, true, now() FROM devices_device")  # fmt: skip
+            "FROM devices_devicemodel m, generate_series(1, %s) n",
+            [records],
+        )
+        conn.execute(
+            "INSERT INTO components_deviceprovisioning (device_id, name, is_active, created_at) "
+            "SELECT id, serial_number, true, now() FROM devices_device"
+        )
         for table, count in (("sensor", 500), ("parameter", 500), ("parametergroup", 200)):
             statement = sql.SQL("INSERT INTO {} (id, name) SELECT n, %s || n FROM generate_series(1, %s) n")
             conn.execute(statement.format(sql.Identifier(f"components_{table}")), [f"{table} ", count])
@@ -81,8 +86,9 @@ def load(records: int, per_record: int) -> tuple[int, int]:
             "INSERT INTO components_provisioningcomponent (provisioning_id, component_type, component_id, "
             "active_status, last_modified_datetime) SELECT p.device_id, t, c, 0, now() "
             "FROM components_deviceprovisioning p, generate_series(0, 1) t, generate_series(1, %s) c "
-            "WHERE t = 0 OR c <= %s", [half, per_record - half],
-        )  # fmt: skip
+            "WHERE t = 0 OR c <= %s",
+            [half, per_record - half],
+        )
         conn.execute("VACUUM ANALYZE")
         return conn.execute("SELECT min(id), max(id) FROM devices_device").fetchone()
 
@@ -176,20 +182,28 @@ def main() -> None:
 
 
 def report(args, runs: dict, peak_mib: float, loaded_s: float, components: int) -> None:
-    print(f"data: {args.records} provisioning records, {args.records * args.per_record} components at start "
-          f"(loaded in {loaded_s:.0f} s), {components} at the end; PostgreSQL, synchronous_commit on")  # fmt: skip
-    print(f"server: gunicorn sync x{args.workers}; load: {args.clients} client threads, {args.rounds} interleaved "
-          f"rounds of {args.duration}s each")  # fmt: skip
+    print(
+        f"data: {args.records} provisioning records, {args.records * args.per_record} components at start "
+        f"(loaded in {loaded_s:.0f} s), {components} at the end; PostgreSQL, synchronous_commit on"
+    )
+    print(
+        f"server: gunicorn sync x{args.workers}; load: {args.clients} client threads, {args.rounds} interleaved "
+        f"rounds of {args.duration}s each"
+    )
     p50 = {}
     for name, rounds in runs.items():
         latencies = [ms for run in rounds for ms in run.latencies_ms]
         rps = sum(run.rps for run in rounds) / len(rounds)
         errors = sum(run.errors for run in rounds)
         p50[name] = percentile(latencies, 50)
-        print(f"{name:9} p50 {p50[name]:6.2f} ms  p99 {percentile(latencies, 99):6.2f} ms  {rps:6.0f} req/s  "
-              f"({len(latencies)} requests, {errors} wrong answers)")  # fmt: skip
-    print(f"ratio p50 select/baseline: {p50['select'] / p50['baseline']:.2f}; "
-          f"insert of {INSERT_IDS} ids/baseline: {p50['insert'] / p50['baseline']:.2f}")  # fmt: skip
+        print(
+            f"{name:9} p50 {p50[name]:6.2f} ms  p99 {percentile(latencies, 99):6.2f} ms  {rps:6.0f} req/s  "
+            f"({len(latencies)} requests, {errors} wrong answers)"
+        )
+    print(
+        f"ratio p50 select/baseline: {p50['select'] / p50['baseline']:.2f}; "
+        f"insert of {INSERT_IDS} ids/baseline: {p50['insert'] / p50['baseline']:.2f}"
+    )
     print(f"peak server memory: {peak_mib:.0f} MiB PSS (master + {args.workers} workers)")
     if any(run.errors for rounds in runs.values() for run in rounds):
         raise SystemExit("WRONG ANSWERS: see the counts above")

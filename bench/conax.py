@@ -106,13 +106,20 @@ class Run:
 
     def merged(self, other: Run) -> Run:
         first = self.first_error or other.first_error
-        return Run(self.name, self.latencies_ms + other.latencies_ms, self.seconds + other.seconds,
-                   self.errors + other.errors, first)  # fmt: skip
+        return Run(
+            self.name,
+            self.latencies_ms + other.latencies_ms,
+            self.seconds + other.seconds,
+            self.errors + other.errors,
+            first,
+        )
 
     def line(self, label: str) -> str:
-        return (f"{label:38} {self.rps:7.0f} req/s  p50 {percentile(self.latencies_ms, 50):6.1f} ms  "
-                f"p95 {percentile(self.latencies_ms, 95):6.1f} ms  p99 {percentile(self.latencies_ms, 99):6.1f} ms  "
-                f"({len(self.latencies_ms)} requests, {self.errors} wrong answers)")  # fmt: skip
+        return (
+            f"{label:38} {self.rps:7.0f} req/s  p50 {percentile(self.latencies_ms, 50):6.1f} ms  "
+            f"p95 {percentile(self.latencies_ms, 95):6.1f} ms  p99 {percentile(self.latencies_ms, 99):6.1f} ms  "
+            f"({len(self.latencies_ms)} requests, {self.errors} wrong answers)"
+        )
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
@@ -121,19 +128,29 @@ class Run:
 def load(cards: int) -> None:
     """Bulk SQL: one unit, one service in one subscription, ``cards`` smartcards of that subscription."""
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
-        conn.execute("INSERT INTO conax_unit (id, name, alternative_code, description, group_name, community_name) "
-                     "VALUES (%s, 'Bench Unit', 'BU', 'bench', 'Bench Group', 'Bench Community')", [UNIT])  # fmt: skip
-        conn.execute("INSERT INTO conax_service (id, code, alternative_code, name, service_ca_id) "
-                     "VALUES (%s, 'BENCH', NULL, 'Bench service', 'P-BENCH')", [SERVICE])  # fmt: skip
-        conn.execute("INSERT INTO conax_subscription (id, number, created_at) VALUES (%s, 'S-BENCH', now())",
-                     [SUBSCRIPTION])  # fmt: skip
-        conn.execute("INSERT INTO conax_subscription_services (subscription_id, service_id) VALUES (%s, %s)",
-                     [SUBSCRIPTION, SERVICE])  # fmt: skip
+        conn.execute(
+            "INSERT INTO conax_unit (id, name, alternative_code, description, group_name, community_name) "
+            "VALUES (%s, 'Bench Unit', 'BU', 'bench', 'Bench Group', 'Bench Community')",
+            [UNIT],
+        )
+        conn.execute(
+            "INSERT INTO conax_service (id, code, alternative_code, name, service_ca_id) "
+            "VALUES (%s, 'BENCH', NULL, 'Bench service', 'P-BENCH')",
+            [SERVICE],
+        )
+        conn.execute(
+            "INSERT INTO conax_subscription (id, number, created_at) VALUES (%s, 'S-BENCH', now())", [SUBSCRIPTION]
+        )
+        conn.execute(
+            "INSERT INTO conax_subscription_services (subscription_id, service_id) VALUES (%s, %s)",
+            [SUBSCRIPTION, SERVICE],
+        )
         conn.execute(
             "INSERT INTO conax_smartcard (id, serial_number, ca_id, subscription_id) "
             "SELECT upper(md5(random()::text || n)), format('SC-%%s', lpad(n::text, 7, '0')), "
-            "format('CA-%%s', lpad(n::text, 7, '0')), %s FROM generate_series(1, %s) n", [SUBSCRIPTION, cards],
-        )  # fmt: skip
+            "format('CA-%%s', lpad(n::text, 7, '0')), %s FROM generate_series(1, %s) n",
+            [SUBSCRIPTION, cards],
+        )
         conn.execute("VACUUM ANALYZE")
 
 
@@ -143,8 +160,9 @@ def create_user(env: dict[str, str]) -> None:
         f"u = User.objects.create_user({USER!r}, password={PASSWORD!r}, is_staff=True); "
         "u.groups.add(Group.objects.get(name='support'))"
     )
-    subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def card_ids() -> list[str]:
@@ -180,9 +198,15 @@ def load_list_rows(rows: int) -> float:
                    %(subscription)s, %(service)s, c.ids[1 + s.n %% c.n]
               FROM c, (SELECT n, n %% 40 = 0 AS rejected, now() - (%(rows)s - n) * interval '10 seconds' AS at
                          FROM generate_series(1, %(rows)s) n) s""",
-            {"types": TYPES, "user": user_id, "unit": UNIT, "subscription": SUBSCRIPTION, "service": SERVICE,
-             "rows": rows},
-        )  # fmt: skip
+            {
+                "types": TYPES,
+                "user": user_id,
+                "unit": UNIT,
+                "subscription": SUBSCRIPTION,
+                "service": SERVICE,
+                "rows": rows,
+            },
+        )
         conn.execute("VACUUM ANALYZE conax_provisioningrequest")
     return time.monotonic() - started
 
@@ -192,19 +216,52 @@ def load_list_rows(rows: int) -> float:
 
 def start_simulator(port: int, latency: float, env: dict[str, str], log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "simulate_cas", "--port", str(port), "--auto-register", "--latency",
-         str(latency)], cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "manage.py",
+            "simulate_cas",
+            "--port",
+            str(port),
+            "--auto-register",
+            "--latency",
+            str(latency),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     wait_port(port, proc)
     return proc
 
 
 def start_worker(args, env: dict[str, str], name: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "express,regular", "--pool", args.pool,
-         "--concurrency", str(args.concurrency), "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
-         "--loglevel", "WARNING"], cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            "express,regular",
+            "--pool",
+            args.pool,
+            "--concurrency",
+            str(args.concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 # --- CPU accounting: where the two cores went during a phase --------------------------------------------------------
@@ -272,10 +329,12 @@ class Cpu:
         per = " + ".join(f"{name} {s / requests * 1000:.1f}" for name, s in self.seconds.items())
         ours = sum(self.seconds.values())
         rest = max(0.0, self.busy - ours) / self.wall
-        return (f"CPU ms/request: {per} = {ours / requests * 1000:.1f}; cores busy {self.busy / self.wall:.2f} of "
-                f"{os.cpu_count()} (the above {ours / self.wall:.2f}, everything else {rest:.2f}, steal "
-                f"{self.steal / self.wall:.2f}); PostgreSQL sessions opened {self.sessions} "
-                f"({self.sessions / requests:.2f} per request)")  # fmt: skip
+        return (
+            f"CPU ms/request: {per} = {ours / requests * 1000:.1f}; cores busy {self.busy / self.wall:.2f} of "
+            f"{os.cpu_count()} (the above {ours / self.wall:.2f}, everything else {rest:.2f}, steal "
+            f"{self.steal / self.wall:.2f}); PostgreSQL sessions opened {self.sessions} "
+            f"({self.sessions / requests:.2f} per request)"
+        )
 
 
 class CpuMeter:
@@ -293,8 +352,10 @@ class CpuMeter:
 
     def measure(self, fn: Callable[[], object]) -> tuple[object, Cpu]:
         (before, m0, s0, t0), result, (after, m1, s1, t1) = self._sample(), fn(), self._sample()
-        seconds = {name: sum(value - before[name].get(key, 0) for key, value in group.items()) / self.hz
-                   for name, group in after.items()}  # fmt: skip
+        seconds = {
+            name: sum(value - before[name].get(key, 0) for key, value in group.items()) / self.hz
+            for name, group in after.items()
+        }
         return result, Cpu(seconds, t1 - t0, (m1[0] - m0[0]) / self.hz, (m1[1] - m0[1]) / self.hz, s1 - s0)
 
 
@@ -352,8 +413,13 @@ def baseline_call(http: httpx.Client, n: int, rnd: random.Random) -> tuple[bool,
 
 def creation_call(token: str, cards: list[str], immediately: int) -> Call:
     def call(http: httpx.Client, n: int, rnd: random.Random) -> tuple[bool, str]:
-        body = {"token": token, "subscription_identifier": {"id": SUBSCRIPTION}, "service_identifier": {"id": SERVICE},
-                "smartcard_identifier": {"id": cards[n % len(cards)]}, "process_immediately": immediately}  # fmt: skip
+        body = {
+            "token": token,
+            "subscription_identifier": {"id": SUBSCRIPTION},
+            "service_identifier": {"id": SERVICE},
+            "smartcard_identifier": {"id": cards[n % len(cards)]},
+            "process_immediately": immediately,
+        }
         if n % 10 == 0:
             body["priority"] = "EXPRESS"
         answer = http.post(REQUESTS + "add_subscriptions", json=body).json()
@@ -417,7 +483,7 @@ def wait_drained(created: int, creating: threading.Event) -> bool:
         while True:
             total, pending = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE life_cycle_state = 'PENDING') FROM conax_provisioningrequest"
-            ).fetchone()  # fmt: skip
+            ).fetchone()
             if not creating.is_set() and total >= created and pending == 0:
                 return True
             if total - pending != last:
@@ -452,20 +518,38 @@ def drain_figures() -> dict:
                       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM executed_date - created_date))
                           FILTER (WHERE priority = 'EXPRESS')
                  FROM conax_provisioningrequest"""
-        ).fetchone()  # fmt: skip
-        states = dict(conn.execute("SELECT life_cycle_state, count(*) FROM conax_provisioningrequest "
-                                   "GROUP BY 1 ORDER BY 1").fetchall())  # fmt: skip
-        errors = dict(conn.execute(
-            "SELECT coalesce(provider_error_code, error_code), count(*) FROM conax_provisioningrequest "
-            "WHERE life_cycle_state = 'REJECTED' GROUP BY 1").fetchall())  # fmt: skip
+        ).fetchone()
+        states = dict(
+            conn.execute(
+                "SELECT life_cycle_state, count(*) FROM conax_provisioningrequest GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        errors = dict(
+            conn.execute(
+                "SELECT coalesce(provider_error_code, error_code), count(*) FROM conax_provisioningrequest "
+                "WHERE life_cycle_state = 'REJECTED' GROUP BY 1"
+            ).fetchall()
+        )
         entitlements = conn.execute("SELECT count(*) FROM conax_entitlement WHERE active").fetchone()[0]
-        tail = conn.execute("SELECT count(*) FROM conax_provisioningrequest WHERE executed_date > %s",
-                            [row[1]]).fetchone()[0]  # fmt: skip
+        tail = conn.execute(
+            "SELECT count(*) FROM conax_provisioningrequest WHERE executed_date > %s", [row[1]]
+        ).fetchone()[0]
     first, last_created, last_executed, p50, p99, worst, retried, express, express_p99 = row
-    return {"first_created": first, "last_created": last_created, "last_executed": last_executed,
-            "p50_ms": (p50 or 0) * 1000, "p99_ms": (p99 or 0) * 1000, "max_ms": (worst or 0) * 1000,
-            "retried": retried, "express": express, "express_p99_ms": (express_p99 or 0) * 1000, "states": states,
-            "errors": errors, "entitlements": entitlements, "tail": tail}  # fmt: skip
+    return {
+        "first_created": first,
+        "last_created": last_created,
+        "last_executed": last_executed,
+        "p50_ms": (p50 or 0) * 1000,
+        "p99_ms": (p99 or 0) * 1000,
+        "max_ms": (worst or 0) * 1000,
+        "retried": retried,
+        "express": express,
+        "express_p99_ms": (express_p99 or 0) * 1000,
+        "states": states,
+        "errors": errors,
+        "entitlements": entitlements,
+        "tail": tail,
+    }
 
 
 def explain(env: dict[str, str], offset: int) -> str:
@@ -475,8 +559,14 @@ def explain(env: dict[str, str], offset: int) -> str:
         f"print(selectors.request_list(filters={{'type': 'CANCEL_SUBSCRIPTIONS'}})[{offset}:{offset + 50}]"
         ".explain(analyze=True, buffers=True))"
     )
-    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.rstrip()
 
 
@@ -500,8 +590,9 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-conax-"))
     sim_port, port = free_port(), free_port()
     sim_url, base = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
-    env = server_env(DB, CELERY_BROKER_URL=REDIS, CAS_GATEWAY_URL=sim_url, CAS_DISPATCH_GRACE_SECONDS="600",
-                     LOG_LEVEL="WARNING")  # fmt: skip
+    env = server_env(
+        DB, CELERY_BROKER_URL=REDIS, CAS_GATEWAY_URL=sim_url, CAS_DISPATCH_GRACE_SECONDS="600", LOG_LEVEL="WARNING"
+    )
     worker_env = {**env, "CELERY_RESULT_BACKEND": REDIS}  # the no-op baseline waits on its results
     procs: list[subprocess.Popen] = []
     out: dict = {"args": args}
@@ -515,19 +606,23 @@ def main() -> None:
         out["purged"] = purge(app, "express", "regular")
         simulator = start_simulator(sim_port, args.latency, env, logs / "simulator.log")
         procs.append(simulator)
-        workers = [start_worker(args, worker_env, f"bench{n}", logs / f"worker{n}.log")
-                   for n in range(args.worker_processes)]  # fmt: skip
+        workers = [
+            start_worker(args, worker_env, f"bench{n}", logs / f"worker{n}.log") for n in range(args.worker_processes)
+        ]
         procs += workers
         server = start_server(port, args.workers, 1, env)
         procs.append(server)
         pg_master = postmaster()
-        meter = CpuMeter({
-            "server": lambda: ticks(tree(server.pid)),
-            "worker": lambda: ticks([pid for worker in workers for pid in tree(worker.pid)]),
-            "postgres": lambda: ticks(db_backends()),
-            "ended postgres backends (any db)": lambda: reaped_ticks(pg_master),
-            "simulator": lambda: ticks(tree(simulator.pid)), "client": lambda: ticks([os.getpid()]),
-        })  # fmt: skip
+        meter = CpuMeter(
+            {
+                "server": lambda: ticks(tree(server.pid)),
+                "worker": lambda: ticks([pid for worker in workers for pid in tree(worker.pid)]),
+                "postgres": lambda: ticks(db_backends()),
+                "ended postgres backends (any db)": lambda: reaped_ticks(pg_master),
+                "simulator": lambda: ticks(tree(simulator.pid)),
+                "client": lambda: ticks([os.getpid()]),
+            }
+        )
         token = login(base)
 
         # Warm-up: the pool's threads or processes and their connections; the server's workers, imports, caches.
@@ -580,12 +675,14 @@ def main() -> None:
 def report(out: dict) -> None:
     args, create, baseline, drain, stats = out["args"], out["create"], out["baseline"], out["drain"], out["stats"]
     n, load = args.requests, os.getloadavg()
-    print(f"setup: 1 subscription, 1 service, {args.cards} smartcards; PostgreSQL (synchronous_commit on), Redis "
-          f"broker; gunicorn sync x{args.workers}; celery --pool {args.pool} --concurrency {args.concurrency}"
-          f"{f' x{args.worker_processes} processes' if args.worker_processes > 1 else ''} on express,regular "
-          f"(no beat); HTTP CAS simulator, {args.latency:g} ms latency, auto-register; {args.clients} client threads "
-          f"(httpx keep-alive); {os.cpu_count()} shared cores, everything on this machine (load average at the end "
-          f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})")  # fmt: skip
+    print(
+        f"setup: 1 subscription, 1 service, {args.cards} smartcards; PostgreSQL (synchronous_commit on), Redis "
+        f"broker; gunicorn sync x{args.workers}; celery --pool {args.pool} --concurrency {args.concurrency}"
+        f"{f' x{args.worker_processes} processes' if args.worker_processes > 1 else ''} on express,regular "
+        f"(no beat); HTTP CAS simulator, {args.latency:g} ms latency, auto-register; {args.clients} client threads "
+        f"(httpx keep-alive); {os.cpu_count()} shared cores, everything on this machine (load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"
+    )
     first, second = out["baseline_runs"]
     print(baseline.line("baseline A: bare DRF create of one row"))
     print(f"{'':38} (before the creations {first.rps:.0f} req/s, after the drain {second.rps:.0f} req/s)")
@@ -594,32 +691,48 @@ def report(out: dict) -> None:
     span = (drain["last_executed"] - drain["first_created"]).total_seconds() if drain["last_executed"] else 0.0
     lag = (drain["last_executed"] - drain["last_created"]).total_seconds() if drain["last_executed"] else 0.0
     drain_rate = n / span if span else 0.0
-    print(f"drain: {drain_rate:.0f} requests/s = {n} / {span:.2f} s from the first request's created_date to the last "
-          f"executed_date (creations took {create.seconds:.2f} s; the queue emptied {lag:.2f} s after the last "
-          "creation)")  # fmt: skip
+    print(
+        f"drain: {drain_rate:.0f} requests/s = {n} / {span:.2f} s from the first request's created_date to the last "
+        f"executed_date (creations took {create.seconds:.2f} s; the queue emptied {lag:.2f} s after the last "
+        "creation)"
+    )
     if lag > 0.5:
-        print(f"       the worker alone once the creations ended: {drain['tail']} requests in {lag:.2f} s = "
-              f"{drain['tail'] / lag:.0f} requests/s")  # fmt: skip
+        print(
+            f"       the worker alone once the creations ended: {drain['tail']} requests in {lag:.2f} s = "
+            f"{drain['tail'] / lag:.0f} requests/s"
+        )
     print(f"creations + drain, {out['cpu_create'].line(n)}")
-    print(f"PENDING -> terminal (executed_date - created_date): p50 {drain['p50_ms']:.0f} ms  p99 "
-          f"{drain['p99_ms']:.0f} ms  max {drain['max_ms']:.0f} ms; EXPRESS ({drain['express']}) p99 "
-          f"{drain['express_p99_ms']:.0f} ms; claimed more than once: {drain['retried']}")  # fmt: skip
-    print(f"tasks still queued when the last request had completed: {out['leftover_tasks']} (wake-ups for requests "
-          "done already: a card's finished request queues its next one, which also has its own task)")  # fmt: skip
+    print(
+        f"PENDING -> terminal (executed_date - created_date): p50 {drain['p50_ms']:.0f} ms  p99 "
+        f"{drain['p99_ms']:.0f} ms  max {drain['max_ms']:.0f} ms; EXPRESS ({drain['express']}) p99 "
+        f"{drain['express_p99_ms']:.0f} ms; claimed more than once: {drain['retried']}"
+    )
+    print(
+        f"tasks still queued when the last request had completed: {out['leftover_tasks']} (wake-ups for requests "
+        "done already: a card's finished request queues its next one, which also has its own task)"
+    )
     print(f"baseline B: no-op tasks through the same pool: {out['noop']:.0f} tasks/s; {out['cpu_noop'].line(n)}")
-    print(f"ratios: creations/s / bare DRF creates/s = {create.rps / baseline.rps:.2f}; "
-          f"drain requests/s / no-op tasks/s = {drain_rate / out['noop']:.2f}")  # fmt: skip
+    print(
+        f"ratios: creations/s / bare DRF creates/s = {create.rps / baseline.rps:.2f}; "
+        f"drain requests/s / no-op tasks/s = {drain_rate / out['noop']:.2f}"
+    )
     rejections = f" rejections {drain['errors']}" if drain["errors"] else ""
-    print(f"final states: {drain['states']}{rejections}; active entitlements {drain['entitlements']}; drained: "
-          f"{'yes' if out['drained'] else 'NO (stalled)'}")  # fmt: skip
+    print(
+        f"final states: {drain['states']}{rejections}; active entitlements {drain['entitlements']}; drained: "
+        f"{'yes' if out['drained'] else 'NO (stalled)'}"
+    )
     if out["purged"]:
         print(f"(purged {out['purged']} messages an earlier run left in the express/regular queues)")
-    print(f"exactly once (simulator /admin/stats): sends {stats['sends']} (expected {n}), duplicates "
-          f"{stats['duplicates']}, lookups {stats['lookups']}, unavailable {stats['unavailable']}, keys "
-          f"{stats['keys']}, applied_more_than_once {stats['applied_more_than_once'] or '[]'}")  # fmt: skip
-    print(f"list: {args.list_rows} requests added in {out['list_load_s']:.0f} s (bulk SQL), {args.list_rows + n} in "
-          f"the table; GET list?type=<random of 13>&number_of_results=50; target p95 < {LIST_TARGET_MS:.0f} ms "
-          f"(fields_set={LIST_FIELDS})")  # fmt: skip
+    print(
+        f"exactly once (simulator /admin/stats): sends {stats['sends']} (expected {n}), duplicates "
+        f"{stats['duplicates']}, lookups {stats['lookups']}, unavailable {stats['unavailable']}, keys "
+        f"{stats['keys']}, applied_more_than_once {stats['applied_more_than_once'] or '[]'}"
+    )
+    print(
+        f"list: {args.list_rows} requests added in {out['list_load_s']:.0f} s (bulk SQL), {args.list_rows + n} in "
+        f"the table; GET list?type=<random of 13>&number_of_results=50; target p95 < {LIST_TARGET_MS:.0f} ms "
+        f"(fields_set={LIST_FIELDS})"
+    )
     slow = []
     for label, (run, cpu) in out["lists"].items():
         p95 = percentile(run.latencies_ms, 95)
@@ -633,8 +746,11 @@ def report(out: dict) -> None:
         summary = [found for prefix in keep if (found := next((t for t in texts if t.startswith(prefix)), None))]
         print(f"EXPLAIN ANALYZE of the list query (type=CANCEL_SUBSCRIPTIONS, offset {offset}): " + "; ".join(summary))
     if slow:
-        print("full plan (offset 0):", *(f"    {line}" for line in out["explain"][0][out["explain"][0].find("Limit") :]
-                                           .splitlines()), sep="\n")  # fmt: skip
+        print(
+            "full plan (offset 0):",
+            *(f"    {line}" for line in out["explain"][0][out["explain"][0].find("Limit") :].splitlines()),
+            sep="\n",
+        )
     print(f"list target p95 < {LIST_TARGET_MS:.0f} ms: " + (f"FAIL ({'; '.join(slow)})" if slow else "PASS"))
 
     failures = []

@@ -36,9 +36,24 @@ def start(parser: str, var_dir: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV"}}
     env |= {"PORTAL_VAR_DIR": var_dir, "ACTIVATION_RATE_LIMIT_IP": "0", "ACTIVATION_RATE_LIMIT_SERIAL": "0"}
-    command = [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--port", str(port), "--http", parser,
-               "--no-proxy-headers", "--no-server-header", "--no-date-header", "--no-access-log", "--lifespan", "off",
-               "--log-level", "warning"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "portal.asgi:application",
+        "--port",
+        str(port),
+        "--http",
+        parser,
+        "--no-proxy-headers",
+        "--no-server-header",
+        "--no-date-header",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     wait_port(port, proc)
     return proc, port
@@ -85,9 +100,11 @@ def main() -> int:
     for name in ENDPOINTS:
         row = {http: [median(f[i] for f in results[(name, http)]) for i in range(3)] for http in ("h11", "httptools")}
         h11, tools = row["h11"], row["httptools"]
-        print(f"{name}: h11 {h11[0]:.0f} req/s (p50 {h11[1]:.1f} ms, p99 {h11[2]:.1f} ms); "
-              f"httptools {tools[0]:.0f} req/s (p50 {tools[1]:.1f} ms, p99 {tools[2]:.1f} ms); "
-              f"ratio h11/httptools {h11[0] / tools[0]:.2f}")  # fmt: skip
+        print(
+            f"{name}: h11 {h11[0]:.0f} req/s (p50 {h11[1]:.1f} ms, p99 {h11[2]:.1f} ms); "
+            f"httptools {tools[0]:.0f} req/s (p50 {tools[1]:.1f} ms, p99 {tools[2]:.1f} ms); "
+            f"ratio h11/httptools {h11[0] / tools[0]:.2f}"
+        )
     shutil.rmtree(var_dir, ignore_errors=True)
     return 0
 

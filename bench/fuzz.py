@@ -41,8 +41,18 @@ def main() -> int:
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
     env = dict(os.environ, FUZZ_EXAMPLES=str(args.examples))
-    command = [sys.executable, "-m", "pytest", "-m", "fuzz", "-q", "-p", "no:cacheprovider",
-               "--hypothesis-show-statistics", *args.pytest_args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "fuzz",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--hypothesis-show-statistics",
+        *args.pytest_args,
+    ]
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     rows = parse(run.stdout)
     for test, passing, failing, invalid in rows:

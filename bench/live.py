@@ -60,23 +60,42 @@ def load(clients: int, env: dict[str, str]) -> list[int]:
     subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env=env, check=True)
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
         conn.execute("INSERT INTO devices_vendor (name, created_at, updated_at) VALUES ('bench', now(), now())")
-        conn.execute("INSERT INTO devices_devicemodel (vendor_id, name, description, created_at, updated_at) "
-                     "SELECT id, 'stb', '', now(), now() FROM devices_vendor")  # fmt: skip
+        conn.execute(
+            "INSERT INTO devices_devicemodel (vendor_id, name, description, created_at, updated_at) "
+            "SELECT id, 'stb', '', now(), now() FROM devices_vendor"
+        )
         conn.execute(
             "INSERT INTO devices_device (model_id, serial_number, extra, state, configuration_version, owner_id, "
             "created_at, updated_at) SELECT m.id, format('LIVE-%%s', lpad(n::text, 6, '0')), '', 'notadded', 0, "
             "(SELECT id FROM auth_user WHERE username = %s), now(), now() "
-            "FROM devices_devicemodel m, generate_series(1, %s) n", [USER, clients],
-        )  # fmt: skip
+            "FROM devices_devicemodel m, generate_series(1, %s) n",
+            [USER, clients],
+        )
         return [row[0] for row in conn.execute("SELECT id FROM devices_device ORDER BY id")]
 
 
 def start_asgi(port: int, env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--lifespan", "off", "--ws-max-queue", "64"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "portal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--lifespan",
+            "off",
+            "--ws-max-queue",
+            "64",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -92,8 +111,11 @@ def session_cookie(base: str) -> str:
     with httpx.Client(base_url=base) as http:
         page = http.get("/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        http.post("/login/", data={"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": token},
-                  headers={"Referer": base + "/login/"})  # fmt: skip
+        http.post(
+            "/login/",
+            data={"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": token},
+            headers={"Referer": base + "/login/"},
+        )
         return f"sessionid={http.cookies['sessionid']}"
 
 
@@ -106,8 +128,9 @@ class Received:
 
 async def client(port: int, device_id: int, cookie: str, received: Received, ready: asyncio.Event, go) -> None:
     headers = [("Cookie", cookie), ("Origin", f"http://127.0.0.1:{port}")]
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/devices/{device_id}/", additional_headers=headers,
-                                  open_timeout=60, max_queue=None) as socket:  # fmt: skip
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/devices/{device_id}/", additional_headers=headers, open_timeout=60, max_queue=None
+    ) as socket:
         go()
         try:
             async for message in socket:
@@ -132,8 +155,13 @@ async def publish(ids: list[int], rate: int, duration: int, send) -> int:
         batch = []
         while sent < due:
             device_id = ids[sent % len(ids)]
-            event = {"type": "device.event", "device_id": device_id, "event": "provisioningchange", "status": 200,
-                     "at": datetime.now(UTC).isoformat()}  # fmt: skip
+            event = {
+                "type": "device.event",
+                "device_id": device_id,
+                "event": "provisioningchange",
+                "status": 200,
+                "at": datetime.now(UTC).isoformat(),
+            }
             batch.append(send(device_id, event))
             sent += 1
         await asyncio.gather(*batch)
@@ -159,8 +187,7 @@ async def run_asgi(ports: list[int], ids: list[int], cookie: str, args) -> tuple
     await asyncio.wait_for(all_ready.wait(), timeout=120)
     await asyncio.sleep(1)  # every consumer has joined its group
     layer = RedisChannelLayer(hosts=[LAYER_REDIS])
-    sent = await publish(ids, args.rate, args.duration,
-                         lambda pk, event: layer.group_send(f"device.{pk}", event))  # fmt: skip
+    sent = await publish(ids, args.rate, args.duration, lambda pk, event: layer.group_send(f"device.{pk}", event))
     await asyncio.sleep(2)  # let the last events arrive
     for task in tasks:
         task.cancel()
@@ -237,12 +264,18 @@ def main() -> None:
 def report(args, sent, received, baseline_sent, baseline, peak_mib) -> None:
     p50, p99 = percentile(received.latencies_ms, 50), percentile(received.latencies_ms, 99)
     b50, b99 = percentile(baseline.latencies_ms, 50), percentile(baseline.latencies_ms, 99)
-    print(f"setup: {args.clients} WebSocket clients on /ws/devices/<id>/ across 2 uvicorn processes; "
-          f"{args.rate} events/s for {args.duration} s through channels-redis (Redis), PostgreSQL")  # fmt: skip
-    print(f"baseline (bare channels-redis receivers): delivered {baseline.count}/{baseline_sent}  "
-          f"p50 {b50:.1f} ms  p99 {b99:.1f} ms")  # fmt: skip
-    print(f"live pages: delivered {received.count}/{sent}  p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
-          f"(disconnects while publishing: {received.disconnects})")  # fmt: skip
+    print(
+        f"setup: {args.clients} WebSocket clients on /ws/devices/<id>/ across 2 uvicorn processes; "
+        f"{args.rate} events/s for {args.duration} s through channels-redis (Redis), PostgreSQL"
+    )
+    print(
+        f"baseline (bare channels-redis receivers): delivered {baseline.count}/{baseline_sent}  "
+        f"p50 {b50:.1f} ms  p99 {b99:.1f} ms"
+    )
+    print(
+        f"live pages: delivered {received.count}/{sent}  p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
+        f"(disconnects while publishing: {received.disconnects})"
+    )
     print(f"ratio p99 live/baseline: {p99 / b99:.2f}  (target: nothing lost, p99 < 250 ms)")
     print(f"peak server memory: {peak_mib:.0f} MiB PSS (2 uvicorn processes)")
     if received.count != sent or received.disconnects:

@@ -109,11 +109,14 @@ def noop_rate(app: Celery, count: int) -> float:
 
 def reprovision(app: Celery, count: int) -> tuple[float, float, float, dict[str, int]]:
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
-        ids = [row[0] for row in conn.execute(
-            """INSERT INTO provisioning_command (box_id, kind, params, state, attempts, last_error, created_at)
+        ids = [
+            row[0]
+            for row in conn.execute(
+                """INSERT INTO provisioning_command (box_id, kind, params, state, attempts, last_error, created_at)
                SELECT id, 'reprovision', '{"provision_type": "HARDWARE"}', 'QUEUED', 0, '', now()
                  FROM provisioning_settopbox RETURNING id"""
-        )]  # fmt: skip
+            )
+        ]
         started = time.perf_counter()
         for pk in ids:
             app.send_task("provisioning.tasks.run_command", args=[pk], queue="devices")
@@ -144,15 +147,50 @@ def main() -> None:
     base = free_port_range(args.boxes, start=21000)
     load_boxes(args.boxes, base)
     simulator = subprocess.Popen(
-        [sys.executable, "manage.py", "simulate_devices", "--count", str(args.boxes), "--port", str(base),
-         "--latency", str(args.latency), "--provision-seconds", "0.05", "--api-version", "3"],
-        cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "manage.py",
+            "simulate_devices",
+            "--count",
+            str(args.boxes),
+            "--port",
+            str(base),
+            "--latency",
+            str(args.latency),
+            "--provision-seconds",
+            "0.05",
+            "--api-version",
+            "3",
+        ],
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "devices", "--pool", args.pool,
-         "--concurrency", str(args.concurrency), "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            "devices",
+            "--pool",
+            args.pool,
+            "--concurrency",
+            str(args.concurrency),
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     app = Celery(broker=REDIS, backend=REDIS)
     try:
         wait_ready(base, args.boxes)
@@ -168,8 +206,10 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
     admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    print(f"worker: celery --pool {args.pool} --concurrency {args.concurrency}; {args.boxes} simulated boxes, "
-          f"{args.latency} ms latency; broker Redis; PostgreSQL")  # fmt: skip
+    print(
+        f"worker: celery --pool {args.pool} --concurrency {args.concurrency}; {args.boxes} simulated boxes, "
+        f"{args.latency} ms latency; broker Redis; PostgreSQL"
+    )
     print(f"baseline (no-op tasks through the same pool): {noops:.0f} tasks/s")
     print(f"reprovision: {rate:.0f} commands/s  end-to-end p50 {p50:.0f} ms  p99 {p99:.0f} ms")
     print(f"ratio commands/no-op: {rate / noops:.2f}")

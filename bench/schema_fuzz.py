@@ -32,11 +32,26 @@ TEST = (
 def run(examples: int, only: str, pytest_args: list[str]) -> tuple[int, dict | None, str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        env = dict(os.environ, SCHEMA_FUZZ_EXAMPLES=str(examples), SCHEMA_FUZZ_REPORT=str(report),
-                   SCHEMA_FUZZ_RANDOM="1", SCHEMA_FUZZ_ONLY=only)  # fmt: skip
+        env = dict(
+            os.environ,
+            SCHEMA_FUZZ_EXAMPLES=str(examples),
+            SCHEMA_FUZZ_REPORT=str(report),
+            SCHEMA_FUZZ_RANDOM="1",
+            SCHEMA_FUZZ_ONLY=only,
+        )
         # The suite's 300 s timeout is for the bounded run; this one takes as long as it takes.
-        command = [sys.executable, "-m", "pytest", TEST, "-q", "-p", "no:cacheprovider", "-o", "timeout=0",
-                   *pytest_args]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            TEST,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "timeout=0",
+            *pytest_args,
+        ]
         started = time.monotonic()
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
         elapsed = time.monotonic() - started

@@ -58,8 +58,13 @@ CIK = re.compile(r"[0-9a-f]{40}")
 STOPPED = re.compile(r"serve: (?P<name>\S+) \(pid (?P<pid>\d+)\) stopped: (?P<reason>.*?); restart (?P<k>\d+) in")
 BEAT_SENT = re.compile(r"Sending due task (?P<name>\S+)")
 LOG_PROBLEM = re.compile(r"level=(ERROR|CRITICAL)|^Traceback|\bCRITICAL\b")
-CHILD_NAMES = {"simulate_cas": "cas-simulator", "celery": "worker", "uvicorn": "web",
-               "simulate_devices": "box-simulator", "listen_devices": "listener"}  # fmt: skip
+CHILD_NAMES = {
+    "simulate_cas": "cas-simulator",
+    "celery": "worker",
+    "uvicorn": "web",
+    "simulate_devices": "box-simulator",
+    "listen_devices": "listener",
+}
 STOP_GRACE = 15.0  # portal.lib.supervise.STOP_GRACE_SECONDS
 TRICKLE_KINDS = ("activation", "staff-api", "crm")  # the work's own requests: not logins, setup or polls
 COMMAND_DONE = ("SUCCEEDED", "FAILED")
@@ -159,8 +164,9 @@ class Api:
         return response
 
     def staff_login(self) -> None:
-        response = self.call("staff-login", "POST", "/api/v1/auth/token/",
-                             json={"username": STAFF[0], "password": STAFF[1]})  # fmt: skip
+        response = self.call(
+            "staff-login", "POST", "/api/v1/auth/token/", json={"username": STAFF[0], "password": STAFF[1]}
+        )
         if response is None or response.status_code != 201:
             raise RuntimeError(f"staff login failed: {response and response.status_code}")
         self.staff_token = response.json()["token"]
@@ -217,9 +223,15 @@ class Stack:
         self.lock = threading.Lock()
         self.started = threading.Event()  # the worker said "ready"
         self.proc = subprocess.Popen(
-            self.command, cwd=REPO, env=serve_env(port, var_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, text=True, errors="replace",
-        )  # fmt: skip
+            self.command,
+            cwd=REPO,
+            env=serve_env(port, var_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
+            errors="replace",
+        )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -602,8 +614,12 @@ def follow_conax(ctx: Context, api: Api) -> None:
         return
     pending, offset = set(), 0
     while True:
-        body = api.crm("poll", "GET", "list", {"life_cycle_state": "PENDING", "fields_set": "id",
-                                                "number_of_results": 1000, "offset": offset})  # fmt: skip
+        body = api.crm(
+            "poll",
+            "GET",
+            "list",
+            {"life_cycle_state": "PENDING", "fields_set": "id", "number_of_results": 1000, "offset": offset},
+        )
         if body is None or body["status"]["code"] != "OK":
             return
         pending |= {row["id"] for row in body["data"]}
@@ -657,9 +673,12 @@ def kill_spec(value: str) -> tuple[str, float]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="how long the trickle runs (default 30)")
-    parser.add_argument("--warmup", type=float, default=60.0,
-                        help="seconds of trickle before the starting memory is taken (default 60, at most a third "
-                             "of the run)")  # fmt: skip
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=60.0,
+        help="seconds of trickle before the starting memory is taken (default 60, at most a third of the run)",
+    )
     parser.add_argument("--drain", type=float, default=180.0, help="seconds the outstanding work may take at the end")
     parser.add_argument("--activations", type=float, default=1.0, help="activations per second (default 1; 0: none)")
     parser.add_argument(
@@ -727,9 +746,11 @@ def trickle(args: argparse.Namespace, stack: Stack, ctx: Context, run_id: str) -
     warmup = min(args.warmup, duration / 3)
     watch = MemoryWatch(stack)
     done = threading.Event()
-    streams = [(activations, (ctx, 1 / args.activations, run_id)) if args.activations > 0 else None,
-               (commands, (ctx, args.command_every)) if args.command_every > 0 else None,
-               (conax, (ctx, args.conax_every)) if args.conax_every > 0 else None]  # fmt: skip
+    streams = [
+        (activations, (ctx, 1 / args.activations, run_id)) if args.activations > 0 else None,
+        (commands, (ctx, args.command_every)) if args.command_every > 0 else None,
+        (conax, (ctx, args.conax_every)) if args.conax_every > 0 else None,
+    ]
     threads = [threading.Thread(target=target, args=a, daemon=True) for target, a in filter(None, streams)]
     follower = threading.Thread(target=follow, args=(ctx, done, args.poll), daemon=True)
     t0 = time.monotonic()
@@ -754,14 +775,21 @@ def trickle(args: argparse.Namespace, stack: Stack, ctx: Context, run_id: str) -
         for uid in ctx.conax:
             ctx.stats.lose("conax", f"request {uid} still PENDING after the drain")
     return {
-        "start_mem": start_mem, "end_mem": end_mem, "start_disk": start_disk, "end_disk": end_disk,
-        "trickle_seconds": trickle_seconds, "drain_seconds": drained, "exited_early": exited_early, "warmup": warmup,
+        "start_mem": start_mem,
+        "end_mem": end_mem,
+        "start_disk": start_disk,
+        "end_disk": end_disk,
+        "trickle_seconds": trickle_seconds,
+        "drain_seconds": drained,
+        "exited_early": exited_early,
+        "warmup": warmup,
         "samples": watch.samples,
-    }  # fmt: skip
+    }
 
 
-def _watch_run(stack: Stack, ctx: Context, times: tuple[float, float, float], watch: MemoryWatch,
-               kills: list[tuple[str, float]]) -> bool:  # fmt: skip
+def _watch_run(
+    stack: Stack, ctx: Context, times: tuple[float, float, float], watch: MemoryWatch, kills: list[tuple[str, float]]
+) -> bool:
     """Until the trickle's time is up; the starting memory after the warm-up; the faults ``--kill`` asked for.
     True if serve exited by itself."""
     t0, warmup, duration = times
@@ -788,9 +816,12 @@ def _progress(ctx: Context, stack: Stack, elapsed: float, watch: MemoryWatch) ->
     with ctx.pending_lock:
         waiting = (len(ctx.commands), len(ctx.conax))
     rss = sum(watch.samples[-1][1].values()) / 1024 if watch.samples else 0
-    print(f"soak: {elapsed / 60:5.1f} min  activations ok {outcomes['activation']['ok']}  commands waiting "
-          f"{waiting[0]}  conax waiting {waiting[1]}  5xx {sum(ctx.stats.errors_5xx.values())}  stopped lines "
-          f"{len(stack.stopped)}  RSS {rss:.1f} MB", flush=True)  # fmt: skip
+    print(
+        f"soak: {elapsed / 60:5.1f} min  activations ok {outcomes['activation']['ok']}  commands waiting "
+        f"{waiting[0]}  conax waiting {waiting[1]}  5xx {sum(ctx.stats.errors_5xx.values())}  stopped lines "
+        f"{len(stack.stopped)}  RSS {rss:.1f} MB",
+        flush=True,
+    )
 
 
 def _drain(ctx: Context, stack: Stack, limit: float) -> float:

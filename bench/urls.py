@@ -41,5 +41,9 @@ def drf_create_one(request: Request) -> Response:
     return Response({"id": unit.pk, "name": unit.name}, status=201)
 
 
-urlpatterns = [path("bench/read/<int:pk>", read_one), path("bench/drf-read/<int:pk>", drf_read_one),
-               path("bench/drf-create", drf_create_one), *portal_urlpatterns]  # fmt: skip
+urlpatterns = [
+    path("bench/read/<int:pk>", read_one),
+    path("bench/drf-read/<int:pk>", drf_read_one),
+    path("bench/drf-create", drf_create_one),
+    *portal_urlpatterns,
+]

@@ -61,9 +61,19 @@ def subprocess_database_url() -> str:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a newcomer's shell: none of the portal's variables, plus ``extra``."""
-    portal_vars = {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG",
-                   "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "PORTAL_VAR_DIR", "DJANGO_SETTINGS_MODULE",
-                   "PORTAL_TEST_REDIS_URL"}  # fmt: skip
+    portal_vars = {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "DJANGO_ENV",
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "DEBUG",
+        "CELERY_BROKER_URL",
+        "CELERY_RESULT_BACKEND",
+        "PORTAL_VAR_DIR",
+        "DJANGO_SETTINGS_MODULE",
+        "PORTAL_TEST_REDIS_URL",
+    }
     env = {key: value for key, value in os.environ.items() if key not in portal_vars}
     env.update(extra)
     return env
@@ -117,8 +127,14 @@ def start_embedded_server(var_dir, **env_overrides: str):
 
     sock = listening("127.0.0.1", 0)
     env = server_env(var_dir, **env_overrides)
-    proc = subprocess.Popen(web_command(sock.fileno()), cwd=REPO, env=env, pass_fds=(sock.fileno(),),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        web_command(sock.fileno()),
+        cwd=REPO,
+        env=env,
+        pass_fds=(sock.fileno(),),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
     wait_serving(base, proc)
@@ -148,10 +164,27 @@ def start_gunicorn(var_dir, **env_overrides: str):
     port = free_port()
     env = server_env(var_dir, **env_overrides)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf", "portal.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "4", "--threads", "8", "--worker-class", "gthread"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:portal.gunicorn_conf",
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "4",
+            "--threads",
+            "8",
+            "--worker-class",
+            "gthread",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     wait_serving(base, proc)
     return base, proc
@@ -163,13 +196,36 @@ def start_worker(var_dir, broker: str, queues: str, concurrency: int = 4, **env:
     import subprocess
     import sys
 
-    environment = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(),
-                            CELERY_BROKER_URL=broker, DATABASE_CONN_MAX_AGE="0", **env)  # fmt: skip
+    environment = clean_env(
+        PORTAL_VAR_DIR=str(var_dir),
+        DATABASE_URL=subprocess_database_url(),
+        CELERY_BROKER_URL=broker,
+        DATABASE_CONN_MAX_AGE="0",
+        **env,
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queues, "-c", str(concurrency),
-         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def kill_worker(worker) -> None:

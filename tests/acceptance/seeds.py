@@ -89,8 +89,11 @@ def differences(
     if isinstance(example, list) and isinstance(answer, list):
         if len(answer) != len(example):
             return [f"{path}: {len(answer)} items, the example has {len(example)}"]
-        return [d for n, (a, e) in enumerate(zip(answer, example, strict=True))
-                for d in differences(a, e, shapes, values=values, path=f"{path}[{n}]")]  # fmt: skip
+        return [
+            d
+            for n, (a, e) in enumerate(zip(answer, example, strict=True))
+            for d in differences(a, e, shapes, values=values, path=f"{path}[{n}]")
+        ]
     if values and (answer != example or type(answer) is not type(example)):
         return [f"{path}: {answer!r}, the example has {example!r}"]
     return []

@@ -125,8 +125,9 @@ def test_200_the_library_stores_the_cik_and_it_authenticates(device_server, mode
     ],
     ids=["404-unknown-serial", "403-invalid-vendor-model", "409-not-enabled"],
 )
-def test_refusals_reach_the_library_as_their_codes_without_a_cik(device_server, model, vendor, device_model, serial,
-                                                                 code):  # fmt: skip
+def test_refusals_reach_the_library_as_their_codes_without_a_cik(
+    device_server, model, vendor, device_model, serial, code
+):
     DeviceFactory(model=model, serial_number="NOT-ENABLED")
     base = device_server
 
@@ -150,8 +151,16 @@ def test_409_a_second_activation_after_the_library_kept_its_cik(device_server, m
     assert services.device_from_cik(cik=first.decode()).serial_number == "TWICE"
 
 
-@pytest.mark.parametrize("path", ["/provision/activate", "/jsonrpc", "/v1/Login/", "/v1/DeviceProvisioningComponents/",
-                                  "/crmapi/rest/v2/authentication/token"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/provision/activate",
+        "/jsonrpc",
+        "/v1/Login/",
+        "/v1/DeviceProvisioningComponents/",
+        "/crmapi/rest/v2/authentication/token",
+    ],
+)
 def test_every_header_name_is_canonical_on_device_endpoints(device_server, model, path):
     base = device_server
     request = library_request("exosite-vendor", "c-device", "X").replace(b"/provision/activate", path.encode())
@@ -164,21 +173,40 @@ def test_every_header_name_is_canonical_on_device_endpoints(device_server, model
     assert b"Content-Length" in names
     assert b"Content-Type" in names
     assert all(part[:1].isupper() for name in names for part in name.split(b"-")), names
-    assert not any(name.lower() == b"server" and value.strip().lower() != b"portal"
-                   for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:]))  # fmt: skip
+    assert not any(
+        name.lower() == b"server" and value.strip().lower() != b"portal"
+        for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+    )
 
 
 @pytest.mark.parametrize(
     ("path", "status", "body"),
     [
-        ("/crmapi/rest/v2/authentication/token", b"400", {"status": {"code": "INVALID_REQUEST",
-         "message": "the request could not be read", "description": None}, "data": None}),
-        ("/v1/Login/", b"200", {"token": "ERROR", "userid": "", "userrole": "", "status": "FAILURE",
-                                "error": "INVALID_REQUEST_PRAM", "username": "", "CONTENT_TYPE": ""}),
+        (
+            "/crmapi/rest/v2/authentication/token",
+            b"400",
+            {
+                "status": {"code": "INVALID_REQUEST", "message": "the request could not be read", "description": None},
+                "data": None,
+            },
+        ),
+        (
+            "/v1/Login/",
+            b"200",
+            {
+                "token": "ERROR",
+                "userid": "",
+                "userrole": "",
+                "status": "FAILURE",
+                "error": "INVALID_REQUEST_PRAM",
+                "username": "",
+                "CONTENT_TYPE": "",
+            },
+        ),
         ("/api/v1/devices/", b"400", {"detail": "Bad request."}),
     ],
     ids=["crm-envelope", "v1-error-on-200", "rest-detail"],
-)  # fmt: skip
+)
 def test_integration_dialects_refuse_an_unknown_host_in_their_own_format(device_server, path, status, body):
     request = f"GET {path} HTTP/1.1\r\nHost: evil.example\r\n\r\n".encode()
 

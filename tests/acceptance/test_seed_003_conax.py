@@ -24,8 +24,14 @@ from tests.factories import StaffFactory
 pytestmark = pytest.mark.django_db
 HEX32 = re.compile(r"[0-9A-F]{32}")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
-CREATIONS = ["add_subscriptions", "cancel_subscriptions", "create_pairing", "add_to_existing_pairing",
-             "reset_pin_to_default_value", "reset_pin_to_given_value"]  # fmt: skip
+CREATIONS = [
+    "add_subscriptions",
+    "cancel_subscriptions",
+    "create_pairing",
+    "add_to_existing_pairing",
+    "reset_pin_to_default_value",
+    "reset_pin_to_given_value",
+]
 
 
 def _date(got, example) -> bool:
@@ -147,9 +153,16 @@ def test_show_example_of_a_completed_pin_reset(crm, world, settings):
     card = response["data"]["request"]  # the card the document's request was for
     SmartcardFactory(serial_number=card, ca_id=card, subscription=world.subscription)
     pipeline_gateway(settings)
-    number = ok(crm.post("reset_pin_to_default_value", {
-        "subscription_identifier": {"number": "S60058"}, "smartcard_identifier": {"serial_number": card},
-        "process_immediately": 1}))["number"]  # fmt: skip
+    number = ok(
+        crm.post(
+            "reset_pin_to_default_value",
+            {
+                "subscription_identifier": {"number": "S60058"},
+                "smartcard_identifier": {"serial_number": card},
+                "process_immediately": 1,
+            },
+        )
+    )["number"]
     assert pipeline.request_process(number=int(number)) == "COMPLETED"
 
     answer = crm.get("show", number=number)
@@ -176,12 +189,21 @@ def test_show_example_of_a_completed_pin_reset(crm, world, settings):
 def test_list_example_pending_add_subscriptions(crm):
     _, response = example("list")
     for _ in range(2):
-        ok(crm.post("add_subscriptions", {
-            "subscription_identifier": {"id": "98D375E905CD31F4CC780342525B2078"},
-            "smartcard_identifier": {"id": "ABE63350738749C47F404687DA5E5A47"},
-            "service_identifier": {"id": "5C2DCFDD743632AC57AE8147B6EE665E"}}))  # fmt: skip
-    ok(crm.post("send_mail_message_to_client", {"smartcard_identifier": {"serial_number": "S60058"},
-                                                "message": "hello"}))  # fmt: skip
+        ok(
+            crm.post(
+                "add_subscriptions",
+                {
+                    "subscription_identifier": {"id": "98D375E905CD31F4CC780342525B2078"},
+                    "smartcard_identifier": {"id": "ABE63350738749C47F404687DA5E5A47"},
+                    "service_identifier": {"id": "5C2DCFDD743632AC57AE8147B6EE665E"},
+                },
+            )
+        )
+    ok(
+        crm.post(
+            "send_mail_message_to_client", {"smartcard_identifier": {"serial_number": "S60058"}, "message": "hello"}
+        )
+    )
 
     data = ok(crm.get("list", type="ADD_SUBSCRIPTIONS"))
 

@@ -21,8 +21,9 @@ from tests.factories import DeviceFactory
 pytestmark = pytest.mark.django_db
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 # The document's examples, in its order: select request, response_1, failure; insert …; update … (seeds/004_*).
-(SELECT, SELECTED, SELECT_FAILED, INSERT_EXAMPLE, INSERTED, INSERT_FAILED, UPDATE_EXAMPLE, UPDATED,
- UPDATE_FAILED) = marked_examples("004")  # fmt: skip
+(SELECT, SELECTED, SELECT_FAILED, INSERT_EXAMPLE, INSERTED, INSERT_FAILED, UPDATE_EXAMPLE, UPDATED, UPDATE_FAILED) = (
+    marked_examples("004")
+)
 # Ids of this database and the time of now, checked for their shape; every other value must equal the document's.
 SHAPES = {
     r"\.(provisioning_component_id|provisioning_id|last_modified_by)": lambda got, example: isinstance(got, int),
@@ -76,13 +77,26 @@ def test_filtered_select_example(v1, device, staff_user):
     assert list(body) == ["responses"] and list(body["responses"]) == ["response_0", "response_1"]
     example = body["responses"]["response_1"]
     assert differences(example, SELECTED, SHAPES) == []
-    assert list(example) == ["provisioning_component_id", "provisioning_id", "component_type", "component_id", "name",
-                             "active_status", "last_modified_by", "last_modified_datetime"]  # fmt: skip
+    assert list(example) == [
+        "provisioning_component_id",
+        "provisioning_id",
+        "component_type",
+        "component_id",
+        "name",
+        "active_status",
+        "last_modified_by",
+        "last_modified_datetime",
+    ]
     assert {**example, "last_modified_datetime": "*"} == {
-        "provisioning_component_id": co.pk, "provisioning_id": device.pk, "component_type": "Sensor",
-        "component_id": 2, "name": "Carbon Monoxide", "active_status": 1, "last_modified_by": staff_user.pk,
+        "provisioning_component_id": co.pk,
+        "provisioning_id": device.pk,
+        "component_type": "Sensor",
+        "component_id": 2,
+        "name": "Carbon Monoxide",
+        "active_status": 1,
+        "last_modified_by": staff_user.pk,
         "last_modified_datetime": "*",
-    }  # fmt: skip
+    }
     assert STAMP.fullmatch(example["last_modified_datetime"])
 
 
@@ -96,21 +110,33 @@ def test_select_failure_example_no_data(v1, device):
         pytest.param(b'{"action": "select", ', {"error": "INVALID_REQUEST_PRAM"}, id="incorrect-json"),
         pytest.param({"limit": 3}, {"error": "INVALID_REQUEST_PRAM"}, id="action-missing"),
         pytest.param({"action": "delete"}, {"error": "INVALID_ACTION_PRAM"}, id="action"),
-        pytest.param({"action": "select", "provisioning_idd": 1},
-                     {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_provisioning_idd"}, id="input"),
-        pytest.param({"action": "select", "provisioning_component_id": "1"},
-                     {"error": "INVALID_PROVISIONING_COMPONENT_ID_PRAM"}, id="provisioning-component-id"),
-        pytest.param({"action": "select", "provisioning_id": -1}, {"error": "INVALID_PROVISIONING_ID_PRAM"},
-                     id="provisioning-id"),
-        pytest.param({"action": "select", "component_type": "Actuator"}, {"error": "INVALID_COMPONENT_TYPE_PRAM"},
-                     id="component-type"),
-        pytest.param({"action": "select", "component_id": [1, "2"]}, {"error": "INVALID_COMPONENT_ID_PRAM"},
-                     id="component-id"),
-        pytest.param({"action": "select", "active_status": 2}, {"error": "INVALID_ACTIVE_STATUS_PRAM"},
-                     id="active-status"),
+        pytest.param(
+            {"action": "select", "provisioning_idd": 1},
+            {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_provisioning_idd"},
+            id="input",
+        ),
+        pytest.param(
+            {"action": "select", "provisioning_component_id": "1"},
+            {"error": "INVALID_PROVISIONING_COMPONENT_ID_PRAM"},
+            id="provisioning-component-id",
+        ),
+        pytest.param(
+            {"action": "select", "provisioning_id": -1}, {"error": "INVALID_PROVISIONING_ID_PRAM"}, id="provisioning-id"
+        ),
+        pytest.param(
+            {"action": "select", "component_type": "Actuator"},
+            {"error": "INVALID_COMPONENT_TYPE_PRAM"},
+            id="component-type",
+        ),
+        pytest.param(
+            {"action": "select", "component_id": [1, "2"]}, {"error": "INVALID_COMPONENT_ID_PRAM"}, id="component-id"
+        ),
+        pytest.param(
+            {"action": "select", "active_status": 2}, {"error": "INVALID_ACTIVE_STATUS_PRAM"}, id="active-status"
+        ),
         pytest.param({"action": "select", "limit": 1.5}, {"error": "INVALID_LIMIT_PRAM"}, id="limit"),
     ],
-)  # fmt: skip
+)
 def test_select_error_codes(v1, device, body, error):
     component(device, 0, 1)
 
@@ -124,17 +150,31 @@ def test_insert_example(v1, device, staff_user):
     body = v1(seed_request(INSERT_EXAMPLE, device))
 
     assert differences(body, INSERTED, SHAPES) == quoted(".component_id", [2, 3, 4])
-    assert list(body) == ["provisioning_id", "component_type", "component_id", "active_status", "last_modified_by",
-                          "last_modified_datetime", "error"]  # fmt: skip
+    assert list(body) == [
+        "provisioning_id",
+        "component_type",
+        "component_id",
+        "active_status",
+        "last_modified_by",
+        "last_modified_datetime",
+        "error",
+    ]
     assert {**body, "last_modified_datetime": "*"} == {
-        "provisioning_id": device.pk, "component_type": "Parameter", "component_id": [2, 3, 4], "active_status": 0,
-        "last_modified_by": staff_user.pk, "last_modified_datetime": "*", "error": "NO_ERROR",
-    }  # fmt: skip
+        "provisioning_id": device.pk,
+        "component_type": "Parameter",
+        "component_id": [2, 3, 4],
+        "active_status": 0,
+        "last_modified_by": staff_user.pk,
+        "last_modified_datetime": "*",
+        "error": "NO_ERROR",
+    }
     assert STAMP.fullmatch(body["last_modified_datetime"])
     rows = ProvisioningComponent.objects.filter(provisioning_id=device.pk).order_by("component_id")
     assert list(rows.values_list("component_type", "component_id", "active_status", "last_modified_by")) == [
-        (1, 2, 0, staff_user.pk), (1, 3, 0, staff_user.pk), (1, 4, 0, staff_user.pk)
-    ]  # fmt: skip
+        (1, 2, 0, staff_user.pk),
+        (1, 3, 0, staff_user.pk),
+        (1, 4, 0, staff_user.pk),
+    ]
 
 
 INSERT = {"action": "insert", "provisioning_id": "<device>", "component_type": 0, "component_id": [1]}
@@ -145,8 +185,9 @@ INSERT = {"action": "insert", "provisioning_id": "<device>", "component_type": 0
     [
         pytest.param({"action": None}, {"error": "INVALID_REQUEST_PRAM"}, id="action-missing"),
         pytest.param({"action": "upsert"}, {"error": "INVALID_ACTION_PRAM"}, id="action"),
-        pytest.param({"component": 1}, {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_component"},
-                     id="input"),
+        pytest.param(
+            {"component": 1}, {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_component"}, id="input"
+        ),
         pytest.param({"provisioning_id": None}, {"error": "MISSING_PROVISIONING_ID_PRAM"}, id="missing-provisioning"),
         pytest.param({"component_type": None}, {"error": "MISSING_COMPONENT_TYPE_PRAM"}, id="missing-type"),
         pytest.param({"component_id": None}, {"error": "MISSING_COMPONENT_ID_PRAM"}, id="missing-component"),
@@ -155,18 +196,28 @@ INSERT = {"action": "insert", "provisioning_id": "<device>", "component_type": 0
         pytest.param({"component_type": 3}, {"error": "INVALID_COMPONENT_TYPE_PRAM"}, id="component-type"),
         pytest.param({"active_status": -1}, {"error": "INVALID_ACTIVE_STATUS_PRAM"}, id="active-status"),
         pytest.param({"component_id": []}, {"error": "INVALID_COMPONENT_ID_PRAM"}, id="component-id"),
-        pytest.param({"component_type": "Sensor", "component_id": [1, 7, 9]},
-                     {"error": "INVALID_COMPONENT_SENSOR_ID_PRAM", "error_detail": "INVALID_IDS_7,9"}, id="sensor-ids"),
-        pytest.param({"component_type": "Sensor", "component_id": 7}, {"error": "INVALID_COMPONENT_SENSOR_ID_PRAM"},
-                     id="sensor-id-single"),
-        pytest.param({"component_type": "parameter", "component_id": [5, 1]},
-                     {"error": "INVALID_COMPONENT_PARAMETER_ID_PRAM", "error_detail": "INVALID_IDS_5"},
-                     id="parameter-ids"),
-        pytest.param({"component_type": "Group Parameter", "component_id": [3]},
-                     {"error": "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM", "error_detail": "INVALID_IDS_3"},
-                     id="group-parameter-ids"),
+        pytest.param(
+            {"component_type": "Sensor", "component_id": [1, 7, 9]},
+            {"error": "INVALID_COMPONENT_SENSOR_ID_PRAM", "error_detail": "INVALID_IDS_7,9"},
+            id="sensor-ids",
+        ),
+        pytest.param(
+            {"component_type": "Sensor", "component_id": 7},
+            {"error": "INVALID_COMPONENT_SENSOR_ID_PRAM"},
+            id="sensor-id-single",
+        ),
+        pytest.param(
+            {"component_type": "parameter", "component_id": [5, 1]},
+            {"error": "INVALID_COMPONENT_PARAMETER_ID_PRAM", "error_detail": "INVALID_IDS_5"},
+            id="parameter-ids",
+        ),
+        pytest.param(
+            {"component_type": "Group Parameter", "component_id": [3]},
+            {"error": "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM", "error_detail": "INVALID_IDS_3"},
+            id="group-parameter-ids",
+        ),
     ],
-)  # fmt: skip
+)
 def test_insert_error_codes_write_nothing(v1, device, change, error):
     body = {k: v for k, v in {**INSERT, "provisioning_id": device.pk, **change}.items() if v is not None}
     before = snapshot()
@@ -188,12 +239,21 @@ def test_update_example(v1, device, staff_user):
         *quoted(".component_id", [1, 2, 4, 5]),
         ".active_status: 1, the example has '1'",
     ]
-    assert body == {"provisioning_id": device.pk, "component_type": "Sensor", "component_id": [1, 2, 4, 5],
-                    "active_status": 1, "error": "NO_ERROR"}  # fmt: skip
+    assert body == {
+        "provisioning_id": device.pk,
+        "component_type": "Sensor",
+        "component_id": [1, 2, 4, 5],
+        "active_status": 1,
+        "error": "NO_ERROR",
+    }
     statuses = ProvisioningComponent.objects.filter(provisioning_id=device.pk).order_by("component_id")
     assert list(statuses.values_list("component_id", "active_status", "last_modified_by")) == [
-        (1, 1, staff_user.pk), (2, 1, staff_user.pk), (4, 1, staff_user.pk), (5, 1, staff_user.pk), (6, 0, None)
-    ]  # fmt: skip
+        (1, 1, staff_user.pk),
+        (2, 1, staff_user.pk),
+        (4, 1, staff_user.pk),
+        (5, 1, staff_user.pk),
+        (6, 0, None),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -201,32 +261,82 @@ def test_update_example(v1, device, staff_user):
     [
         pytest.param({"active_status": 1}, {"error": "INVALID_REQUEST_PRAM"}, id="action-missing"),
         pytest.param({"action": "Update", "active_status": 1}, {"error": "INVALID_ACTION_PRAM"}, id="action"),
-        pytest.param({"action": "update", "id": 1, "active_status": 1},
-                     {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_id"}, id="input"),
+        pytest.param(
+            {"action": "update", "id": 1, "active_status": 1},
+            {"error": "INVALID_INPUT_PRAM", "error_detail": "INVALID_PRAM_id"},
+            id="input",
+        ),
         pytest.param({"action": "update"}, {"error": "NO_UPDATED_PRAMS"}, id="no-updated"),
-        pytest.param({"action": "update", "provisioning_component_id": "<c1>"}, {"error": "MISSING_ACTIVE_STATUS_PRAM"},
-                     id="missing-active-status"),
-        pytest.param({"action": "update", "provisioning_component_id": True, "active_status": 1},
-                     {"error": "PROVISIONING_COMPONENT_ID"}, id="provisioning-component-id"),
-        pytest.param({"action": "update", "provisioning_id": [1], "component_type": 0, "component_id": 1,
-                      "active_status": 1}, {"error": "INVALID_PROVISIONING_ID_PRAM"}, id="provisioning-id"),
-        pytest.param({"action": "update", "provisioning_id": "<device>", "component_type": "", "component_id": 1,
-                      "active_status": 1}, {"error": "INVALID_COMPONENT_TYPE_PRAM"}, id="component-type"),
-        pytest.param({"action": "update", "provisioning_id": "<device>", "component_type": 0,
-                      "component_id": [[1]], "active_status": 1}, {"error": "INVALID_COMPONENT_ID_PRAM"},
-                     id="component-id-value"),
-        pytest.param({"action": "update", "provisioning_id": "<device>", "component_type": 0, "component_id": [1, 3],
-                      "active_status": 1}, {"error": "INVALID_COMPONENT_ID_PRAM", "error_detail": "INVALID_IDS_3"},
-                     id="component-id-not-there"),
-        pytest.param({"action": "update", "provisioning_component_id": ["<c1>", 999_999], "active_status": 1},
-                     {"error": "INVALID_COMPONENT_ID_PRAM", "error_detail": "INVALID_IDS_999999"}, id="id-not-there"),
-        pytest.param({"action": "update", "provisioning_component_id": 999_999, "active_status": 1},
-                     {"error": "INVALID_COMPONENT_ID_PRAM"}, id="id-not-there-single"),
-        pytest.param({"action": "update", "provisioning_component_id": "<c1>", "provisioning_id": "<device>",
-                      "active_status": 1}, {"error": "INVALID_INCOMPATABLE_IDENTIFICATION_PARAMS_PRAM"},
-                     id="incompatible"),
+        pytest.param(
+            {"action": "update", "provisioning_component_id": "<c1>"},
+            {"error": "MISSING_ACTIVE_STATUS_PRAM"},
+            id="missing-active-status",
+        ),
+        pytest.param(
+            {"action": "update", "provisioning_component_id": True, "active_status": 1},
+            {"error": "PROVISIONING_COMPONENT_ID"},
+            id="provisioning-component-id",
+        ),
+        pytest.param(
+            {"action": "update", "provisioning_id": [1], "component_type": 0, "component_id": 1, "active_status": 1},
+            {"error": "INVALID_PROVISIONING_ID_PRAM"},
+            id="provisioning-id",
+        ),
+        pytest.param(
+            {
+                "action": "update",
+                "provisioning_id": "<device>",
+                "component_type": "",
+                "component_id": 1,
+                "active_status": 1,
+            },
+            {"error": "INVALID_COMPONENT_TYPE_PRAM"},
+            id="component-type",
+        ),
+        pytest.param(
+            {
+                "action": "update",
+                "provisioning_id": "<device>",
+                "component_type": 0,
+                "component_id": [[1]],
+                "active_status": 1,
+            },
+            {"error": "INVALID_COMPONENT_ID_PRAM"},
+            id="component-id-value",
+        ),
+        pytest.param(
+            {
+                "action": "update",
+                "provisioning_id": "<device>",
+                "component_type": 0,
+                "component_id": [1, 3],
+                "active_status": 1,
+            },
+            {"error": "INVALID_COMPONENT_ID_PRAM", "error_detail": "INVALID_IDS_3"},
+            id="component-id-not-there",
+        ),
+        pytest.param(
+            {"action": "update", "provisioning_component_id": ["<c1>", 999_999], "active_status": 1},
+            {"error": "INVALID_COMPONENT_ID_PRAM", "error_detail": "INVALID_IDS_999999"},
+            id="id-not-there",
+        ),
+        pytest.param(
+            {"action": "update", "provisioning_component_id": 999_999, "active_status": 1},
+            {"error": "INVALID_COMPONENT_ID_PRAM"},
+            id="id-not-there-single",
+        ),
+        pytest.param(
+            {
+                "action": "update",
+                "provisioning_component_id": "<c1>",
+                "provisioning_id": "<device>",
+                "active_status": 1,
+            },
+            {"error": "INVALID_INCOMPATABLE_IDENTIFICATION_PARAMS_PRAM"},
+            id="incompatible",
+        ),
     ],
-)  # fmt: skip
+)
 def test_update_error_codes_write_nothing(v1, device, body, error):
     c1 = component(device, 0, 1)
     names = {"<device>": device.pk, "<c1>": c1.pk}
@@ -250,8 +360,16 @@ def test_invalid_token(client, device, staff_user, action, token):
     before = snapshot()
 
     with time_machine.travel(later, tick=False) if later else contextlib.nullcontext():
-        response = v1.post({"action": action, "provisioning_id": device.pk, "component_type": 0, "component_id": 1,
-                            "active_status": 1}, token=raw)  # fmt: skip
+        response = v1.post(
+            {
+                "action": action,
+                "provisioning_id": device.pk,
+                "component_type": 0,
+                "component_id": 1,
+                "active_status": 1,
+            },
+            token=raw,
+        )
 
     assert (response.status_code, response.json()) == (200, {"error": "INVALID_TOKEN"})
     assert snapshot() == before
@@ -286,8 +404,12 @@ def _length(reply: bytes) -> int:
 
 
 def _curl(path: str, form: str | None = None, token: str | None = None) -> bytes:
-    lines = [f"{'POST' if form is not None else 'GET'} {path} HTTP/1.1", "Host: {host}", "User-Agent: curl/7.88.1",
-             "Accept: */*"]  # fmt: skip
+    lines = [
+        f"{'POST' if form is not None else 'GET'} {path} HTTP/1.1",
+        "Host: {host}",
+        "User-Agent: curl/7.88.1",
+        "Accept: */*",
+    ]
     if token is not None:
         lines.append(f"token: {token}")
     if form is not None:
@@ -317,9 +439,14 @@ def test_login_select_logout_over_a_raw_socket(portal_server, settings):
 
     assert status == "HTTP/1.1 200 OK"
     assert list(login) == ["token", "userid", "userrole", "status", "error", "username", "CONTENT_TYPE"]
-    assert (login["userid"], login["userrole"], login["status"], login["error"], login["username"],
-            login["CONTENT_TYPE"]) == (alice.pk, "customer", "SUCCESS", "NO_ERROR", "alice",
-                                       "application/x-www-form-urlencoded")  # fmt: skip
+    assert (
+        login["userid"],
+        login["userrole"],
+        login["status"],
+        login["error"],
+        login["username"],
+        login["CONTENT_TYPE"],
+    ) == (alice.pk, "customer", "SUCCESS", "NO_ERROR", "alice", "application/x-www-form-urlencoded")
     assert selected["responses"]["response_0"]["name"] == "Temperature"
     assert logout == {"status": "LOGGED_OUT", "error": "NO_ERROR"}
     assert after == {"error": "INVALID_TOKEN"}

@@ -60,10 +60,20 @@ UNKNOWN = {"code": -32601, "message": "Unknown method."}
 @pytest.fixture(scope="module")
 def boxes():
     """Three boxes of API versions 1, 2 and 3 (box i: 1 + i % 3) in a simulator process; yields their ports."""
-    command = [sys.executable, "manage.py", "simulate_devices", "--count", "3", "--port", "0",
-               "--provision-seconds", str(RUN_SECONDS)]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "manage.py",
+        "simulate_devices",
+        "--count",
+        "3",
+        "--port",
+        "0",
+        "--provision-seconds",
+        str(RUN_SECONDS),
+    ]
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         lines = [proc.stdout.readline() for _ in range(4)]
         ports = [int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1)) for line in lines[1:]]
@@ -384,14 +394,21 @@ def http_post(port: int, body: bytes) -> tuple[str, dict[str, str], bytes]:
 @pytest.mark.parametrize(
     ("api_version", "version", "method", "status", "expected"),
     [
-        pytest.param(3, None, "getSOCId", "200 OK", Outcome(True, {"socid": "001b08011000082c", "success": True}),
-                     id="default-version-1"),
-        pytest.param(3, 3, "getSOCId", "200 OK", Outcome(True, {"socid": "001b08011000082c", "success": True}),
-                     id="version-3"),
+        pytest.param(
+            3,
+            None,
+            "getSOCId",
+            "200 OK",
+            Outcome(True, {"socid": "001b08011000082c", "success": True}),
+            id="default-version-1",
+        ),
+        pytest.param(
+            3, 3, "getSOCId", "200 OK", Outcome(True, {"socid": "001b08011000082c", "success": True}), id="version-3"
+        ),
         pytest.param(2, 3, "getSOCId", "202 Accepted", Outcome(False, UNSUPPORTED), id="version-above-the-box"),
         pytest.param(2, None, "getSOCId", "202 Accepted", Outcome(False, UNKNOWN), id="method-above-the-box"),
     ],
-)  # fmt: skip
+)
 def test_http_carries_the_same_messages(boxes, api_version, version, method, status, expected):
     request_id = next(_ids)
     versions = {DP: version} if version else None

@@ -27,9 +27,13 @@ def catalog_load() -> None:
 def component(device: Device, component_type: int, component_id: int, status: int = 0, user=None):
     record, _ = DeviceProvisioning.objects.get_or_create(device=device)
     return ProvisioningComponent.objects.create(
-        provisioning=record, component_type=component_type, component_id=component_id, active_status=status,
-        last_modified_by=user, last_modified_datetime=timezone.now(),
-    )  # fmt: skip
+        provisioning=record,
+        component_type=component_type,
+        component_id=component_id,
+        active_status=status,
+        last_modified_by=user,
+        last_modified_datetime=timezone.now(),
+    )
 
 
 def snapshot() -> tuple:

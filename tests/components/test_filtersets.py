@@ -30,18 +30,24 @@ def rows(response, key="id") -> list[int]:
     return [row[key] for row in response.json()["results"]]
 
 
-@pytest.mark.parametrize(("url", "q", "expected"), [("/api/v1/sensors/", "smo", [4]),
-                         ("/api/v1/parameters/", "ZONE", [4]), ("/api/v1/parameter-groups/", "sec", [2])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("url", "q", "expected"),
+    [("/api/v1/sensors/", "smo", [4]), ("/api/v1/parameters/", "ZONE", [4]), ("/api/v1/parameter-groups/", "sec", [2])],
+)
 def test_the_catalog_filtersets_narrow(staff_api, records, url, q, expected):
     assert rows(staff_api.get(url, {"q": q})) == expected
 
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [({"device_id": "two"}, ["two"]), ({"serial_number": "REC-ONE"}, ["one"]), ({"is_active": "false"}, ["two"]),
-     ({"q": "spa"}, ["two"])],
+    [
+        ({"device_id": "two"}, ["two"]),
+        ({"serial_number": "REC-ONE"}, ["one"]),
+        ({"is_active": "false"}, ["two"]),
+        ({"q": "spa"}, ["two"]),
+    ],
     ids=["device_id", "serial_number", "is_active", "q"],
-)  # fmt: skip
+)
 def test_the_provisioning_filterset_narrows(staff_api, records, query, expected):
     query = {name: records[value].pk if name == "device_id" else value for name, value in query.items()}
 
@@ -52,11 +58,16 @@ def test_the_provisioning_filterset_narrows(staff_api, records, query, expected)
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [({"provisioning_id": "one"}, ["sensor"]), ({"provisioning": "REC-TWO"}, ["parameter"]),
-     ({"component_type": "1"}, ["parameter"]), ({"component_id": "1"}, ["sensor"]),
-     ({"active_status": "1"}, ["parameter"]), ({"q": "temp"}, ["sensor"])],
+    [
+        ({"provisioning_id": "one"}, ["sensor"]),
+        ({"provisioning": "REC-TWO"}, ["parameter"]),
+        ({"component_type": "1"}, ["parameter"]),
+        ({"component_id": "1"}, ["sensor"]),
+        ({"active_status": "1"}, ["parameter"]),
+        ({"q": "temp"}, ["sensor"]),
+    ],
     ids=["provisioning_id", "provisioning", "component_type", "component_id", "active_status", "q"],
-)  # fmt: skip
+)
 def test_the_component_filterset_narrows(staff_api, records, query, expected):
     query = {name: records[value].pk if name == "provisioning_id" else value for name, value in query.items()}
 
@@ -67,18 +78,35 @@ def test_the_component_filterset_narrows(staff_api, records, query, expected):
 
 INVALID = [
     pytest.param("/api/v1/provisioning-records/", "device_id", "abc", ["Enter a number."], id="records-not-a-number"),
-    pytest.param("/api/v1/provisioning-records/", "device_id", "999999", [NO_CHOICE.format(999999)],
-                 id="records-device_id-unknown"),
-    pytest.param("/api/v1/provisioning-records/", "is_active", "perhaps", ["Enter true or false."],
-                 id="records-is_active-not-boolean"),
-    pytest.param("/api/v1/components/", "provisioning_id", "999999", [NO_CHOICE.format(999999)],
-                 id="components-provisioning_id-unknown"),
+    pytest.param(
+        "/api/v1/provisioning-records/",
+        "device_id",
+        "999999",
+        [NO_CHOICE.format(999999)],
+        id="records-device_id-unknown",
+    ),
+    pytest.param(
+        "/api/v1/provisioning-records/",
+        "is_active",
+        "perhaps",
+        ["Enter true or false."],
+        id="records-is_active-not-boolean",
+    ),
+    pytest.param(
+        "/api/v1/components/",
+        "provisioning_id",
+        "999999",
+        [NO_CHOICE.format(999999)],
+        id="components-provisioning_id-unknown",
+    ),
     pytest.param("/api/v1/components/", "component_type", "7", [NO_CHOICE.format(7)], id="components-bad-type"),
     pytest.param("/api/v1/components/", "active_status", "x", [NO_CHOICE.format("x")], id="components-bad-status"),
     pytest.param("/api/v1/components/", "component_id", "one", ["Enter a number."], id="components-id-not-a-number"),
-]  # fmt: skip
-SELECTORS = {"/api/v1/provisioning-records/": selectors.provisioning_list,
-             "/api/v1/components/": selectors.component_list}  # fmt: skip
+]
+SELECTORS = {
+    "/api/v1/provisioning-records/": selectors.provisioning_list,
+    "/api/v1/components/": selectors.component_list,
+}
 
 
 @pytest.mark.parametrize(("url", "name", "value", "messages"), INVALID)

@@ -19,15 +19,33 @@ from tests.fuzzing import EXAMPLES, IMPOSSIBLE_DATES
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz, pytest.mark.timeout(120 + EXAMPLES // 2)]
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CODES = {
-    "INVALID_REQUEST_PRAM", "INVALID_ACTION_PRAM", "INVALID_INPUT_PRAM", "NO_DATA", "NO_UPDATED_PRAMS",
-    "INVALID_INCOMPATABLE_IDENTIFICATION_PARAMS_PRAM", "PROVISIONING_COMPONENT_ID", "MISSING_PROVISIONING_ID_PRAM",
-    "MISSING_COMPONENT_TYPE_PRAM", "MISSING_COMPONENT_ID_PRAM", "MISSING_ACTIVE_STATUS_PRAM",
-    "INVALID_PROVISIONING_COMPONENT_ID_PRAM", "INVALID_PROVISIONING_ID_PRAM", "INVALID_COMPONENT_TYPE_PRAM",
-    "INVALID_COMPONENT_ID_PRAM", "INVALID_ACTIVE_STATUS_PRAM", "INVALID_LIMIT_PRAM", "INVALID_COMPONENT_SENSOR_ID_PRAM",
-    "INVALID_COMPONENT_PARAMETER_ID_PRAM", "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM",
-}  # fmt: skip
-LOGIN_CODES = {"ACCOUNT_DOES_NOT_EXIST", "ACCOUNT_PASSWORD_INCORRECT", "MISSING_CONTENT_TYPE_HEADER",
-               "INVALID_CONTENT_TYPE_HEADER"}  # fmt: skip
+    "INVALID_REQUEST_PRAM",
+    "INVALID_ACTION_PRAM",
+    "INVALID_INPUT_PRAM",
+    "NO_DATA",
+    "NO_UPDATED_PRAMS",
+    "INVALID_INCOMPATABLE_IDENTIFICATION_PARAMS_PRAM",
+    "PROVISIONING_COMPONENT_ID",
+    "MISSING_PROVISIONING_ID_PRAM",
+    "MISSING_COMPONENT_TYPE_PRAM",
+    "MISSING_COMPONENT_ID_PRAM",
+    "MISSING_ACTIVE_STATUS_PRAM",
+    "INVALID_PROVISIONING_COMPONENT_ID_PRAM",
+    "INVALID_PROVISIONING_ID_PRAM",
+    "INVALID_COMPONENT_TYPE_PRAM",
+    "INVALID_COMPONENT_ID_PRAM",
+    "INVALID_ACTIVE_STATUS_PRAM",
+    "INVALID_LIMIT_PRAM",
+    "INVALID_COMPONENT_SENSOR_ID_PRAM",
+    "INVALID_COMPONENT_PARAMETER_ID_PRAM",
+    "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM",
+}
+LOGIN_CODES = {
+    "ACCOUNT_DOES_NOT_EXIST",
+    "ACCOUNT_PASSWORD_INCORRECT",
+    "MISSING_CONTENT_TYPE_HEADER",
+    "INVALID_CONTENT_TYPE_HEADER",
+}
 LOGIN_FIELDS = {"token", "userid", "userrole", "status", "error", "username", "CONTENT_TYPE"}
 
 # NUL, lone surrogates (json.dumps writes them as \u escapes, as a hostile client would) and a surrogate pair.
@@ -36,13 +54,34 @@ nasty = st.sampled_from(["\x00", "\ud800", "\udbff\udc00", "a\x00", "\x00Sensor"
 # Mostly plain text, so that most bodies get past the sanitising layer into the parameter checks and the database.
 plain = st.text(max_size=16)
 texts = st.one_of(plain, plain, plain, st.text(alphabet=st.characters() | nasty_chars, max_size=16), nasty)
-huge = (st.integers(min_value=2**31 - 2, max_value=2**70) | st.integers(min_value=-(2**70), max_value=-1)
-        | st.sampled_from([2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**300, 10**4000]))  # fmt: skip
-scalars = (st.none() | st.booleans() | st.integers(-3, 12) | st.integers() | huge | st.floats(allow_nan=False)
-           | st.sampled_from(["Sensor", "parameter", "GROUP PARAMETER", "", "1"]) | texts)  # fmt: skip
+huge = (
+    st.integers(min_value=2**31 - 2, max_value=2**70)
+    | st.integers(min_value=-(2**70), max_value=-1)
+    | st.sampled_from([2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**300, 10**4000])
+)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 12)
+    | st.integers()
+    | huge
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["Sensor", "parameter", "GROUP PARAMETER", "", "1"])
+    | texts
+)
 values = scalars | st.lists(scalars, max_size=6) | st.lists(st.lists(st.integers(0, 5) | huge, max_size=2), max_size=2)
-names = st.sampled_from(["provisioning_component_id", "provisioning_id", "component_type", "component_id",
-                         "active_status", "limit", "id", ""])  # fmt: skip
+names = st.sampled_from(
+    [
+        "provisioning_component_id",
+        "provisioning_id",
+        "component_type",
+        "component_id",
+        "active_status",
+        "limit",
+        "id",
+        "",
+    ]
+)
 keys = st.one_of(names, names, names, texts)
 bodies = st.builds(
     lambda action, rest: {**({"action": action} if action is not None else {}), **rest},
@@ -91,11 +130,22 @@ def test_any_body_gets_a_documented_answer_and_errors_write_nothing(world, body)
 
 known = st.sampled_from(["staff", PASSWORD, "carol", " staff", "x" * 300])
 form_values = st.one_of(known, known, texts, huge.map(str))
-form_fields = st.dictionaries(st.sampled_from(["username", "password", "username", "password", "token", "other"]),
-                              form_values, max_size=3)  # fmt: skip
+form_fields = st.dictionaries(
+    st.sampled_from(["username", "password", "username", "password", "token", "other"]), form_values, max_size=3
+)
 form = "application/x-www-form-urlencoded"
-content_types = st.sampled_from([form, form, form, f"{form}; charset=UTF-8", "multipart/form-data; boundary=x",
-                                 "application/json", "", "text/plain\x00"])  # fmt: skip
+content_types = st.sampled_from(
+    [
+        form,
+        form,
+        form,
+        f"{form}; charset=UTF-8",
+        "multipart/form-data; boundary=x",
+        "application/json",
+        "",
+        "text/plain\x00",
+    ]
+)
 
 
 def _encode(fields: dict[str, str]) -> str:

@@ -37,9 +37,13 @@ def test_success_has_the_originals_fields_and_types(client, staff_user):
     body = response.json()
     assert list(body) == FIELDS
     assert {k: v for k, v in body.items() if k != "token"} == {
-        "userid": staff_user.pk, "userrole": "support", "status": "SUCCESS", "error": "NO_ERROR",
-        "username": "staff", "CONTENT_TYPE": FORM,
-    }  # fmt: skip
+        "userid": staff_user.pk,
+        "userrole": "support",
+        "status": "SUCCESS",
+        "error": "NO_ERROR",
+        "username": "staff",
+        "CONTENT_TYPE": FORM,
+    }
     assert isinstance(body["userid"], int)  # a number, as PDO returns it with native prepares (Includes/db.php)
     token = services.token_authenticate(raw=body["token"], purpose=TokenPurpose.COMPONENTS)
     assert token.user == staff_user
@@ -58,28 +62,42 @@ def test_multipart_form_is_accepted(client, customer_user):
 @pytest.mark.parametrize(
     ("body", "content_type", "error", "echo"),
     [
-        pytest.param("username=staff&password=wrong-password-9", FORM, "ACCOUNT_PASSWORD_INCORRECT", "staff",
-                     id="wrong-password"),
-        pytest.param(f"username=nobody&password={PASSWORD}", FORM, "ACCOUNT_DOES_NOT_EXIST", "nobody",
-                     id="no-such-user"),
+        pytest.param(
+            "username=staff&password=wrong-password-9", FORM, "ACCOUNT_PASSWORD_INCORRECT", "staff", id="wrong-password"
+        ),
+        pytest.param(
+            f"username=nobody&password={PASSWORD}", FORM, "ACCOUNT_DOES_NOT_EXIST", "nobody", id="no-such-user"
+        ),
         pytest.param("password=x", FORM, "ACCOUNT_DOES_NOT_EXIST", "", id="no-username"),
-        pytest.param(f"username=+staff&password={PASSWORD}", FORM, "ACCOUNT_DOES_NOT_EXIST", "",
-                     id="username-with-a-space-around"),
+        pytest.param(
+            f"username=+staff&password={PASSWORD}",
+            FORM,
+            "ACCOUNT_DOES_NOT_EXIST",
+            "",
+            id="username-with-a-space-around",
+        ),
         pytest.param("username=" + "x" * 300 + "&password=x", FORM, "ACCOUNT_DOES_NOT_EXIST", "", id="huge-username"),
-        pytest.param('{"username": "staff", "password": "x"}', "application/json", "INVALID_CONTENT_TYPE_HEADER", "",
-                     id="json"),
-        pytest.param(f"username=staff&password={PASSWORD}", "", "MISSING_CONTENT_TYPE_HEADER", "",
-                     id="no-content-type"),
+        pytest.param(
+            '{"username": "staff", "password": "x"}', "application/json", "INVALID_CONTENT_TYPE_HEADER", "", id="json"
+        ),
+        pytest.param(
+            f"username=staff&password={PASSWORD}", "", "MISSING_CONTENT_TYPE_HEADER", "", id="no-content-type"
+        ),
     ],
-)  # fmt: skip
+)
 def test_failures_have_the_originals_fields_and_no_token(client, staff_user, body, content_type, error, echo):
     response = post(client, body, content_type)
 
     assert response.status_code == 200
     assert response.json() == {
-        "token": "ERROR", "userid": "", "userrole": "", "status": "FAILURE", "error": error, "username": echo,
+        "token": "ERROR",
+        "userid": "",
+        "userrole": "",
+        "status": "FAILURE",
+        "error": error,
+        "username": echo,
         "CONTENT_TYPE": content_type,
-    }  # fmt: skip
+    }
     assert ApiToken.objects.count() == 0
 
 
@@ -177,8 +195,10 @@ def test_logout_of_a_token_that_is_not_a_live_v1_token_is_invalid_token1(client,
 
     assert response.status_code == 200
     assert response.content == b'{"error": "INVALID_TOKEN1"}'
-    assert list(ApiToken.objects.filter(pk__in=[p for p, _ in before]).order_by("pk").values_list("pk", "revoked_at")) \
-        == before  # fmt: skip
+    assert (
+        list(ApiToken.objects.filter(pk__in=[p for p, _ in before]).order_by("pk").values_list("pk", "revoked_at"))
+        == before
+    )
     assert services.token_authenticate(raw=live, purpose=TokenPurpose.COMPONENTS)
 
 

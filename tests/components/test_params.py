@@ -17,19 +17,38 @@ def error(body) -> dict:
 
 
 def test_the_seeds_select_example():
-    request = parse(json.dumps({"action": "select", "provisioning_id": 11, "component_type": "Sensor",
-                                "component_id": [1, 2, 4, 6]}).encode())  # fmt: skip
+    request = parse(
+        json.dumps(
+            {"action": "select", "provisioning_id": 11, "component_type": "Sensor", "component_id": [1, 2, 4, 6]}
+        ).encode()
+    )
 
     assert request.action == "select"
-    assert request.params == {"provisioning_id": 11, "component_type": ComponentType.SENSOR,
-                              "component_id": [1, 2, 4, 6], "limit": 1000}  # fmt: skip
+    assert request.params == {
+        "provisioning_id": 11,
+        "component_type": ComponentType.SENSOR,
+        "component_id": [1, 2, 4, 6],
+        "limit": 1000,
+    }
 
 
 def test_the_seeds_insert_and_update_examples():
-    insert = parse(json.dumps({"action": "insert", "provisioning_id": 11, "component_type": "Parameter",
-                               "component_id": [2, 3, 4]}).encode())  # fmt: skip
-    update = parse(json.dumps({"action": "update", "provisioning_id": 11, "component_type": 0,
-                               "component_id": [1, 2, 4, 5], "active_status": 1}).encode())  # fmt: skip
+    insert = parse(
+        json.dumps(
+            {"action": "insert", "provisioning_id": 11, "component_type": "Parameter", "component_id": [2, 3, 4]}
+        ).encode()
+    )
+    update = parse(
+        json.dumps(
+            {
+                "action": "update",
+                "provisioning_id": 11,
+                "component_type": 0,
+                "component_id": [1, 2, 4, 5],
+                "active_status": 1,
+            }
+        ).encode()
+    )
 
     assert insert.params["active_status"] == 0 and insert.params["component_type"] == ComponentType.PARAMETER
     assert update.params["component_type"] == ComponentType.SENSOR and update.params["active_status"] == 1

@@ -12,8 +12,13 @@ from tests.components.support import catalog_load, component
 from tests.factories import DeviceFactory
 
 pytestmark = pytest.mark.django_db
-LISTS = ["/api/v1/sensors/", "/api/v1/parameters/", "/api/v1/parameter-groups/", "/api/v1/provisioning-records/",
-         "/api/v1/components/"]  # fmt: skip
+LISTS = [
+    "/api/v1/sensors/",
+    "/api/v1/parameters/",
+    "/api/v1/parameter-groups/",
+    "/api/v1/provisioning-records/",
+    "/api/v1/components/",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -66,9 +71,12 @@ def test_provisioning_record_created_then_deactivated(staff_api):
 
     assert created.status_code == 201
     assert {k: created.json()[k] for k in ("provisioning_id", "device_id", "serial_number", "name", "is_active")} == {
-        "provisioning_id": device.pk, "device_id": device.pk, "serial_number": "REC-1", "name": "REC-1",
+        "provisioning_id": device.pk,
+        "device_id": device.pk,
+        "serial_number": "REC-1",
+        "name": "REC-1",
         "is_active": True,
-    }  # fmt: skip
+    }
     assert changed.json()["is_active"] is False
     assert [r["provisioning_id"] for r in inactive.json()["results"]] == [device.pk]
 
@@ -76,17 +84,25 @@ def test_provisioning_record_created_then_deactivated(staff_api):
 def test_components_insert_follows_the_v1_rules(staff_api, staff_user):
     device = DeviceFactory()
 
-    created = staff_api.post("/api/v1/components/", {"provisioning_id": device.pk, "component_type": 1,
-                                                     "component_ids": [1, 2]}, format="json")  # fmt: skip
-    refused = staff_api.post("/api/v1/components/", {"provisioning_id": device.pk, "component_type": 2,
-                                                     "component_ids": [1, 9]}, format="json")  # fmt: skip
-    nowhere = staff_api.post("/api/v1/components/", {"provisioning_id": 999_999, "component_type": 0,
-                                                     "component_ids": [1]}, format="json")  # fmt: skip
+    created = staff_api.post(
+        "/api/v1/components/",
+        {"provisioning_id": device.pk, "component_type": 1, "component_ids": [1, 2]},
+        format="json",
+    )
+    refused = staff_api.post(
+        "/api/v1/components/",
+        {"provisioning_id": device.pk, "component_type": 2, "component_ids": [1, 9]},
+        format="json",
+    )
+    nowhere = staff_api.post(
+        "/api/v1/components/", {"provisioning_id": 999_999, "component_type": 0, "component_ids": [1]}, format="json"
+    )
 
     assert created.status_code == 201
     assert [(c["component_id"], c["name"], c["last_modified_by"]) for c in created.json()] == [
-        (1, "Reporting interval", staff_user.pk), (2, "Alarm threshold", staff_user.pk)
-    ]  # fmt: skip
+        (1, "Reporting interval", staff_user.pk),
+        (2, "Alarm threshold", staff_user.pk),
+    ]
     assert (refused.status_code, refused.json()["code"]) == (400, "INVALID_COMPONENT_GROUP_PARAMETER_ID_PRAM")
     assert "9" in refused.json()["detail"]
     assert (nowhere.status_code, nowhere.json()["code"]) == (404, "INVALID_PROVISIONING_ID_PRAM")
@@ -101,8 +117,7 @@ def test_components_filters_and_set_status(staff_api):
 
     by_serial = staff_api.get("/api/v1/components/", {"provisioning": "F-1", "active_status": 0})
     by_name = staff_api.get("/api/v1/components/", {"q": "monoxide"})
-    changed = staff_api.post("/api/v1/components/set-status/", {"ids": [a.pk, b.pk], "active_status": 1},
-                             format="json")  # fmt: skip
+    changed = staff_api.post("/api/v1/components/set-status/", {"ids": [a.pk, b.pk], "active_status": 1}, format="json")
 
     assert [c["id"] for c in by_serial.json()["results"]] == [a.pk]
     assert [c["id"] for c in by_name.json()["results"]] == [b.pk]

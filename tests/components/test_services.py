@@ -17,9 +17,12 @@ pytestmark = pytest.mark.django_db
 
 def component(record, component_id: int, status: int = 0, component_type: int = 0) -> ProvisioningComponent:
     return ProvisioningComponent.objects.create(
-        provisioning=record, component_type=component_type, component_id=component_id, active_status=status,
+        provisioning=record,
+        component_type=component_type,
+        component_id=component_id,
+        active_status=status,
         last_modified_datetime=timezone.now(),
-    )  # fmt: skip
+    )
 
 
 def test_a_device_gets_one_provisioning_record_on_first_use():
@@ -69,8 +72,11 @@ def test_admin_bulk_deactivate(client, staff_user):
     pk = component(record, 1).pk
     client.force_login(staff_user)
 
-    response = client.post(reverse("admin:components_provisioningcomponent_changelist"),
-                           {"action": "deactivate", "_selected_action": [pk]}, follow=True)  # fmt: skip
+    response = client.post(
+        reverse("admin:components_provisioningcomponent_changelist"),
+        {"action": "deactivate", "_selected_action": [pk]},
+        follow=True,
+    )
 
     assert response.status_code == 200
     assert ProvisioningComponent.objects.get(pk=pk).active_status == 1

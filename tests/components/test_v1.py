@@ -62,8 +62,9 @@ def test_a_customer_cannot_write_another_customers_device(client, customer_user)
 
     insert = carol({"action": "insert", "provisioning_id": theirs.pk, "component_type": 0, "component_id": 2})
     by_id = carol({"action": "update", "provisioning_component_id": [row.pk], "active_status": 1})
-    by_triple = carol({"action": "update", "provisioning_id": theirs.pk, "component_type": 0, "component_id": 1,
-                       "active_status": 1})  # fmt: skip
+    by_triple = carol(
+        {"action": "update", "provisioning_id": theirs.pk, "component_type": 0, "component_id": 1, "active_status": 1}
+    )
 
     assert insert == by_triple == {"error": "INVALID_PROVISIONING_ID_PRAM"}
     assert by_id == {"error": "INVALID_COMPONENT_ID_PRAM", "error_detail": f"INVALID_IDS_{row.pk}"}
@@ -89,14 +90,23 @@ def test_insert_of_existing_rows_updates_them_and_bumps_the_version_once(v1, sta
     device = DeviceFactory()
     kept = component(device, 0, 1, status=0)
 
-    body = v1({"action": "insert", "provisioning_id": device.pk, "component_type": 0, "component_id": [1, 2, 3],
-               "active_status": 1})  # fmt: skip
+    body = v1(
+        {
+            "action": "insert",
+            "provisioning_id": device.pk,
+            "component_type": 0,
+            "component_id": [1, 2, 3],
+            "active_status": 1,
+        }
+    )
 
     assert body["error"] == "NO_ERROR"
     rows = ProvisioningComponent.objects.filter(provisioning_id=device.pk).order_by("component_id")
     assert list(rows.values_list("pk", "component_id", "active_status", "last_modified_by")) == [
-        (kept.pk, 1, 1, staff_user.pk), (rows[1].pk, 2, 1, staff_user.pk), (rows[2].pk, 3, 1, staff_user.pk)
-    ]  # fmt: skip
+        (kept.pk, 1, 1, staff_user.pk),
+        (rows[1].pk, 2, 1, staff_user.pk),
+        (rows[2].pk, 3, 1, staff_user.pk),
+    ]
     assert version(device) == 1
 
 
@@ -115,8 +125,15 @@ def test_every_successful_write_bumps_its_device_once_and_no_other(v1):
     component(other, 0, 1)
 
     v1({"action": "update", "provisioning_component_id": rows, "active_status": 1})
-    v1({"action": "update", "provisioning_id": device.pk, "component_type": 0, "component_id": [1, 2],
-        "active_status": 0})  # fmt: skip
+    v1(
+        {
+            "action": "update",
+            "provisioning_id": device.pk,
+            "component_type": 0,
+            "component_id": [1, 2],
+            "active_status": 0,
+        }
+    )
     v1({"action": "select", "provisioning_id": device.pk})
 
     assert (version(device), version(other)) == (2, 0)
@@ -150,16 +167,26 @@ def test_update_by_ids_echoes_the_ids_and_their_provisioning(v1):
 
     body = v1({"action": "update", "provisioning_component_id": rows, "active_status": 1})
 
-    assert body == {"provisioning_component_id": rows, "provisioning_id": device.pk, "active_status": 1,
-                    "error": "NO_ERROR"}  # fmt: skip
+    assert body == {
+        "provisioning_component_id": rows,
+        "provisioning_id": device.pk,
+        "active_status": 1,
+        "error": "NO_ERROR",
+    }
 
 
 def test_ten_thousand_ids_in_one_insert(v1):
     Sensor.objects.bulk_create([Sensor(id=n, name=f"sensor {n}") for n in range(100, 10_100)])
     device = DeviceFactory()
 
-    body = v1({"action": "insert", "provisioning_id": device.pk, "component_type": 0,
-               "component_id": list(range(100, 10_100))})  # fmt: skip
+    body = v1(
+        {
+            "action": "insert",
+            "provisioning_id": device.pk,
+            "component_type": 0,
+            "component_id": list(range(100, 10_100)),
+        }
+    )
 
     assert body["error"] == "NO_ERROR" and len(body["component_id"]) == 10_000
     assert ProvisioningComponent.objects.filter(provisioning_id=device.pk).count() == 10_000
@@ -169,8 +196,14 @@ def test_ten_thousand_ids_in_one_insert(v1):
 def test_an_error_detail_names_at_most_a_hundred_ids(v1):
     device = DeviceFactory()
 
-    body = v1({"action": "insert", "provisioning_id": device.pk, "component_type": 0,
-               "component_id": list(range(1000, 11_000))})  # fmt: skip
+    body = v1(
+        {
+            "action": "insert",
+            "provisioning_id": device.pk,
+            "component_type": 0,
+            "component_id": list(range(1000, 11_000)),
+        }
+    )
 
     assert body["error"] == "INVALID_COMPONENT_SENSOR_ID_PRAM"
     assert body["error_detail"] == "INVALID_IDS_" + ",".join(map(str, range(1000, 1100))) + ",+9900_MORE"
@@ -213,8 +246,9 @@ def test_select_filters_combine(v1):
 def test_the_token_is_read_from_the_token_header_only(client, staff_user, v1):
     component(DeviceFactory(), 0, 1)
 
-    response = client.post(URL, json.dumps({"action": "select"}), content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Token {v1.token}")  # fmt: skip
+    response = client.post(
+        URL, json.dumps({"action": "select"}), content_type="application/json", HTTP_AUTHORIZATION=f"Token {v1.token}"
+    )
 
     assert response.json() == {"error": "INVALID_TOKEN"}
 
@@ -242,8 +276,10 @@ def test_other_methods_are_refused(client, v1, method):
     response = client.generic(method, URL, "{}", HTTP_TOKEN=v1.token)
 
     assert (response.status_code, response.json(), response["Allow"]) == (
-        405, {"error": "INVALID_REQUEST_METHOD"}, "GET, POST"
-    )  # fmt: skip
+        405,
+        {"error": "INVALID_REQUEST_METHOD"},
+        "GET, POST",
+    )
 
 
 # --- bad input of every kind: the documented code, HTTP 200, nothing written ---------------------------------------
@@ -256,40 +292,85 @@ BAD = [
     pytest.param(b'"insert"', "INVALID_REQUEST_PRAM", id="json-string"),
     pytest.param(b"null", "INVALID_REQUEST_PRAM", id="json-null"),
     pytest.param(b"[" * 100_000, "INVALID_REQUEST_PRAM", id="deep-nesting"),
-    pytest.param(b'{"action": "insert", "provisioning_id": ' + b"9" * 5000 + b"}", "INVALID_REQUEST_PRAM",
-                 id="five-thousand-digits"),
+    pytest.param(
+        b'{"action": "insert", "provisioning_id": ' + b"9" * 5000 + b"}",
+        "INVALID_REQUEST_PRAM",
+        id="five-thousand-digits",
+    ),
     pytest.param({"action": 1}, "INVALID_ACTION_PRAM", id="action-int"),
     pytest.param({"action": ["insert"]}, "INVALID_ACTION_PRAM", id="action-array"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": 1, "x": 1},
-                 "INVALID_INPUT_PRAM", id="unknown-key"),
-    pytest.param({"action": "insert", "provisioning_id": "1", "component_type": 0, "component_id": 1},
-                 "INVALID_PROVISIONING_ID_PRAM", id="string-for-int"),
-    pytest.param({"action": "insert", "provisioning_id": 1.0, "component_type": 0, "component_id": 1},
-                 "INVALID_PROVISIONING_ID_PRAM", id="float"),
-    pytest.param({"action": "insert", "provisioning_id": True, "component_type": 0, "component_id": 1},
-                 "INVALID_PROVISIONING_ID_PRAM", id="boolean"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": -1},
-                 "INVALID_COMPONENT_ID_PRAM", id="negative"),
-    pytest.param({"action": "insert", "provisioning_id": 2**63, "component_type": 0, "component_id": 1},
-                 "INVALID_PROVISIONING_ID_PRAM", id="huge"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": [[1], [2]]},
-                 "INVALID_COMPONENT_ID_PRAM", id="nested-arrays"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": []},
-                 "INVALID_COMPONENT_ID_PRAM", id="empty-array"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": 0,
-                  "component_id": list(range(1, 10_002))}, "INVALID_COMPONENT_ID_PRAM", id="10001-ids"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": {"0": 0}, "component_id": 1},
-                 "INVALID_COMPONENT_TYPE_PRAM", id="object-for-type"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": "S" * 16, "component_id": 1},
-                 "INVALID_COMPONENT_TYPE_PRAM", id="type-name-too-long"),
-    pytest.param({"action": "update", "provisioning_component_id": [], "active_status": 1},
-                 "PROVISIONING_COMPONENT_ID", id="update-empty-array"),
-    pytest.param({"action": "update", "provisioning_component_id": 1, "active_status": "1"},
-                 "INVALID_ACTIVE_STATUS_PRAM", id="update-string-status"),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": 1, "x": 1},
+        "INVALID_INPUT_PRAM",
+        id="unknown-key",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "1", "component_type": 0, "component_id": 1},
+        "INVALID_PROVISIONING_ID_PRAM",
+        id="string-for-int",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": 1.0, "component_type": 0, "component_id": 1},
+        "INVALID_PROVISIONING_ID_PRAM",
+        id="float",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": True, "component_type": 0, "component_id": 1},
+        "INVALID_PROVISIONING_ID_PRAM",
+        id="boolean",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": -1},
+        "INVALID_COMPONENT_ID_PRAM",
+        id="negative",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": 2**63, "component_type": 0, "component_id": 1},
+        "INVALID_PROVISIONING_ID_PRAM",
+        id="huge",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": [[1], [2]]},
+        "INVALID_COMPONENT_ID_PRAM",
+        id="nested-arrays",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": []},
+        "INVALID_COMPONENT_ID_PRAM",
+        id="empty-array",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": list(range(1, 10_002))},
+        "INVALID_COMPONENT_ID_PRAM",
+        id="10001-ids",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": {"0": 0}, "component_id": 1},
+        "INVALID_COMPONENT_TYPE_PRAM",
+        id="object-for-type",
+    ),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": "S" * 16, "component_id": 1},
+        "INVALID_COMPONENT_TYPE_PRAM",
+        id="type-name-too-long",
+    ),
+    pytest.param(
+        {"action": "update", "provisioning_component_id": [], "active_status": 1},
+        "PROVISIONING_COMPONENT_ID",
+        id="update-empty-array",
+    ),
+    pytest.param(
+        {"action": "update", "provisioning_component_id": 1, "active_status": "1"},
+        "INVALID_ACTIVE_STATUS_PRAM",
+        id="update-string-status",
+    ),
     pytest.param({"action": "select", "limit": -1}, "INVALID_LIMIT_PRAM", id="negative-limit"),
     pytest.param({"action": "select", "limit": None}, "INVALID_LIMIT_PRAM", id="null-limit"),
-    pytest.param({"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": 2**200},
-                 "INVALID_COMPONENT_ID_PRAM", id="200-bit-id"),
+    pytest.param(
+        {"action": "insert", "provisioning_id": "<p>", "component_type": 0, "component_id": 2**200},
+        "INVALID_COMPONENT_ID_PRAM",
+        id="200-bit-id",
+    ),
     pytest.param(b'{"action": "select", "limit": 1e400}', "INVALID_LIMIT_PRAM", id="float-overflowing-to-inf"),
     # The sanitising layer (components.api.sanitise): text no column can store is "incorrect JSON format".
     pytest.param(b'{"action": "select", "component_type": "Sen\\u0000sor"}', "INVALID_REQUEST_PRAM", id="nul-in-value"),
@@ -298,7 +379,7 @@ BAD = [
     pytest.param(b'{"action": "select", "component_type": "\\ud800"}', "INVALID_REQUEST_PRAM", id="lone-surrogate"),
     pytest.param(b'{"action": "select", "\\udfff": 1}', "INVALID_REQUEST_PRAM", id="lone-surrogate-key"),
     pytest.param(b'{"action": "insert", "x": [[["\\u0000"]]]}', "INVALID_REQUEST_PRAM", id="nul-deep-inside"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("token", ["a\x00b", "\x00" * 64])

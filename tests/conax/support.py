@@ -38,14 +38,26 @@ class World:
 
 
 def world_load(customer=None) -> World:
-    unit = UnitFactory(id="48305F8849E3C18B227C5BE3A27BA6DF", name="Admin Unit", alternative_code="MG",
-                       description="r1", group_name="Main Group", community_name="Main Community")  # fmt: skip
-    service = ServiceFactory(id="5C2DCFDD743632AC57AE8147B6EE665E", code="P1", service_ca_id="P1test",
-                             alternative_code="P1ALT")  # fmt: skip
-    subscription = SubscriptionFactory(id="98D375E905CD31F4CC780342525B2078", number="S60058", customer=customer,
-                                       services=[service])  # fmt: skip
-    card = SmartcardFactory(id="ABE63350738749C47F404687DA5E5A47", serial_number="SC-3020-0005",
-                            ca_id="stb01-3020-0005", subscription=subscription)  # fmt: skip
+    unit = UnitFactory(
+        id="48305F8849E3C18B227C5BE3A27BA6DF",
+        name="Admin Unit",
+        alternative_code="MG",
+        description="r1",
+        group_name="Main Group",
+        community_name="Main Community",
+    )
+    service = ServiceFactory(
+        id="5C2DCFDD743632AC57AE8147B6EE665E", code="P1", service_ca_id="P1test", alternative_code="P1ALT"
+    )
+    subscription = SubscriptionFactory(
+        id="98D375E905CD31F4CC780342525B2078", number="S60058", customer=customer, services=[service]
+    )
+    card = SmartcardFactory(
+        id="ABE63350738749C47F404687DA5E5A47",
+        serial_number="SC-3020-0005",
+        ca_id="stb01-3020-0005",
+        subscription=subscription,
+    )
     paired = SmartcardFactory(serial_number="S60058", ca_id="0000-0000-0008", subscription=subscription)
     pin_card = SmartcardFactory(serial_number="sc20000010", ca_id="sc20000010", subscription=subscription)
     box = SetTopBoxFactory(serial_number="THMOD001", ca_id="THMOD001-10002", subscription=subscription)

@@ -17,13 +17,18 @@ LIST = "/admin/conax/provisioningrequest/"
 def requests_(staff_user):
     world = world_load()
     later = timezone.now().replace(year=2099)
-    pending = ProvisioningRequestFactory(type="ADD_SUBSCRIPTIONS", scheduled_date=later, smartcard=world.card,
-                                         service=world.service)  # fmt: skip
+    pending = ProvisioningRequestFactory(
+        type="ADD_SUBSCRIPTIONS", scheduled_date=later, smartcard=world.card, service=world.service
+    )
     rejected = ProvisioningRequestFactory(
-        type="CANCEL_SUBSCRIPTIONS", smartcard=world.pin_card, service=world.service, life_cycle_state="REJECTED",
-        executed_date=timezone.now(), priority="EXPRESS",
+        type="CANCEL_SUBSCRIPTIONS",
+        smartcard=world.pin_card,
+        service=world.service,
+        life_cycle_state="REJECTED",
+        executed_date=timezone.now(),
+        priority="EXPRESS",
         parameters_set=[{"service_ca_id": "P1test", "id": "A" * 32}, {"smartcard_ca_id": "sc20000010", "id": "B" * 32}],
-    )  # fmt: skip
+    )
     return pending, rejected
 
 

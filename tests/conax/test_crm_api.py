@@ -35,21 +35,39 @@ def login(client, **body):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        pytest.param({"username": "staff", "password": "wrong-password-1", "organisation": "portal"},
-                     "INVALID_CREDENTIALS", id="wrong-password"),
-        pytest.param({"username": "nobody", "password": PASSWORD, "organisation": "portal"}, "INVALID_CREDENTIALS",
-                     id="no-such-user"),
-        pytest.param({"username": "staff", "password": PASSWORD, "organisation": "other"}, "INVALID_CREDENTIALS",
-                     id="wrong-organisation"),
+        pytest.param(
+            {"username": "staff", "password": "wrong-password-1", "organisation": "portal"},
+            "INVALID_CREDENTIALS",
+            id="wrong-password",
+        ),
+        pytest.param(
+            {"username": "nobody", "password": PASSWORD, "organisation": "portal"},
+            "INVALID_CREDENTIALS",
+            id="no-such-user",
+        ),
+        pytest.param(
+            {"username": "staff", "password": PASSWORD, "organisation": "other"},
+            "INVALID_CREDENTIALS",
+            id="wrong-organisation",
+        ),
         pytest.param({"username": "staff", "password": PASSWORD}, "MISSING_PARAMETER", id="no-organisation"),
-        pytest.param({"username": "staff", "password": PASSWORD, "organisation": "portal", "x": 1},
-                     "UNKNOWN_PARAMETER", id="unknown"),
-        pytest.param({"username": "staff", "password": PASSWORD, "organisation": "portal", "unit": "Nowhere"},
-                     "INVALID_PARAMETER", id="unknown-unit"),
-        pytest.param({"username": "staff", "password": PASSWORD, "organisation": "portal", "unit": 5},
-                     "INVALID_PARAMETER", id="unit-not-a-string"),
+        pytest.param(
+            {"username": "staff", "password": PASSWORD, "organisation": "portal", "x": 1},
+            "UNKNOWN_PARAMETER",
+            id="unknown",
+        ),
+        pytest.param(
+            {"username": "staff", "password": PASSWORD, "organisation": "portal", "unit": "Nowhere"},
+            "INVALID_PARAMETER",
+            id="unknown-unit",
+        ),
+        pytest.param(
+            {"username": "staff", "password": PASSWORD, "organisation": "portal", "unit": 5},
+            "INVALID_PARAMETER",
+            id="unit-not-a-string",
+        ),
     ],
-)  # fmt: skip
+)
 def test_login_failures(client, world, body, code):
     assert status(login(client, **body)) == code
 
@@ -78,13 +96,15 @@ def test_tokens_expire_after_two_hours(crm):
 
 
 def test_a_released_token_is_refused(client, crm):
-    released = client.post(BASE + "authentication/token/release", json.dumps({"token": crm.token}),
-                           content_type="application/json").json()  # fmt: skip
+    released = client.post(
+        BASE + "authentication/token/release", json.dumps({"token": crm.token}), content_type="application/json"
+    ).json()
 
     assert status(released) == "OK"
     assert status(crm.get("list", type="ADD_SUBSCRIPTIONS")) == "INVALID_TOKEN"
-    again = client.post(BASE + "authentication/token/release", json.dumps({"token": crm.token}),
-                        content_type="application/json").json()  # fmt: skip
+    again = client.post(
+        BASE + "authentication/token/release", json.dumps({"token": crm.token}), content_type="application/json"
+    ).json()
     assert status(again) == "INVALID_TOKEN"
 
 
@@ -160,8 +180,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "body", "code"), ERRORS, ids=[f"{m}-{c}-{n}" for n, (m, _, c) in
-                                                                  enumerate(ERRORS)])  # fmt: skip
+@pytest.mark.parametrize(("method", "body", "code"), ERRORS, ids=[f"{m}-{c}-{n}" for n, (m, _, c) in enumerate(ERRORS)])
 def test_creation_errors_write_nothing(crm, world, method, body, code):
     ServiceFactory(code="OTHER", service_ca_id="OTHER-CA")  # not in the subscription
 
@@ -190,24 +209,52 @@ def test_a_card_of_another_subscription_is_refused(crm, world):
 # --- each type's request -------------------------------------------------------------------------------------------
 
 CREATED = [
-    ("cancel_subscriptions", ADD, "CANCEL_SUBSCRIPTIONS",
-     {"service_ca_id": "P1test", "smartcard_ca_id": "0000-0000-0008"}),
+    (
+        "cancel_subscriptions",
+        ADD,
+        "CANCEL_SUBSCRIPTIONS",
+        {"service_ca_id": "P1test", "smartcard_ca_id": "0000-0000-0008"},
+    ),
     ("get_active_subscriptions", CARD, "GET_ACTIVE_SUBSCRIPTIONS", {"smartcard_ca_id": "0000-0000-0008"}),
     ("get_pairing_status_for_card", CARD, "GET_PAIRING_STATUS_FOR_CARD", {"smartcard_ca_id": "0000-0000-0008"}),
-    ("get_pairing_status_for_pairing_module", {"stb_identifier": {"serial_number": "BOX-7"}},
-     "GET_PAIRING_STATUS_FOR_PAIRING_MODULE", {"stb_ca_id": "0000-0000-0007"}),
-    ("display_fingerprint", {**CARD, "height": 10, "fingerprint_slot": "A"}, "DISPLAY_FINGERPRINT",
-     {"smartcard_ca_id": "0000-0000-0008", "height": 10, "fingerprint_slot": "A", "position_x": None}),
+    (
+        "get_pairing_status_for_pairing_module",
+        {"stb_identifier": {"serial_number": "BOX-7"}},
+        "GET_PAIRING_STATUS_FOR_PAIRING_MODULE",
+        {"stb_ca_id": "0000-0000-0007"},
+    ),
+    (
+        "display_fingerprint",
+        {**CARD, "height": 10, "fingerprint_slot": "A"},
+        "DISPLAY_FINGERPRINT",
+        {"smartcard_ca_id": "0000-0000-0008", "height": 10, "fingerprint_slot": "A", "position_x": None},
+    ),
     ("display_fingerprint", {}, "DISPLAY_FINGERPRINT", {"smartcard_ca_id": None}),
-    ("send_mail_message_to_client", {**CARD, "message": "m" * 141}, "SEND_MAIL_MESSAGE_TO_CLIENT",
-     {"message": "m" * 141}),
-    ("send_bark_message_to_client", {**CARD, "message": "b" * 129}, "SEND_BARK_MESSAGE_TO_CLIENT",
-     {"message": "b" * 129, "duration": 20}),
-    ("send_repeating_bark_message_to_client", {**CARD, "message": "r", "interval": 2550, "repetitions": 3},
-     "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"interval": 2550, "repetitions": 3}),
-    ("add_to_existing_pairing", {**CARD, "smartcard_set": [{"serial_number": "sc20000010"}]},
-     "ADD_TO_EXISTING_PAIRING", {"existing_smartcard_ca_id": "0000-0000-0008", "smartcard_ca_id": "sc20000010"}),
-]  # fmt: skip
+    (
+        "send_mail_message_to_client",
+        {**CARD, "message": "m" * 141},
+        "SEND_MAIL_MESSAGE_TO_CLIENT",
+        {"message": "m" * 141},
+    ),
+    (
+        "send_bark_message_to_client",
+        {**CARD, "message": "b" * 129},
+        "SEND_BARK_MESSAGE_TO_CLIENT",
+        {"message": "b" * 129, "duration": 20},
+    ),
+    (
+        "send_repeating_bark_message_to_client",
+        {**CARD, "message": "r", "interval": 2550, "repetitions": 3},
+        "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+        {"interval": 2550, "repetitions": 3},
+    ),
+    (
+        "add_to_existing_pairing",
+        {**CARD, "smartcard_set": [{"serial_number": "sc20000010"}]},
+        "ADD_TO_EXISTING_PAIRING",
+        {"existing_smartcard_ca_id": "0000-0000-0008", "smartcard_ca_id": "sc20000010"},
+    ),
+]
 
 
 @pytest.mark.parametrize(("method", "body", "type_", "params"), CREATED, ids=[c[0] for c in CREATED])
@@ -291,14 +338,15 @@ def test_list_pages_and_filters(crm):
     ("params", "code"),
     [
         pytest.param({}, "SEMI_OPTIONAL_PARAMETERS", id="no-filter"),
-        pytest.param({"type": "ADD_SUBSCRIPTIONS", "life_cycle_state": "PENDING"}, "SEMI_OPTIONAL_PARAMETERS",
-                     id="two-filters"),
+        pytest.param(
+            {"type": "ADD_SUBSCRIPTIONS", "life_cycle_state": "PENDING"}, "SEMI_OPTIONAL_PARAMETERS", id="two-filters"
+        ),
         pytest.param({"type": "ADD"}, "INVALID_PARAMETER", id="bad-type"),
         pytest.param({"type": "ADD_SUBSCRIPTIONS", "number_of_results": "0"}, "INVALID_PARAMETER", id="zero-results"),
         pytest.param({"type": "ADD_SUBSCRIPTIONS", "number_of_results": "1001"}, "INVALID_PARAMETER", id="too-many"),
         pytest.param({"type": "ADD_SUBSCRIPTIONS", "offset": "-1"}, "INVALID_PARAMETER", id="negative-offset"),
     ],
-)  # fmt: skip
+)
 def test_list_errors(crm, params, code):
     assert status(crm.get("list", **params)) == code
 

@@ -25,8 +25,12 @@ def status(answer: dict) -> str:
 
 
 def written() -> tuple[int, int, int, int]:
-    return (ProvisioningRequest.objects.count(), Entitlement.objects.count(), Pairing.objects.count(),
-            Token.objects.count())  # fmt: skip
+    return (
+        ProvisioningRequest.objects.count(),
+        Entitlement.objects.count(),
+        Pairing.objects.count(),
+        Token.objects.count(),
+    )
 
 
 # --- 12.1 dates ----------------------------------------------------------------------------------------------------
@@ -98,8 +102,15 @@ def test_display_date_time_is_shown_in_the_portal_zone(crm):
     assert params["display_date_time"] == "2030-06-01T10:00:00"
 
 
-REQUEST_DATES = ["scheduled_date", "executed_date", "created_date", "updated_date", "claimed_until", "sent_at",
-                 "enqueued_at"]  # fmt: skip
+REQUEST_DATES = [
+    "scheduled_date",
+    "executed_date",
+    "created_date",
+    "updated_date",
+    "claimed_until",
+    "sent_at",
+    "enqueued_at",
+]
 
 
 @pytest.mark.postgres
@@ -130,7 +141,9 @@ def test_every_date_column_of_the_app_has_its_window(table, column):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
-            "WHERE t.relname = %s AND c.conname LIKE %s", [table, f"%_{column}_in_window"])  # fmt: skip
+            "WHERE t.relname = %s AND c.conname LIKE %s",
+            [table, f"%_{column}_in_window"],
+        )
         (definition,) = cursor.fetchone()
 
     assert "2000-01-01" in definition and "2100-01-01" in definition
@@ -148,8 +161,13 @@ def test_rows_at_the_window_edges_keep_every_read_up(crm, client, staff_user, se
     numbers = [int(crm.post("add_subscriptions", ADD)["data"]["number"]) for _ in EDGES]
     for number, edge in zip(numbers, EDGES, strict=True):
         ProvisioningRequest.objects.filter(number=number).update(
-            scheduled_date=edge, executed_date=edge, created_date=edge, updated_date=edge, sent_at=edge,
-            life_cycle_state="COMPLETED")  # fmt: skip
+            scheduled_date=edge,
+            executed_date=edge,
+            created_date=edge,
+            updated_date=edge,
+            sent_at=edge,
+            life_cycle_state="COMPLETED",
+        )
     client.force_login(staff_user)
 
     listed = crm.get("list", life_cycle_state="COMPLETED")
@@ -193,9 +211,13 @@ def test_the_admin_list_survives_crafted_date_filters(client, staff_user, world,
 
 @pytest.mark.parametrize(
     ("value", "valid"),
-    [("2030-01-01T00:00:00Z", True), ("9999-12-31T23:59:59-14:00", False), ("2014-02-30T09:00:00", False),
-     ("0001-01-01T00:00:00+14:00", False)],
-)  # fmt: skip
+    [
+        ("2030-01-01T00:00:00Z", True),
+        ("9999-12-31T23:59:59-14:00", False),
+        ("2014-02-30T09:00:00", False),
+        ("0001-01-01T00:00:00+14:00", False),
+    ],
+)
 def test_the_request_filterset_parses_dates_strictly(world, value, valid):
     from conax.filters import ProvisioningRequestFilter
 
@@ -210,29 +232,56 @@ def test_the_request_filterset_parses_dates_strictly(world, value, valid):
 
 NUL, SURROGATE = "\x00", "\ud800"
 POST_INPUTS = [
-    pytest.param("add_subscriptions", {**ADD, "smartcard_identifier": {"serial_number": "S6\x000058"}},
-                 "smartcard_identifier.serial_number", id="nul-in-identifier"),
-    pytest.param("add_subscriptions", {**ADD, "subscription_identifier": {"number": SURROGATE}},
-                 "subscription_identifier.number", id="surrogate-in-identifier"),
-    pytest.param("add_subscriptions", {**ADD, "subscription_identifier": {"number": 2**64}},
-                 "subscription_identifier.number", id="huge-integer-identifier"),
+    pytest.param(
+        "add_subscriptions",
+        {**ADD, "smartcard_identifier": {"serial_number": "S6\x000058"}},
+        "smartcard_identifier.serial_number",
+        id="nul-in-identifier",
+    ),
+    pytest.param(
+        "add_subscriptions",
+        {**ADD, "subscription_identifier": {"number": SURROGATE}},
+        "subscription_identifier.number",
+        id="surrogate-in-identifier",
+    ),
+    pytest.param(
+        "add_subscriptions",
+        {**ADD, "subscription_identifier": {"number": 2**64}},
+        "subscription_identifier.number",
+        id="huge-integer-identifier",
+    ),
     pytest.param("add_subscriptions", {**ADD, "priority": "EXPRESS\x00"}, "priority", id="nul-in-choice"),
-    pytest.param("add_subscriptions", {**ADD, "start_date": "2030-01-01T00:00:00\x00"}, "start_date",
-                 id="nul-in-date"),
+    pytest.param("add_subscriptions", {**ADD, "start_date": "2030-01-01T00:00:00\x00"}, "start_date", id="nul-in-date"),
     pytest.param("send_mail_message_to_client", {**CARD, "message": "hello\x00world"}, "message", id="nul-in-mail"),
-    pytest.param("send_bark_message_to_client", {**CARD, "message": "bark " + SURROGATE}, "message",
-                 id="surrogate-in-bark"),
-    pytest.param("send_bark_message_to_client", {**CARD, "message": "hi", "duration": -(2**70)}, "duration",
-                 id="huge-negative-integer"),
-    pytest.param("send_repeating_bark_message_to_client", {**CARD, "message": "hi", "interval": 10**400},
-                 "interval", id="400-digit-integer"),
-    pytest.param("create_pairing", {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}],
-                                    "stb_set": [{"stb_ca_id": "THMOD\x00"}]}, "stb_set[0].stb_ca_id",
-                 id="nul-in-set"),
+    pytest.param(
+        "send_bark_message_to_client", {**CARD, "message": "bark " + SURROGATE}, "message", id="surrogate-in-bark"
+    ),
+    pytest.param(
+        "send_bark_message_to_client",
+        {**CARD, "message": "hi", "duration": -(2**70)},
+        "duration",
+        id="huge-negative-integer",
+    ),
+    pytest.param(
+        "send_repeating_bark_message_to_client",
+        {**CARD, "message": "hi", "interval": 10**400},
+        "interval",
+        id="400-digit-integer",
+    ),
+    pytest.param(
+        "create_pairing",
+        {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}], "stb_set": [{"stb_ca_id": "THMOD\x00"}]},
+        "stb_set[0].stb_ca_id",
+        id="nul-in-set",
+    ),
     pytest.param("add_subscriptions", {**ADD, "colour\x00": "red"}, "a parameter name", id="nul-in-name"),
-    pytest.param("add_subscriptions", {**ADD, "service_identifier": {SURROGATE: "P1"}},
-                 "a field name in service_identifier", id="surrogate-in-field-name"),
-]  # fmt: skip
+    pytest.param(
+        "add_subscriptions",
+        {**ADD, "service_identifier": {SURROGATE: "P1"}},
+        "a field name in service_identifier",
+        id="surrogate-in-field-name",
+    ),
+]
 
 
 @pytest.mark.postgres
@@ -402,14 +451,22 @@ def test_support_staff_still_log_in(client, world):
 # --- 11: the envelope on every path under /crmapi/ -----------------------------------------------------------------
 
 UNKNOWN_PATHS = [
-    "/crmapi/", "/crmapi/rest/", "/crmapi/rest/v2/", "/crmapi/rest/v2/nothing", "/crmapi/rest/v1/authentication/token",
-    "/crmapi/rest/v2/authentication/token/", "/crmapi/rest/v2/authentication/token/release/",
-    "/crmapi/rest/v2/authentication/", "/crmapi/rest/v2/conax_web_services/provisioning_requests/",
+    "/crmapi/",
+    "/crmapi/rest/",
+    "/crmapi/rest/v2/",
+    "/crmapi/rest/v2/nothing",
+    "/crmapi/rest/v1/authentication/token",
+    "/crmapi/rest/v2/authentication/token/",
+    "/crmapi/rest/v2/authentication/token/release/",
+    "/crmapi/rest/v2/authentication/",
+    "/crmapi/rest/v2/conax_web_services/provisioning_requests/",
     "/crmapi/rest/v2/conax_web_services/provisioning_requests/show/",
     "/crmapi/rest/v2/conax_web_services/provisioning_requests/delete_everything",
     "/crmapi/rest/v2/conax_web_services/provisioning_requests/show/extra",
-    "/crmapi/rest/v2/conax_web_services/subscriptions/list", "/crmapi/%00", "/crmapi/rest/v2/%ff%fe",
-]  # fmt: skip
+    "/crmapi/rest/v2/conax_web_services/subscriptions/list",
+    "/crmapi/%00",
+    "/crmapi/rest/v2/%ff%fe",
+]
 
 
 @pytest.mark.parametrize("path", UNKNOWN_PATHS)
@@ -440,8 +497,11 @@ WRONG_METHODS = [
     (BASE + "authentication/token", "POST", ["GET", "PUT", "DELETE", "TRACE"]),
     (BASE + "authentication/token/release", "POST", ["GET", "PATCH", "OPTIONS"]),
 ]
-WRONG_CASES = [pytest.param(path, allowed, m, id=f"{m}-{path.rsplit('/', 1)[1]}") for path, allowed, methods in
-               WRONG_METHODS for m in methods]  # fmt: skip
+WRONG_CASES = [
+    pytest.param(path, allowed, m, id=f"{m}-{path.rsplit('/', 1)[1]}")
+    for path, allowed, methods in WRONG_METHODS
+    for m in methods
+]
 
 
 @pytest.mark.parametrize(("path", "allowed", "method"), WRONG_CASES)
@@ -471,7 +531,7 @@ def test_the_migration_rejects_a_poisoned_pending_request_and_the_reads_come_bac
                 "parameters_set, ca_pin_encrypted, created_date, updated_date, attempts) VALUES (repeat('A', 32), "
                 "'ADD_SUBSCRIPTIONS', 'PENDING', 'REGULAR', '9999-12-31T23:59:59-14:00', '[]', '', now(), now(), 0) "
                 "RETURNING number"
-            )  # fmt: skip
+            )
             (number,) = cursor.fetchone()
     finally:
         call_command("migrate", "conax", verbosity=0)

@@ -22,21 +22,32 @@ def requests_():
     StaffFactory(username="staff")
     world = world_load()
     later = timezone.now().replace(year=2030)
-    pending = ProvisioningRequestFactory(type="ADD_SUBSCRIPTIONS", scheduled_date=later, smartcard=world.card,
-                                         service=world.service)  # fmt: skip
-    rejected = ProvisioningRequestFactory(type="CANCEL_SUBSCRIPTIONS", smartcard=world.pin_card, service=world.service,
-                                          life_cycle_state="REJECTED", priority="EXPRESS",
-                                          executed_date=timezone.now())  # fmt: skip
+    pending = ProvisioningRequestFactory(
+        type="ADD_SUBSCRIPTIONS", scheduled_date=later, smartcard=world.card, service=world.service
+    )
+    rejected = ProvisioningRequestFactory(
+        type="CANCEL_SUBSCRIPTIONS",
+        smartcard=world.pin_card,
+        service=world.service,
+        life_cycle_state="REJECTED",
+        priority="EXPRESS",
+        executed_date=timezone.now(),
+    )
     return {"pending": pending, "rejected": rejected, "card": world.card}
 
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [({"type": "ADD_SUBSCRIPTIONS"}, ["pending"]), ({"life_cycle_state": "REJECTED"}, ["rejected"]),
-     ({"priority": "EXPRESS"}, ["rejected"]), ({"smartcard_id": "card"}, ["pending"]),
-     ({"scheduled_after": "2029-01-01T00:00:00Z"}, ["pending"]), ({"created_before": "2000-01-02T00:00:00Z"}, [])],
+    [
+        ({"type": "ADD_SUBSCRIPTIONS"}, ["pending"]),
+        ({"life_cycle_state": "REJECTED"}, ["rejected"]),
+        ({"priority": "EXPRESS"}, ["rejected"]),
+        ({"smartcard_id": "card"}, ["pending"]),
+        ({"scheduled_after": "2029-01-01T00:00:00Z"}, ["pending"]),
+        ({"created_before": "2000-01-02T00:00:00Z"}, []),
+    ],
     ids=["type", "life_cycle_state", "priority", "smartcard_id", "scheduled_after", "created_before"],
-)  # fmt: skip
+)
 def test_the_request_filterset_narrows(requests_, query, expected):
     query = {name: requests_[value].pk if name == "smartcard_id" else value for name, value in query.items()}
     mine = {requests_["pending"].pk, requests_["rejected"].pk}
@@ -48,13 +59,23 @@ def test_the_request_filterset_narrows(requests_, query, expected):
 
 @pytest.mark.parametrize(
     ("name", "value", "messages"),
-    [("type", "REBOOT", ["Select a valid choice. REBOOT is not one of the available choices."]),
-     ("priority", "SOON", ["Select a valid choice. SOON is not one of the available choices."]),
-     ("smartcard_id", "f" * 32, [NO_CHOICE]), ("subscription_id", "0" * 32, [NO_CHOICE]),
-     ("created_after", "2014-02-30T09:00:00", None), ("scheduled_before", "tomorrow", None)],
-    ids=["type-bad-choice", "priority-bad-choice", "smartcard_id-unknown", "subscription_id-unknown",
-         "created_after-impossible-date", "scheduled_before-not-a-date"],
-)  # fmt: skip
+    [
+        ("type", "REBOOT", ["Select a valid choice. REBOOT is not one of the available choices."]),
+        ("priority", "SOON", ["Select a valid choice. SOON is not one of the available choices."]),
+        ("smartcard_id", "f" * 32, [NO_CHOICE]),
+        ("subscription_id", "0" * 32, [NO_CHOICE]),
+        ("created_after", "2014-02-30T09:00:00", None),
+        ("scheduled_before", "tomorrow", None),
+    ],
+    ids=[
+        "type-bad-choice",
+        "priority-bad-choice",
+        "smartcard_id-unknown",
+        "subscription_id-unknown",
+        "created_after-impossible-date",
+        "scheduled_before-not-a-date",
+    ],
+)
 def test_an_invalid_filter_value_is_an_error_never_ignored(requests_, name, value, messages):
     with pytest.raises(ValidationError) as raised:
         list(selectors.request_list(filters={name: value}))

@@ -23,21 +23,37 @@ from tests.factories import PASSWORD
 from tests.fuzzing import EXAMPLES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])  # fmt: skip
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 CODES = {
-    "OK", "INVALID_TOKEN", "ACCESS_DENIED", "UNKNOWN_PARAMETER", "MISSING_PARAMETER", "INVALID_PARAMETER",
-    "INVALID_IDENTIFIER", "NOT_FOUND", "SEMI_OPTIONAL_PARAMETERS", "CONSTRAINT_VIOLATION", "INVALID_FIELDS_SET",
-    "INVALID_REQUEST", "INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "METHOD_NOT_ALLOWED", "UNKNOWN_METHOD",
-}  # fmt: skip
+    "OK",
+    "INVALID_TOKEN",
+    "ACCESS_DENIED",
+    "UNKNOWN_PARAMETER",
+    "MISSING_PARAMETER",
+    "INVALID_PARAMETER",
+    "INVALID_IDENTIFIER",
+    "NOT_FOUND",
+    "SEMI_OPTIONAL_PARAMETERS",
+    "CONSTRAINT_VIOLATION",
+    "INVALID_FIELDS_SET",
+    "INVALID_REQUEST",
+    "INVALID_CREDENTIALS",
+    "ACCOUNT_LOCKED",
+    "METHOD_NOT_ALLOWED",
+    "UNKNOWN_METHOD",
+}
 CREATE = sorted(name for name, method in METHODS.items() if method.http == "POST")
 NAMES = sorted({p.name for m in METHODS.values() for p in m.params} | {"token", "colour"})
 
 # Text a client may send, with what PostgreSQL cannot store mixed in: NUL and lone surrogates.
 nasty_text = st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", "\ud83d", "S6005\x008", "\ufffd", "\u202e"])
-texts = st.text(max_size=12) | nasty_text | st.text(alphabet=st.sampled_from("aZ09-:T \x00\ud800\U0001f600"),
-                                                    max_size=10)  # fmt: skip
+texts = (
+    st.text(max_size=12) | nasty_text | st.text(alphabet=st.sampled_from("aZ09-:T \x00\ud800\U0001f600"), max_size=10)
+)
 # Integers past 64 bits and floats past float (1e999 arrives as inf).
 numbers = (
     st.integers()
@@ -52,23 +68,57 @@ numbers = (
 def dates(draw) -> str:
     """Dates around and beyond the calendar's edges: impossible days, hour 25, offsets up to ±99:99."""
     year = draw(st.sampled_from([0, 1, 1999, 2000, 2014, 2030, 2036, 2099, 2100, 9999]) | st.integers(0, 9999))
-    parts = [draw(st.integers(0, 13)), draw(st.integers(0, 32)), draw(st.integers(0, 25)), draw(st.integers(0, 61)),
-             draw(st.integers(0, 61))]  # fmt: skip
-    offset = draw(st.sampled_from(["", "Z", "+14:00", "-14:00", "+14:01", "+99:00", "-12:30", "+05:75"])
-                  | st.builds(lambda s, h, m: f"{s}{h:02d}:{m:02d}", st.sampled_from("+-"), st.integers(0, 99),
-                              st.integers(0, 99)))  # fmt: skip
+    parts = [
+        draw(st.integers(0, 13)),
+        draw(st.integers(0, 32)),
+        draw(st.integers(0, 25)),
+        draw(st.integers(0, 61)),
+        draw(st.integers(0, 61)),
+    ]
+    offset = draw(
+        st.sampled_from(["", "Z", "+14:00", "-14:00", "+14:01", "+99:00", "-12:30", "+05:75"])
+        | st.builds(
+            lambda s, h, m: f"{s}{h:02d}:{m:02d}", st.sampled_from("+-"), st.integers(0, 99), st.integers(0, 99)
+        )
+    )
     month, day, hour, minute, second = parts
     return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{offset}"
 
 
-extremes = st.sampled_from(["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2014-02-30T09:00:00",
-                            "2014-11-30T25:00:00", "2014-11-30T09:00:00+99:00", "2030-01-01T00:00:00"])  # fmt: skip
+extremes = st.sampled_from(
+    [
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "2014-02-30T09:00:00",
+        "2014-11-30T25:00:00",
+        "2014-11-30T09:00:00+99:00",
+        "2030-01-01T00:00:00",
+    ]
+)
 scalars = (
-    st.none() | st.booleans() | st.integers(-5, 3000) | numbers | texts | dates() | extremes
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 3000)
+    | numbers
+    | texts
+    | dates()
+    | extremes
     | st.sampled_from(["S60058", "P1", "0000-0000-0008", "1234", "EXPRESS", "THMOD001-10002", "sc20000010"])
-)  # fmt: skip
-keys = st.sampled_from(["id", "number", "code", "serial_number", "alternative_code", "smartcard_ca_id", "stb_ca_id",
-                        "x", "id\x00", "\ud800"])  # fmt: skip
+)
+keys = st.sampled_from(
+    [
+        "id",
+        "number",
+        "code",
+        "serial_number",
+        "alternative_code",
+        "smartcard_ca_id",
+        "stb_ca_id",
+        "x",
+        "id\x00",
+        "\ud800",
+    ]
+)
 identifiers = st.dictionaries(keys, scalars, max_size=2)
 # What PostgreSQL and the calendar cannot hold comes up often, not once in a thousand draws.
 hostile = nasty_text | dates() | extremes | numbers
@@ -79,18 +129,23 @@ bodies = st.dictionaries(st.sampled_from(NAMES) | texts, values, max_size=6)
 # A body each method accepts (on the seed's entities); the fuzzer changes up to three of its fields, at any depth,
 # so that bad values reach every parameter parser and the services behind them, not only the first check.
 BASES = {
-    "add_subscriptions": ADD, "cancel_subscriptions": ADD,
-    "create_pairing": {"smartcard_set": [{"smartcard_ca_id": "sc20000010"}],
-                       "stb_set": [{"stb_ca_id": "THMOD001-10002"}]},
+    "add_subscriptions": ADD,
+    "cancel_subscriptions": ADD,
+    "create_pairing": {
+        "smartcard_set": [{"smartcard_ca_id": "sc20000010"}],
+        "stb_set": [{"stb_ca_id": "THMOD001-10002"}],
+    },
     "add_to_existing_pairing": {**CARD, "smartcard_set": [{"serial_number": "sc20000010"}]},
-    "reset_pin_to_default_value": {**SUB, **CARD}, "reset_pin_to_given_value": {**SUB, **CARD, "pin": "1234"},
-    "get_active_subscriptions": CARD, "get_pairing_status_for_card": CARD,
+    "reset_pin_to_default_value": {**SUB, **CARD},
+    "reset_pin_to_given_value": {**SUB, **CARD, "pin": "1234"},
+    "get_active_subscriptions": CARD,
+    "get_pairing_status_for_card": CARD,
     "get_pairing_status_for_pairing_module": {"stb_identifier": {"serial_number": "BOX-7"}},
     "display_fingerprint": {**CARD, "display_date_time": "2030-01-01T00:00:00", "height": 10},
     "send_mail_message_to_client": {**CARD, "message": "hello"},
     "send_bark_message_to_client": {**CARD, "message": "bark", "duration": 20},
     "send_repeating_bark_message_to_client": {**CARD, "message": "again", "interval": 10, "repetitions": 2},
-}  # fmt: skip
+}
 assert set(BASES) == set(CREATE)
 READS = {"show": {"number": "1"}, "list": {"type": "ADD_SUBSCRIPTIONS", "number_of_results": "5"}}
 LOGIN = {"username": "staff", "password": PASSWORD, "organisation": "portal", "unit": "MG"}
@@ -130,8 +185,12 @@ def crm(client, staff_user) -> Crm:
 
 
 def written() -> tuple[int, int, int, int]:
-    return (ProvisioningRequest.objects.count(), Entitlement.objects.count(), Pairing.objects.count(),
-            ApiToken.objects.count())  # fmt: skip
+    return (
+        ProvisioningRequest.objects.count(),
+        Entitlement.objects.count(),
+        Pairing.objects.count(),
+        ApiToken.objects.count(),
+    )
 
 
 def envelope(response) -> dict:
@@ -161,8 +220,13 @@ def test_creation_answers_every_body_in_the_envelope(crm, method, data):
         assert answer["data"] is None and written() == before
 
 
-query_values = nasty_text | texts | dates() | extremes | st.sampled_from(
-    ["1", "ADD_SUBSCRIPTIONS", "PENDING", "id,type", "0", "-1", str(2**63), "9" * 30, "%00"])  # fmt: skip
+query_values = (
+    nasty_text
+    | texts
+    | dates()
+    | extremes
+    | st.sampled_from(["1", "ADD_SUBSCRIPTIONS", "PENDING", "id,type", "0", "-1", str(2**63), "9" * 30, "%00"])
+)
 
 
 @FUZZ
@@ -173,8 +237,9 @@ def test_reads_answer_every_query_in_the_envelope(crm, method, data):
     names = [p.name for p in METHODS[method].params]
     query = mutate(READS[method], data, query_values, names, nasty_text | dates() | extremes)
     # A query string is bytes: it carries no lone surrogate (decoding replaces it); NUL arrives as %00.
-    query = {str(k).encode("utf-8", "replace").decode(): str(v).encode("utf-8", "replace").decode()
-             for k, v in query.items()}  # fmt: skip
+    query = {
+        str(k).encode("utf-8", "replace").decode(): str(v).encode("utf-8", "replace").decode() for k, v in query.items()
+    }
 
     answer = envelope(crm.client.get(REQUESTS + method, {"token": crm.token, **query}))
     event(answer["status"]["code"] + " " + str(answer["status"]["message"])[:30])
@@ -188,8 +253,9 @@ def test_login_answers_every_body_in_the_envelope(client, world, data):
     before = ApiToken.objects.count()
     body = mutate(LOGIN, data, texts | st.sampled_from(["staff", PASSWORD, "portal", "MG"]), [], nasty_text | numbers)
 
-    answer = envelope(client.generic("POST", BASE + "authentication/token", json.dumps(body),
-                                     content_type="application/json"))  # fmt: skip
+    answer = envelope(
+        client.generic("POST", BASE + "authentication/token", json.dumps(body), content_type="application/json")
+    )
 
     assert ApiToken.objects.count() == before + (answer["status"]["code"] == "OK")
 

@@ -83,8 +83,9 @@ def test_http_query_answer_comes_back_as_text(gateway):
 
 
 def test_http_rejected(gateway, headend):
-    outcome = gateway.send(CasCommand(new_key(), "CANCEL_SUBSCRIPTIONS", {"smartcard_ca_id": "C1",
-                                                                          "service_ca_id": "A"}))  # fmt: skip
+    outcome = gateway.send(
+        CasCommand(new_key(), "CANCEL_SUBSCRIPTIONS", {"smartcard_ca_id": "C1", "service_ca_id": "A"})
+    )
 
     assert outcome == Rejected("SERVICE_NOT_ACTIVE", "service A is not active on smartcard C1")
     assert headend.card("C1")["entitlements"] == []

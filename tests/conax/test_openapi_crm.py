@@ -66,26 +66,47 @@ def test_every_crm_operation_documents_every_status_it_answers(schema):
 
 
 def test_successes_and_errors_validate_against_the_schema(schema, crm):
-    created = crm.client.generic("POST", REQUESTS + "add_subscriptions", json.dumps({"token": crm.token, **ADD}),
-                                 content_type="application/json")  # fmt: skip
+    created = crm.client.generic(
+        "POST", REQUESTS + "add_subscriptions", json.dumps({"token": crm.token, **ADD}), content_type="application/json"
+    )
     number = created.json()["data"]["number"]
     answers = [
         (REQUESTS + "add_subscriptions", "post", created),
-        (REQUESTS + "add_subscriptions", "post", crm.client.generic("POST", REQUESTS + "add_subscriptions",
-                                                                   json.dumps({"token": crm.token}),
-                                                                   content_type="application/json")),
+        (
+            REQUESTS + "add_subscriptions",
+            "post",
+            crm.client.generic(
+                "POST",
+                REQUESTS + "add_subscriptions",
+                json.dumps({"token": crm.token}),
+                content_type="application/json",
+            ),
+        ),
         (REQUESTS + "show", "get", crm.client.get(REQUESTS + "show", {"token": crm.token, "number": number})),
         (REQUESTS + "show", "get", crm.client.get(REQUESTS + "show", {"token": crm.token, "number": "999"})),
-        (REQUESTS + "list", "get", crm.client.get(REQUESTS + "list", {"token": crm.token, "type": "ADD_SUBSCRIPTIONS",
-                                                                      "fields_set": "number"})),
+        (
+            REQUESTS + "list",
+            "get",
+            crm.client.get(
+                REQUESTS + "list", {"token": crm.token, "type": "ADD_SUBSCRIPTIONS", "fields_set": "number"}
+            ),
+        ),
         (REQUESTS + "list", "get", crm.client.get(REQUESTS + "list", {"token": "\x00"})),
         (REQUESTS + "show", "get", crm.client.post(REQUESTS + "show")),
         (BASE + "authentication/token", "post", crm.client.get(BASE + "authentication/token")),
-        (BASE + "authentication/token", "post", crm.client.post(BASE + "authentication/token", "[]",
-                                                                content_type="application/json")),
-        (BASE + "authentication/token/release", "post", crm.client.post(
-            BASE + "authentication/token/release", json.dumps({"token": crm.token}), content_type="application/json")),
-    ]  # fmt: skip
+        (
+            BASE + "authentication/token",
+            "post",
+            crm.client.post(BASE + "authentication/token", "[]", content_type="application/json"),
+        ),
+        (
+            BASE + "authentication/token/release",
+            "post",
+            crm.client.post(
+                BASE + "authentication/token/release", json.dumps({"token": crm.token}), content_type="application/json"
+            ),
+        ),
+    ]
 
     assert [response.status_code for _, _, response in answers] == [200] * 6 + [405, 405, 200, 200]
     for path, http, response in answers:

@@ -81,17 +81,26 @@ def test_cancel_of_a_service_that_is_not_active_is_rejected_by_the_head_end(crm,
 
 
 def test_pairing_created_extended_and_refused_for_a_card_paired_elsewhere(crm, world, head_end):
-    created = create(crm, "create_pairing", {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}],
-                                             "stb_set": [{"stb_ca_id": "THMOD001-10002"}]})  # fmt: skip
+    created = create(
+        crm,
+        "create_pairing",
+        {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}], "stb_set": [{"stb_ca_id": "THMOD001-10002"}]},
+    )
     assert run(created) == "COMPLETED"
     extended = create(crm, "add_to_existing_pairing", {**CARD, "stb_set": [{"stb_ca_id": "0000-0000-0007"}]})
     assert run(extended) == "COMPLETED"
-    again = create(crm, "create_pairing", {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}],
-                                           "stb_set": [{"serial_number": "THMOD001"}]})  # fmt: skip
+    again = create(
+        crm,
+        "create_pairing",
+        {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}], "stb_set": [{"serial_number": "THMOD001"}]},
+    )
     assert run(again) == "COMPLETED"  # re-pairing into the same pairing changes nothing
     SetTopBoxFactory(serial_number="NEW-BOX", ca_id="NEW-BOX-CA", subscription=world.subscription)
-    elsewhere = create(crm, "create_pairing", {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}],
-                                               "stb_set": [{"serial_number": "NEW-BOX"}]})  # fmt: skip
+    elsewhere = create(
+        crm,
+        "create_pairing",
+        {"smartcard_set": [{"smartcard_ca_id": "0000-0000-0008"}], "stb_set": [{"serial_number": "NEW-BOX"}]},
+    )
 
     assert run(elsewhere) == "REJECTED" and elsewhere.provider_error_code == "CARD_ALREADY_PAIRED"
     for item in (world.paired_card, world.box, world.other_box):
@@ -185,8 +194,11 @@ def test_a_smartcards_requests_go_express_first_then_in_sequence(crm, head_end):
 def test_the_dispatcher_skips_requests_held_or_queued_recently(crm, head_end, settings):
     held = create(crm, "add_subscriptions", ADD)
     queued = create(crm, "send_mail_message_to_client", {**CARD, "message": "a"})
-    idle = create(crm, "send_mail_message_to_client", {**{"smartcard_identifier": {"serial_number": "sc20000010"}},
-                                                       "message": "b"})  # fmt: skip
+    idle = create(
+        crm,
+        "send_mail_message_to_client",
+        {**{"smartcard_identifier": {"serial_number": "sc20000010"}}, "message": "b"},
+    )
     now = timezone.now()
     ProvisioningRequest.objects.filter(pk=held.pk).update(claimed_until=now + timedelta(seconds=30))
     ProvisioningRequest.objects.filter(pk=queued.pk).update(enqueued_at=now)
@@ -230,8 +242,10 @@ def test_an_unreachable_head_end_is_retried_then_the_request_rejected(crm, world
 
     assert states == ["PENDING"] * (pipeline.MAX_ATTEMPTS - 1) + ["REJECTED"]
     assert (request.error_code, request.attempts, request.provider_error_code) == (
-        "GATEWAY_UNAVAILABLE", pipeline.MAX_ATTEMPTS, None
-    )  # fmt: skip
+        "GATEWAY_UNAVAILABLE",
+        pipeline.MAX_ATTEMPTS,
+        None,
+    )
     gateway.reset_gateway_cache()
 
 
@@ -286,8 +300,9 @@ def test_only_rejected_requests_are_retried_and_never_a_pin_change(crm, staff_us
             services.request_retry(request=request, actor=services.Actor(staff_user))
 
 
-def test_a_refused_request_is_queued_once_more_by_its_predecessor_only(crm, head_end,
-                                                                       django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_refused_request_is_queued_once_more_by_its_predecessor_only(
+    crm, head_end, django_capture_on_commit_callbacks
+):
     first, second = create(crm, "add_subscriptions", ADD), create(crm, "cancel_subscriptions", ADD)
     ProvisioningRequest.objects.filter(pk=second.pk).update(enqueued_at=timezone.now())
 

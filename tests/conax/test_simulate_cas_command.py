@@ -24,8 +24,15 @@ class Running:
 
     def __init__(self, *args: str, pass_fds: tuple[int, ...] = ()) -> None:
         command = [sys.executable, "manage.py", "simulate_cas", *args]
-        self.proc = subprocess.Popen(command, cwd=REPO, env=clean_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, pass_fds=pass_fds)  # fmt: skip
+        self.proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=clean_env(PYTHONUNBUFFERED="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            pass_fds=pass_fds,
+        )
         self.lines: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stdout])
         self._reader.start()
@@ -45,10 +52,14 @@ def test_serves_over_http_until_sigterm():
     running = Running("--port", "0", "--auto-register", "--seed", "1")
     try:
         first = running.lines.get(timeout=30)
-        url = re.fullmatch(r"CAS simulator listening on (http://127\.0\.0\.1:\d+); Ctrl-C or SIGTERM stops it\.\n",
-                           first).group(1)  # fmt: skip
-        body = {"idempotency_key": "A" * 32, "type": "ADD_SUBSCRIPTIONS",
-                "params": {"smartcard_ca_id": "C1", "service_ca_id": "P1test"}}  # fmt: skip
+        url = re.fullmatch(
+            r"CAS simulator listening on (http://127\.0\.0\.1:\d+); Ctrl-C or SIGTERM stops it\.\n", first
+        ).group(1)
+        body = {
+            "idempotency_key": "A" * 32,
+            "type": "ADD_SUBSCRIPTIONS",
+            "params": {"smartcard_ca_id": "C1", "service_ca_id": "P1test"},
+        }
         answer = httpx.post(f"{url}/cas/v1/requests", json=body, timeout=TIMEOUT)
         card = httpx.get(f"{url}/admin/cards/C1", timeout=TIMEOUT).json()
 
@@ -95,13 +106,17 @@ def listening_socket() -> socket.socket:
 
 def served_url(running: Running) -> str:
     line = running.lines.get(timeout=30)
-    return re.fullmatch(r"CAS simulator listening on (http://127\.0\.0\.1:\d+); Ctrl-C or SIGTERM stops it\.\n",
-                        line).group(1)  # fmt: skip
+    return re.fullmatch(
+        r"CAS simulator listening on (http://127\.0\.0\.1:\d+); Ctrl-C or SIGTERM stops it\.\n", line
+    ).group(1)
 
 
 def send(url: str, key: str, card: str) -> dict:
-    body = {"idempotency_key": key, "type": "ADD_SUBSCRIPTIONS",
-            "params": {"smartcard_ca_id": card, "service_ca_id": "P1test"}}  # fmt: skip
+    body = {
+        "idempotency_key": key,
+        "type": "ADD_SUBSCRIPTIONS",
+        "params": {"smartcard_ca_id": card, "service_ca_id": "P1test"},
+    }
     return httpx.post(f"{url}/cas/v1/requests", json=body, timeout=30).json()
 
 

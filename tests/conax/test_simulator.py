@@ -190,8 +190,14 @@ def test_a_pin_that_is_not_four_digits_is_refused_without_repeating_it(sim, pin)
 
 
 def test_fingerprint_on_one_card_and_on_every_card(sim):
-    seed_params = {"display_date_time": "2014-09-23T08:23:09", "position_y": None, "position_x": None,
-                   "height": None, "display_duration": None, "fingerprint_slot": "A"}  # fmt: skip
+    seed_params = {
+        "display_date_time": "2014-09-23T08:23:09",
+        "position_y": None,
+        "position_x": None,
+        "height": None,
+        "display_duration": None,
+        "fingerprint_slot": "A",
+    }
 
     assert is_ok(send(sim, "DISPLAY_FINGERPRINT", smartcard_ca_id=None, **seed_params))
     assert is_ok(send(sim, "DISPLAY_FINGERPRINT", smartcard_ca_id="C2", display_duration=10, position_x=5))
@@ -204,8 +210,14 @@ def test_messages_are_counted_per_card_and_kind(sim):
     assert is_ok(send(sim, "SEND_BARK_MESSAGE_TO_CLIENT", smartcard_ca_id="C1", message="b" * 129))
     assert is_ok(send(sim, "SEND_BARK_MESSAGE_TO_CLIENT", smartcard_ca_id="C1", message="b", duration=5))
     for interval in (10, 2550):
-        outcome = send(sim, "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", smartcard_ca_id="C1", message="r",
-                       interval=interval, repetitions=255)  # fmt: skip
+        outcome = send(
+            sim,
+            "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+            smartcard_ca_id="C1",
+            message="r",
+            interval=interval,
+            repetitions=255,
+        )
         assert is_ok(outcome)
 
     assert card_state(sim, "C1")["messages"] == {"mail": 1, "bark": 2, "repeating_bark": 2, "fingerprint": 0}
@@ -215,21 +227,39 @@ def test_messages_are_counted_per_card_and_kind(sim):
 @pytest.mark.parametrize(
     ("type_", "params", "expected"),
     [
-        ("SEND_MAIL_MESSAGE_TO_CLIENT", {"message": "m" * 142},
-         Rejected("MESSAGE_TOO_LONG", "the message has 142 characters; at most 141 fit")),
-        ("SEND_BARK_MESSAGE_TO_CLIENT", {"message": "b" * 130},
-         Rejected("MESSAGE_TOO_LONG", "the message has 130 characters; at most 129 fit")),
-        ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"message": "r" * 130, "interval": 10},
-         Rejected("MESSAGE_TOO_LONG", "the message has 130 characters; at most 129 fit")),
-        ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"message": "r", "interval": 15},
-         Rejected("INVALID_INTERVAL", "interval 15 s is not 10 to 2550 s in steps of 10")),
-        ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"message": "r", "interval": 0},
-         Rejected("INVALID_INTERVAL", "interval 0 s is not 10 to 2550 s in steps of 10")),
-        ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"message": "r", "interval": 2560},
-         Rejected("INVALID_INTERVAL", "interval 2560 s is not 10 to 2550 s in steps of 10")),
+        (
+            "SEND_MAIL_MESSAGE_TO_CLIENT",
+            {"message": "m" * 142},
+            Rejected("MESSAGE_TOO_LONG", "the message has 142 characters; at most 141 fit"),
+        ),
+        (
+            "SEND_BARK_MESSAGE_TO_CLIENT",
+            {"message": "b" * 130},
+            Rejected("MESSAGE_TOO_LONG", "the message has 130 characters; at most 129 fit"),
+        ),
+        (
+            "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+            {"message": "r" * 130, "interval": 10},
+            Rejected("MESSAGE_TOO_LONG", "the message has 130 characters; at most 129 fit"),
+        ),
+        (
+            "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+            {"message": "r", "interval": 15},
+            Rejected("INVALID_INTERVAL", "interval 15 s is not 10 to 2550 s in steps of 10"),
+        ),
+        (
+            "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+            {"message": "r", "interval": 0},
+            Rejected("INVALID_INTERVAL", "interval 0 s is not 10 to 2550 s in steps of 10"),
+        ),
+        (
+            "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+            {"message": "r", "interval": 2560},
+            Rejected("INVALID_INTERVAL", "interval 2560 s is not 10 to 2550 s in steps of 10"),
+        ),
     ],
     ids=["mail-142", "bark-130", "repeating-bark-130", "interval-15", "interval-0", "interval-2560"],
-)  # fmt: skip
+)
 def test_message_limits(sim, type_, params, expected):
     assert send(sim, type_, smartcard_ca_id="C1", **params) == expected
     assert card_state(sim, "C1")["messages"] == {"mail": 0, "bark": 0, "repeating_bark": 0, "fingerprint": 0}
@@ -252,9 +282,12 @@ EVERY_TYPE_ON_AN_UNKNOWN_ITEM = [
     ("UPDATE_CA_PIN_TO_GIVEN_VALUE", {"smartcard_ca_id": "NOPE", "pin": "1234"}, UNKNOWN_CARD),
     ("SEND_MAIL_MESSAGE_TO_CLIENT", {"smartcard_ca_id": "NOPE", "message": "hi"}, UNKNOWN_CARD),
     ("SEND_BARK_MESSAGE_TO_CLIENT", {"smartcard_ca_id": "NOPE", "message": "hi"}, UNKNOWN_CARD),
-    ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"smartcard_ca_id": "NOPE", "message": "hi", "interval": 10},
-     UNKNOWN_CARD),
-]  # fmt: skip
+    (
+        "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+        {"smartcard_ca_id": "NOPE", "message": "hi", "interval": 10},
+        UNKNOWN_CARD,
+    ),
+]
 
 
 def test_the_table_covers_every_request_type():
@@ -293,8 +326,10 @@ def test_auto_register_creates_unknown_items_factory_fresh(type_, params, refuse
         ("CREATE_PAIRING", {"smartcard_ca_ids": [], "stb_ca_ids": ["S1"]}),
         ("CREATE_PAIRING", {"smartcard_ca_ids": "C1", "stb_ca_ids": ["S1"]}),
         ("CREATE_PAIRING", {"smartcard_ca_ids": ["C1", None], "stb_ca_ids": ["S1"]}),
-        ("ADD_TO_EXISTING_PAIRING", {"existing_smartcard_ca_id": "C1", "smartcard_ca_ids": ["C2"],
-                                     "stb_ca_ids": ["S1"]}),
+        (
+            "ADD_TO_EXISTING_PAIRING",
+            {"existing_smartcard_ca_id": "C1", "smartcard_ca_ids": ["C2"], "stb_ca_ids": ["S1"]},
+        ),
         ("ADD_TO_EXISTING_PAIRING", {"existing_smartcard_ca_id": "C1"}),
         ("DISPLAY_FINGERPRINT", {"smartcard_ca_id": "C1", "display_date_time": "yesterday"}),
         ("DISPLAY_FINGERPRINT", {"smartcard_ca_id": "C1", "height": "tall"}),
@@ -304,14 +339,35 @@ def test_auto_register_creates_unknown_items_factory_fresh(type_, params, refuse
         ("SEND_MAIL_MESSAGE_TO_CLIENT", {"smartcard_ca_id": "C1", "message": 5}),
         ("SEND_BARK_MESSAGE_TO_CLIENT", {"smartcard_ca_id": "C1", "message": "b", "duration": 0}),
         ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"smartcard_ca_id": "C1", "message": "r", "interval": "10"}),
-        ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", {"smartcard_ca_id": "C1", "message": "r", "interval": 10,
-                                                   "repetitions": 256}),
+        (
+            "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+            {"smartcard_ca_id": "C1", "message": "r", "interval": 10, "repetitions": 256},
+        ),
     ],
-    ids=["unknown-type", "lower-case-type", "missing", "extra", "ill-typed-id", "blank-id", "params-not-object",
-         "empty-list", "list-not-list", "list-of-null", "both-lists", "no-list", "bad-date", "bad-height",
-         "bool-position", "no-pin", "empty-message", "message-not-text", "zero-duration", "interval-text",
-         "repetitions-256"],
-)  # fmt: skip
+    ids=[
+        "unknown-type",
+        "lower-case-type",
+        "missing",
+        "extra",
+        "ill-typed-id",
+        "blank-id",
+        "params-not-object",
+        "empty-list",
+        "list-not-list",
+        "list-of-null",
+        "both-lists",
+        "no-list",
+        "bad-date",
+        "bad-height",
+        "bool-position",
+        "no-pin",
+        "empty-message",
+        "message-not-text",
+        "zero-duration",
+        "interval-text",
+        "repetitions-256",
+    ],
+)
 def test_malformed_commands_are_rejected_as_bad_command_and_change_nothing(sim, type_, params):
     before = [sim.card(ca_id) for ca_id in CARDS]
 
@@ -341,8 +397,14 @@ def test_the_same_key_is_carried_out_once_and_answered_with_its_first_outcome(si
     assert again == first and other == first
     assert card_state(sim, "C1")["entitlements"] == [] and card_state(sim, "C2")["entitlements"] == []
     assert sim.applied_counts() == {"K1": 1, "K2": 1}
-    assert sim.stats() == {"sends": 4, "duplicates": 2, "lookups": 0, "unavailable": 0, "keys": 2,
-                           "applied_more_than_once": []}  # fmt: skip
+    assert sim.stats() == {
+        "sends": 4,
+        "duplicates": 2,
+        "lookups": 0,
+        "unavailable": 0,
+        "keys": 2,
+        "applied_more_than_once": [],
+    }
 
 
 def test_a_refusal_is_final_too(sim):
@@ -359,8 +421,14 @@ def test_lookup_returns_the_stored_outcome_and_never_carries_anything_out(sim):
     assert sim.lookup("K1") == stored
     assert sim.lookup("K2") is None
     assert sim.applied_counts() == {"K1": 1}
-    assert sim.stats() == {"sends": 1, "duplicates": 0, "lookups": 2, "unavailable": 0, "keys": 1,
-                           "applied_more_than_once": []}  # fmt: skip
+    assert sim.stats() == {
+        "sends": 1,
+        "duplicates": 0,
+        "lookups": 2,
+        "unavailable": 0,
+        "keys": 1,
+        "applied_more_than_once": [],
+    }
 
 
 def test_concurrent_senders_of_the_same_keys_apply_each_once():
@@ -370,8 +438,10 @@ def test_concurrent_senders_of_the_same_keys_apply_each_once():
 
     def send_all(offset: int) -> dict:
         rotated = keys[offset:] + keys[:offset]  # each thread starts elsewhere, so that they collide
-        return {key: sim.send(command("SEND_MAIL_MESSAGE_TO_CLIENT", key, smartcard_ca_id="C1", message="hi"))
-                for key in rotated}  # fmt: skip
+        return {
+            key: sim.send(command("SEND_MAIL_MESSAGE_TO_CLIENT", key, smartcard_ca_id="C1", message="hi"))
+            for key in rotated
+        }
 
     with ThreadPoolExecutor(8) as pool:
         seen = list(pool.map(send_all, offsets))
@@ -394,8 +464,14 @@ def test_unavailable_answers_before_doing_anything(sim):
 
     assert isinstance(raised.value, GatewayUnavailable)
     assert card_state(sim, "C1")["entitlements"] == [] and sim.applied_counts() == {}
-    assert sim.stats() == {"sends": 1, "duplicates": 0, "lookups": 1, "unavailable": 2, "keys": 0,
-                           "applied_more_than_once": []}  # fmt: skip
+    assert sim.stats() == {
+        "sends": 1,
+        "duplicates": 0,
+        "lookups": 1,
+        "unavailable": 2,
+        "keys": 0,
+        "applied_more_than_once": [],
+    }
 
 
 def test_a_lost_reply_is_carried_out_and_stored_for_lookup(sim):
@@ -470,13 +546,26 @@ def test_the_pin_appears_nowhere_outside_the_card(sim, caplog):
     caplog.set_level(logging.DEBUG)
     pin_command = command("UPDATE_CA_PIN_TO_GIVEN_VALUE", "K1", smartcard_ca_id="C1", pin="4821")
     with CasServerThread(sim) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
-        client.post("/cas/v1/requests", json={"idempotency_key": "K2", "type": pin_command.type,
-                                              "params": {"smartcard_ca_id": "C2", "pin": "4821"}})  # fmt: skip
+        client.post(
+            "/cas/v1/requests",
+            json={
+                "idempotency_key": "K2",
+                "type": pin_command.type,
+                "params": {"smartcard_ca_id": "C2", "pin": "4821"},
+            },
+        )
         outputs = [client.get(path).text for path in ("/admin/cards/C2", "/admin/stats", "/admin/keys")]
     outcome = sim.send(pin_command)
 
-    shown = [repr(pin_command), str(outcome), json.dumps(sim.card("C1")), json.dumps(sim.stats()), *outputs,
-             caplog.text, repr(sim.headend.cards["C1"])]  # fmt: skip
+    shown = [
+        repr(pin_command),
+        str(outcome),
+        json.dumps(sim.card("C1")),
+        json.dumps(sim.stats()),
+        *outputs,
+        caplog.text,
+        repr(sim.headend.cards["C1"]),
+    ]
     assert sim.headend.cards["C1"].pin == sim.headend.cards["C2"].pin == "4821"
     assert [text for text in shown if "4821" in text] == []
 
@@ -488,8 +577,14 @@ def test_reset_forgets_everything_but_the_faults(sim):
     sim.reset()
 
     assert sim.card("C1") is None and sim.applied_counts() == {}
-    assert sim.stats() == {"sends": 0, "duplicates": 0, "lookups": 0, "unavailable": 0, "keys": 0,
-                           "applied_more_than_once": []}  # fmt: skip
+    assert sim.stats() == {
+        "sends": 0,
+        "duplicates": 0,
+        "lookups": 0,
+        "unavailable": 0,
+        "keys": 0,
+        "applied_more_than_once": [],
+    }
     assert sim.refuse_share == 0.5
 
 
@@ -520,8 +615,12 @@ def test_http_send_completed_and_lookup(http):
     body = answer.json()
 
     assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/json")
-    assert body == {"idempotency_key": "K1", "outcome": "COMPLETED", "reference_number": body["reference_number"],
-                    "response": "OK" + body["reference_number"]}  # fmt: skip
+    assert body == {
+        "idempotency_key": "K1",
+        "outcome": "COMPLETED",
+        "reference_number": body["reference_number"],
+        "response": "OK" + body["reference_number"],
+    }
     assert answer.text == json.dumps(body, separators=(",", ":"))
     assert http.get("/cas/v1/requests/K1").json() == body
     assert post(http, "K1", "ADD_SUBSCRIPTIONS", smartcard_ca_id="C1", service_ca_id="A").json() == body
@@ -531,9 +630,15 @@ def test_http_send_rejected_and_unknown_lookup(http):
     answer = post(http, "K1", "CANCEL_SUBSCRIPTIONS", smartcard_ca_id="C1", service_ca_id="A")
     missing = http.get("/cas/v1/requests/K9")
 
-    assert (answer.status_code, answer.json()) == (200, {
-        "idempotency_key": "K1", "outcome": "REJECTED", "code": "SERVICE_NOT_ACTIVE",
-        "description": "service A is not active on smartcard C1"})  # fmt: skip
+    assert (answer.status_code, answer.json()) == (
+        200,
+        {
+            "idempotency_key": "K1",
+            "outcome": "REJECTED",
+            "code": "SERVICE_NOT_ACTIVE",
+            "description": "service A is not active on smartcard C1",
+        },
+    )
     assert (missing.status_code, missing.json()) == (404, {"error": "unknown key"})
 
 
@@ -550,17 +655,23 @@ def test_http_params_may_be_left_out(http):
         (b"{not json", "the body is not JSON"),
         (b"\xff\xfe\x00", "the body is not JSON"),
         (b'["K1", "ADD_SUBSCRIPTIONS"]', "the body must be a JSON object"),
-        (b'{"type": "ADD_SUBSCRIPTIONS", "params": {}}',
-         "idempotency_key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -"),
-        (b'{"idempotency_key": 7, "type": "ADD_SUBSCRIPTIONS"}',
-         "idempotency_key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -"),
-        (b'{"idempotency_key": "a b", "type": "ADD_SUBSCRIPTIONS"}',
-         "idempotency_key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -"),
+        (
+            b'{"type": "ADD_SUBSCRIPTIONS", "params": {}}',
+            "idempotency_key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        ),
+        (
+            b'{"idempotency_key": 7, "type": "ADD_SUBSCRIPTIONS"}',
+            "idempotency_key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        ),
+        (
+            b'{"idempotency_key": "a b", "type": "ADD_SUBSCRIPTIONS"}',
+            "idempotency_key must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        ),
         (b'{"idempotency_key": "K1", "params": {}}', "type must be a string"),
         (b'{"idempotency_key": "K1", "type": ["ADD_SUBSCRIPTIONS"]}', "type must be a string"),
     ],
     ids=["not-json", "not-utf8", "array", "no-key", "key-not-text", "key-with-space", "no-type", "type-not-text"],
-)  # fmt: skip
+)
 def test_http_400_for_a_body_that_is_not_a_command(http, content, error):
     answer = http.post("/cas/v1/requests", content=content, headers={"Content-Type": "application/json"})
 
@@ -588,14 +699,26 @@ def test_http_admin_endpoints(http):
 
     assert registered.json() == {"smartcards": 1, "stbs": 1}
     assert http.get("/admin/cards/N1").json() == {
-        "smartcard_ca_id": "N1", "entitlements": [], "paired": True,
-        "pairing": {"smartcard_ca_ids": ["N1"], "stb_ca_ids": ["N2"]}, "pin_is_default": True,
-        "messages": {"mail": 0, "bark": 0, "repeating_bark": 0, "fingerprint": 0}}  # fmt: skip
+        "smartcard_ca_id": "N1",
+        "entitlements": [],
+        "paired": True,
+        "pairing": {"smartcard_ca_ids": ["N1"], "stb_ca_ids": ["N2"]},
+        "pin_is_default": True,
+        "messages": {"mail": 0, "bark": 0, "repeating_bark": 0, "fingerprint": 0},
+    }
     assert http.get("/admin/cards/C1").json()["pairing"] is None
     assert (http.get("/admin/cards/NOPE").status_code, http.get("/admin/cards/NOPE").json()) == (
-        404, {"error": "unknown card"})  # fmt: skip
-    assert http.get("/admin/stats").json() == {"sends": 2, "duplicates": 1, "lookups": 1, "unavailable": 0,
-                                               "keys": 1, "applied_more_than_once": []}  # fmt: skip
+        404,
+        {"error": "unknown card"},
+    )
+    assert http.get("/admin/stats").json() == {
+        "sends": 2,
+        "duplicates": 1,
+        "lookups": 1,
+        "unavailable": 0,
+        "keys": 1,
+        "applied_more_than_once": [],
+    }
     assert http.get("/admin/keys").json() == {"K1": 1}
     assert http.post("/admin/reset").json() == {"reset": True}
     assert http.get("/admin/keys").json() == {} and http.get("/admin/cards/C1").status_code == 404
@@ -612,13 +735,17 @@ def test_http_register_refuses_what_is_not_lists_of_ids(http, body):
 
 
 def test_http_latency_does_not_hold_up_other_calls():
-    with CasServerThread(auto_register=True, latency_ms=200) as server, httpx.Client(
-        base_url=server.url, timeout=TIMEOUT, limits=httpx.Limits(max_connections=50)
-    ) as client:  # fmt: skip
+    with (
+        CasServerThread(auto_register=True, latency_ms=200) as server,
+        httpx.Client(base_url=server.url, timeout=TIMEOUT, limits=httpx.Limits(max_connections=50)) as client,
+    ):
         started = time.monotonic()
         with ThreadPoolExecutor(50) as pool:
-            answers = list(pool.map(lambda i: post(client, f"K{i}", "GET_ACTIVE_SUBSCRIPTIONS",
-                                                   smartcard_ca_id=f"C{i}"), range(50)))  # fmt: skip
+            answers = list(
+                pool.map(
+                    lambda i: post(client, f"K{i}", "GET_ACTIVE_SUBSCRIPTIONS", smartcard_ca_id=f"C{i}"), range(50)
+                )
+            )
         elapsed = time.monotonic() - started
 
     assert [a.json()["outcome"] for a in answers] == ["COMPLETED"] * 50
@@ -626,14 +753,21 @@ def test_http_latency_does_not_hold_up_other_calls():
 
 
 def test_http_serves_thousands_of_requests_quickly():
-    with CasServerThread(auto_register=True, latency_ms=5) as server, httpx.Client(
-        base_url=server.url, timeout=TIMEOUT, limits=httpx.Limits(max_connections=20)
-    ) as client:  # fmt: skip
+    with (
+        CasServerThread(auto_register=True, latency_ms=5) as server,
+        httpx.Client(base_url=server.url, timeout=TIMEOUT, limits=httpx.Limits(max_connections=20)) as client,
+    ):
         keys = [new_key() for _ in range(2000)]
         started = time.monotonic()
         with ThreadPoolExecutor(20) as pool:
-            codes = list(pool.map(lambda key: post(client, key, "SEND_MAIL_MESSAGE_TO_CLIENT", smartcard_ca_id="C1",
-                                                   message="hi").status_code, keys))  # fmt: skip
+            codes = list(
+                pool.map(
+                    lambda key: (
+                        post(client, key, "SEND_MAIL_MESSAGE_TO_CLIENT", smartcard_ca_id="C1", message="hi").status_code
+                    ),
+                    keys,
+                )
+            )
         elapsed = time.monotonic() - started
         stats = client.get("/admin/stats").json()
 

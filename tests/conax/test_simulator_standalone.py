@@ -32,15 +32,25 @@ def run_module(*args: str) -> subprocess.Popen:
     assert "DJANGO_SETTINGS_MODULE" not in env
     return subprocess.Popen(
         [sys.executable, "-m", "conax.simulator", *args],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["conax.simulator", "conax.simulator.cli", "conax.cas_protocol"])
 def test_importing_the_simulator_loads_no_django(module):
-    proc = subprocess.run([sys.executable, "-c", NO_DJANGO.format(module=module)], cwd=REPO, env=clean_env(),
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_DJANGO.format(module=module)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert (proc.returncode, proc.stderr) == (0, "")
 
@@ -48,8 +58,11 @@ def test_importing_the_simulator_loads_no_django(module):
 @pytest.mark.slow
 def test_python_m_serves_the_cas_protocol_over_a_real_socket_until_sigterm():
     proc = run_module("--port", "0", "--auto-register", "--seed", "1")
-    body = {"idempotency_key": "C" * 32, "type": "SEND_MAIL_MESSAGE_TO_CLIENT",
-            "params": {"smartcard_ca_id": "C1", "message": "m" * cas_protocol.MAIL_MAX}}  # fmt: skip
+    body = {
+        "idempotency_key": "C" * 32,
+        "type": "SEND_MAIL_MESSAGE_TO_CLIENT",
+        "params": {"smartcard_ca_id": "C1", "message": "m" * cas_protocol.MAIL_MAX},
+    }
     try:
         url = LISTENING.fullmatch(proc.stdout.readline()).group(1)
         answer = httpx.post(f"{url}{cas_protocol.REQUESTS_PATH}", json=body, timeout=TIMEOUT)

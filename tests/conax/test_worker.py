@@ -35,11 +35,15 @@ def make_requests(count: int, cards: int = 100) -> list[int]:
     smartcards = SmartcardFactory.create_batch(cards, subscription=subscription)
     numbers = []
     for n in range(count):
-        draft = services.subscription_change(type="ADD_SUBSCRIPTIONS", subscription=subscription, service=service,
-                                             smartcard=smartcards[n % cards])  # fmt: skip
+        draft = services.subscription_change(
+            type="ADD_SUBSCRIPTIONS", subscription=subscription, service=service, smartcard=smartcards[n % cards]
+        )
         priority = "EXPRESS" if n % 10 == 0 else "REGULAR"
-        numbers.append(services.request_create(draft=draft, actor=services.Actor(None),
-                                               options=services.Options(priority=priority)).pk)  # fmt: skip
+        numbers.append(
+            services.request_create(
+                draft=draft, actor=services.Actor(None), options=services.Options(priority=priority)
+            ).pk
+        )
     return numbers
 
 

@@ -67,8 +67,13 @@ def test_actions_on_a_selection(staff_client, action, start, end):
 
 def test_change_page_never_shows_the_cik(staff_client):
     device = services.device_enable(device=DeviceFactory(serial_number="SECRET-1"))
-    cik = services.device_activate(vendor=device.model.vendor.name, model=device.model.name, serial="SECRET-1",
-                                   remote_addr="192.0.2.9", user_agent="lib/1")  # fmt: skip
+    cik = services.device_activate(
+        vendor=device.model.vendor.name,
+        model=device.model.name,
+        serial="SECRET-1",
+        remote_addr="192.0.2.9",
+        user_agent="lib/1",
+    )
     device.refresh_from_db()
 
     html = staff_client.get(reverse("admin:devices_device_change", args=[device.pk])).content.decode()
@@ -80,8 +85,14 @@ def test_change_page_never_shows_the_cik(staff_client):
 
 def test_owner_must_be_a_customer(staff_client, staff_user):
     device = DeviceFactory()
-    form = {"model": device.model_id, "serial_number": device.serial_number, "extra": "", "owner": staff_user.pk,
-            "attempts-TOTAL_FORMS": "0", "attempts-INITIAL_FORMS": "0"}  # fmt: skip
+    form = {
+        "model": device.model_id,
+        "serial_number": device.serial_number,
+        "extra": "",
+        "owner": staff_user.pk,
+        "attempts-TOTAL_FORMS": "0",
+        "attempts-INITIAL_FORMS": "0",
+    }
 
     response = staff_client.post(reverse("admin:devices_device_change", args=[device.pk]), form)
 

@@ -23,9 +23,12 @@ WINDOW = 300
 
 def activate(device: Device) -> str:
     return services.device_activate(
-        vendor=device.model.vendor.name, model=device.model.name, serial=device.serial_number,
-        remote_addr="192.0.2.1", user_agent="exo-lib/2.1",
-    )  # fmt: skip
+        vendor=device.model.vendor.name,
+        model=device.model.name,
+        serial=device.serial_number,
+        remote_addr="192.0.2.1",
+        user_agent="exo-lib/2.1",
+    )
 
 
 def refused(device: Device) -> ActivationOutcome:

@@ -50,13 +50,23 @@ def test_device_model_filterset_narrows(staff_api, fleet, query, expected):
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [({"vendor_id": "globex"}, ["spare"]), ({"vendor": "acme"}, ["owned"]), ({"model_id": "box"}, ["owned"]),
-     ({"model": "gw"}, ["spare"]), ({"state": "notadded"}, ["owned", "spare"]), ({"state": "activated"}, []),
-     ({"owner_id": "carol"}, ["owned"]), ({"owner": "carol"}, ["owned"]), ({"has_owner": "false"}, ["spare"]),
-     ({"q": "glx"}, ["spare"]), ({"stranded": "true"}, []), ({"stranded": "false"}, ["owned", "spare"]),
-     ({"stranded_for": "60"}, [])],
+    [
+        ({"vendor_id": "globex"}, ["spare"]),
+        ({"vendor": "acme"}, ["owned"]),
+        ({"model_id": "box"}, ["owned"]),
+        ({"model": "gw"}, ["spare"]),
+        ({"state": "notadded"}, ["owned", "spare"]),
+        ({"state": "activated"}, []),
+        ({"owner_id": "carol"}, ["owned"]),
+        ({"owner": "carol"}, ["owned"]),
+        ({"has_owner": "false"}, ["spare"]),
+        ({"q": "glx"}, ["spare"]),
+        ({"stranded": "true"}, []),
+        ({"stranded": "false"}, ["owned", "spare"]),
+        ({"stranded_for": "60"}, []),
+    ],
     ids=lambda value: "-".join(value) if isinstance(value, dict) else None,
-)  # fmt: skip
+)
 def test_device_filterset_narrows(staff_api, fleet, query, expected):
     query = {name: fleet[value].pk if name.endswith("_id") else value for name, value in query.items()}
 
@@ -75,8 +85,9 @@ def test_attempt_filterset_narrows(staff_api, fleet):
 
 INVALID = [
     pytest.param("/api/v1/device-models/", "vendor_id", "x", ["Enter a number."], id="models-vendor_id-not-a-number"),
-    pytest.param("/api/v1/device-models/", "vendor_id", "999999", [NO_CHOICE.format(999999)],
-                 id="models-vendor_id-unknown"),
+    pytest.param(
+        "/api/v1/device-models/", "vendor_id", "999999", [NO_CHOICE.format(999999)], id="models-vendor_id-unknown"
+    ),
     pytest.param("/api/v1/devices/", "vendor_id", "1.5", ["Enter a number."], id="devices-vendor_id-not-whole"),
     pytest.param("/api/v1/devices/", "model_id", "999999", [NO_CHOICE.format(999999)], id="devices-model_id-unknown"),
     pytest.param("/api/v1/devices/", "state", "bogus", [NO_CHOICE.format("bogus")], id="devices-state-bad-choice"),
@@ -84,15 +95,24 @@ INVALID = [
     pytest.param("/api/v1/devices/", "has_owner", "maybe", None, id="devices-has_owner-not-boolean"),
     pytest.param("/api/v1/devices/", "stranded_for", "-1", None, id="devices-stranded_for-negative"),
     pytest.param("/api/v1/devices/", "stranded_for", "soon", None, id="devices-stranded_for-not-a-number"),
-    pytest.param("/api/v1/activation-attempts/", "device_id", "999999", [NO_CHOICE.format(999999)],
-                 id="attempts-device_id-unknown"),
-    pytest.param("/api/v1/activation-attempts/", "outcome", "won", [NO_CHOICE.format("won")],
-                 id="attempts-bad-outcome"),
+    pytest.param(
+        "/api/v1/activation-attempts/",
+        "device_id",
+        "999999",
+        [NO_CHOICE.format(999999)],
+        id="attempts-device_id-unknown",
+    ),
+    pytest.param(
+        "/api/v1/activation-attempts/", "outcome", "won", [NO_CHOICE.format("won")], id="attempts-bad-outcome"
+    ),
     pytest.param("/api/v1/activation-attempts/", "since", "2014-02-30T09:00:00Z", None, id="attempts-impossible-date"),
     pytest.param("/api/v1/activation-attempts/", "since", "yesterday", None, id="attempts-since-not-a-date"),
-]  # fmt: skip
-SELECTORS = {"/api/v1/device-models/": selectors.device_model_list, "/api/v1/devices/": selectors.device_list,
-             "/api/v1/activation-attempts/": selectors.attempt_list}  # fmt: skip
+]
+SELECTORS = {
+    "/api/v1/device-models/": selectors.device_model_list,
+    "/api/v1/devices/": selectors.device_list,
+    "/api/v1/activation-attempts/": selectors.attempt_list,
+}
 
 
 @pytest.mark.parametrize(("url", "name", "value", "messages"), INVALID)

@@ -58,8 +58,9 @@ def test_session_of_a_staff_user_works_too(api_client, staff_user):
 
 def test_device_list_shows_effective_state_and_never_the_cik(staff_api):
     device = services.device_enable(device=DeviceFactory(serial_number="SN-1"))
-    cik = services.device_activate(vendor=device.model.vendor.name, model=device.model.name, serial="SN-1",
-                                   remote_addr=None, user_agent="")  # fmt: skip
+    cik = services.device_activate(
+        vendor=device.model.vendor.name, model=device.model.name, serial="SN-1", remote_addr=None, user_agent=""
+    )
 
     response = staff_api.get(DEVICES)
     [row] = response.json()["results"]
@@ -67,8 +68,12 @@ def test_device_list_shows_effective_state_and_never_the_cik(staff_api):
     assert row["serial_number"] == "SN-1"
     assert row["state"] == "activated"
     assert row["has_active_cik"] is True
-    assert {key for key in row if "cik" in key} == {"has_active_cik", "cik_first_used_at", "cik_stranded",
-                                                    "cik_unused_for"}  # fmt: skip
+    assert {key for key in row if "cik" in key} == {
+        "has_active_cik",
+        "cik_first_used_at",
+        "cik_stranded",
+        "cik_unused_for",
+    }
     body = response.content.decode()
     assert cik not in body and services.cik_digest(cik) not in body
 
@@ -110,8 +115,10 @@ def fleet():
     PENDING-1 enabled only."""
     start = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     model = DeviceModelFactory(name="m", vendor__name="acme")
-    devices = {sn: services.device_enable(device=DeviceFactory(model=model, serial_number=sn))
-               for sn in ("USED-1", "NEW-1", "OLD-1", "PENDING-1")}  # fmt: skip
+    devices = {
+        sn: services.device_enable(device=DeviceFactory(model=model, serial_number=sn))
+        for sn in ("USED-1", "NEW-1", "OLD-1", "PENDING-1")
+    }
 
     def activate(sn: str, at: datetime) -> str:
         with time_machine.travel(at, tick=False):
@@ -278,8 +285,13 @@ def test_bulk_import_is_idempotent_and_reports_invalid_rows(staff_api):
     first = staff_api.post(f"{DEVICES}import/", body, format="json").json()
     second = staff_api.post(f"{DEVICES}import/", body, format="json").json()
 
-    assert first == {"created": 2, "existing": 0, "enabled": 2, "dry_run": False,
-                     "invalid": [{"line": 2, "value": "", "reason": "empty serial number"}]}  # fmt: skip
+    assert first == {
+        "created": 2,
+        "existing": 0,
+        "enabled": 2,
+        "dry_run": False,
+        "invalid": [{"line": 2, "value": "", "reason": "empty serial number"}],
+    }
     assert (second["created"], second["existing"], second["enabled"]) == (0, 2, 0)
 
 

@@ -22,9 +22,12 @@ START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
 def activate(device: Device, **kwargs) -> str:
     return services.device_activate(
-        vendor=device.model.vendor.name, model=device.model.name, serial=device.serial_number,
-        remote_addr=kwargs.get("ip", "192.0.2.1"), user_agent=kwargs.get("ua", "test-agent"),
-    )  # fmt: skip
+        vendor=device.model.vendor.name,
+        model=device.model.name,
+        serial=device.serial_number,
+        remote_addr=kwargs.get("ip", "192.0.2.1"),
+        user_agent=kwargs.get("ua", "test-agent"),
+    )
 
 
 def refused(device: Device, **kwargs) -> ActivationOutcome:

@@ -27,13 +27,32 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 def start_uvicorn(port: int, var_dir, redis_url: str) -> subprocess.Popen:
     """uvicorn serving portal.asgi (HTTP and WebSocket) on the test database, channels-redis as its layer."""
-    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0",
-                    REDIS_URL=redis_url, LOG_LEVEL="WARNING")  # fmt: skip
+    env = clean_env(
+        PORTAL_VAR_DIR=str(var_dir),
+        DATABASE_URL=subprocess_database_url(),
+        DATABASE_CONN_MAX_AGE="0",
+        REDIS_URL=redis_url,
+        LOG_LEVEL="WARNING",
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--lifespan", "off"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "portal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--lifespan",
+            "off",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_serving(f"http://127.0.0.1:{port}", proc)
     return proc
 

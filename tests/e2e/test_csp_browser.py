@@ -23,17 +23,26 @@ from tests.e2e.support import DESKTOP, PHONE, Watched, log_in_page, shot
 from tests.factories import PASSWORD, CustomerFactory, DeviceFactory, DeviceModelFactory
 from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
-              pytest.mark.django_db(transaction=True)]  # fmt: skip
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 
 
 def _request(subscription, card, service) -> ProvisioningRequest:
     return ProvisioningRequest.objects.create(
-        type="ADD_SUBSCRIPTIONS", scheduled_date=subscription.created_at, subscription=subscription, smartcard=card,
-        service=service, sequence_number=1,
+        type="ADD_SUBSCRIPTIONS",
+        scheduled_date=subscription.created_at,
+        subscription=subscription,
+        smartcard=card,
+        service=service,
+        sequence_number=1,
         parameters_set=[{"service_ca_id": "CSP-CA", "id": "A" * 32}, {"smartcard_ca_id": "CA-CSP", "id": "B" * 32}],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -99,10 +108,11 @@ def test_staff_pages_look_right_under_the_csp(asgi_server, browser, fleet_data, 
         "admin-device": reverse("admin:devices_device_change", args=[device.pk]),
         "admin-requests": reverse("admin:conax_provisioningrequest_changelist"),
         "admin-request": reverse("admin:conax_provisioningrequest_change", args=[ProvisioningRequest.objects.get().pk]),
-        "admin-periodic-task": reverse("admin:django_celery_beat_periodictask_change",
-                                       args=[PeriodicTask.objects.get(name="csp check").pk]),
+        "admin-periodic-task": reverse(
+            "admin:django_celery_beat_periodictask_change", args=[PeriodicTask.objects.get(name="csp check").pk]
+        ),
         "admin-activity": reverse("admin-activity"),
-    }  # fmt: skip
+    }
     problems = {}
     for name, url in pages.items():
         watched.page.goto(asgi_server + url)
@@ -137,8 +147,7 @@ def test_the_customer_pages_work_under_the_csp_with_live_updates(asgi_server, br
 
     customer = CustomerFactory(username="erin")
     model = DeviceModelFactory(vendor__name="simulator", name="stb-sim")
-    device = device_services.device_enable(device=DeviceFactory(model=model, serial_number="SIM000000",
-                                                                owner=customer))  # fmt: skip
+    device = device_services.device_enable(device=DeviceFactory(model=model, serial_number="SIM000000", owner=customer))
     watched = Watched(browser, VIEWPORTS[size])
     page = watched.page
     response = page.goto(f"{asgi_server}/login/")

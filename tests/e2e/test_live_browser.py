@@ -21,8 +21,13 @@ from tests.e2e.support import log_in, shot, start_uvicorn, stop
 from tests.factories import CustomerFactory, DeviceFactory, DeviceModelFactory, StaffFactory
 from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
-              pytest.mark.django_db(transaction=True)]  # fmt: skip
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
 LIVE_WITHIN_MS = 2000
 
 
@@ -31,8 +36,7 @@ def test_a_customer_sees_a_provisioningchange_within_two_seconds(asgi_server, br
 
     customer = CustomerFactory(username="erin")
     model = DeviceModelFactory(vendor__name="simulator", name="stb-sim")
-    device = device_services.device_enable(device=DeviceFactory(model=model, serial_number="SIM000000",
-                                                                owner=customer))  # fmt: skip
+    device = device_services.device_enable(device=DeviceFactory(model=model, serial_number="SIM000000", owner=customer))
     with FleetThread(1, api_version=3, portal_url=asgi_server, faults=Faults(provision_seconds=0.3)) as fleet:
         sim = fleet.boxes[0]
         wait_for(lambda: Device.objects.get(pk=device.pk).state == "activated", timeout=30)  # the box activated itself
@@ -88,15 +92,20 @@ def test_staff_watch_a_conax_request_complete_live_from_a_worker_process(asgi_se
     subscription.services.add(service)
     card = Smartcard.objects.create(serial_number="SC-LIVE", ca_id="CA-LIVE", subscription=subscription)
     request = ProvisioningRequest.objects.create(
-        type="ADD_SUBSCRIPTIONS", scheduled_date=card.subscription.created_at, subscription=subscription,
-        smartcard=card, service=service, sequence_number=1,
+        type="ADD_SUBSCRIPTIONS",
+        scheduled_date=card.subscription.created_at,
+        subscription=subscription,
+        smartcard=card,
+        service=service,
+        sequence_number=1,
         parameters_set=[{"service_ca_id": "LIVE-CA", "id": "A" * 32}, {"smartcard_ca_id": "CA-LIVE", "id": "B" * 32}],
-    )  # fmt: skip
+    )
 
     with CasServerThread(auto_register=True, latency_ms=300) as head_end:
         # The worker publishes through channels-redis from its own process; the browser listens through uvicorn.
-        worker = start_worker(tmp_path, redis_db, "express,regular", concurrency=1, REDIS_URL=redis_db,
-                              CAS_GATEWAY_URL=head_end.url)  # fmt: skip
+        worker = start_worker(
+            tmp_path, redis_db, "express,regular", concurrency=1, REDIS_URL=redis_db, CAS_GATEWAY_URL=head_end.url
+        )
         try:
             page = log_in(browser, asgi_server, "sam", path="/admin/login/")
             page.goto(f"{asgi_server}/admin/conax/provisioningrequest/{request.pk}/change/")
@@ -106,8 +115,7 @@ def test_staff_watch_a_conax_request_complete_live_from_a_worker_process(asgi_se
             page.evaluate("window.__sameDocument = true")
 
             with celery_app.connection_for_write(redis_db) as conn:
-                celery_app.send_task("conax.tasks.process_request", args=[request.pk], queue="express",
-                                     connection=conn)  # fmt: skip
+                celery_app.send_task("conax.tasks.process_request", args=[request.pk], queue="express", connection=conn)
             expect(page.locator('#live-panel [data-field="request-state"]')).to_have_text("COMPLETED", timeout=20_000)
         finally:
             kill_worker(worker)

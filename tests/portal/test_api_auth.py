@@ -144,8 +144,12 @@ def accepted_by_each_dialect(tokens: dict[TokenPurpose, str]) -> dict[str, bool]
     api = Client()
     staff = api.get(URL, HTTP_AUTHORIZATION=f"Token {tokens[TokenPurpose.STAFF_API]}")
     crm = api.get(CRM_LIST, {"token": tokens[TokenPurpose.CRM], "type": "ADD_SUBSCRIPTIONS"}).json()
-    v1 = api.post(V1, json.dumps({"action": "select"}), content_type="application/json",
-                  HTTP_TOKEN=tokens[TokenPurpose.COMPONENTS]).json()  # fmt: skip
+    v1 = api.post(
+        V1,
+        json.dumps({"action": "select"}),
+        content_type="application/json",
+        HTTP_TOKEN=tokens[TokenPurpose.COMPONENTS],
+    ).json()
     return {
         "staff-api": staff.status_code == 200,
         "crm": crm["status"]["code"] != "INVALID_TOKEN",
@@ -155,11 +159,18 @@ def accepted_by_each_dialect(tokens: dict[TokenPurpose, str]) -> dict[str, bool]
 
 def admin_change_form(user, **changes) -> dict:
     data = {
-        "username": user.username, "first_name": "", "last_name": "", "email": user.email,
-        "is_active": "on", "is_staff": "on", "groups": [g.pk for g in user.groups.all()],
-        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"), "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
-        "initial-date_joined_0": "", "initial-date_joined_1": "",
-    }  # fmt: skip
+        "username": user.username,
+        "first_name": "",
+        "last_name": "",
+        "email": user.email,
+        "is_active": "on",
+        "is_staff": "on",
+        "groups": [g.pk for g in user.groups.all()],
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "initial-date_joined_0": "",
+        "initial-date_joined_1": "",
+    }
     data.update(changes)
     return {key: value for key, value in data.items() if value is not None}
 

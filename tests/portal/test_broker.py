@@ -27,8 +27,13 @@ TRANSPORT = os.environ.get("PORTAL_TEST_BROKER_TRANSPORT", "portalfs")
 
 
 def run_python(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 PUBLISH = """
@@ -112,8 +117,9 @@ def test_a_consumer_killed_before_its_ack_gives_the_message_back(folder):
 
     url, options = folder
     with Connection(url, transport_options=options) as conn:
-        conn.Producer(serializer="json").publish({"p": 2, "seq": 1}, exchange=EXCHANGE, routing_key="bench",
-                                                 declare=[QUEUE])  # fmt: skip
+        conn.Producer(serializer="json").publish(
+            {"p": 2, "seq": 1}, exchange=EXCHANGE, routing_key="bench", declare=[QUEUE]
+        )
     holder = run_python(RECEIVE_NO_ACK, url, json.dumps(options))
     assert json.loads(holder.stdout.readline()) == {"p": 2, "seq": 1}
     assert receive(url, options, timeout=2) == []  # held by the live consumer: not delivered twice
@@ -130,8 +136,9 @@ def test_a_file_that_is_not_a_message_is_set_aside_and_consuming_goes_on(folder,
     queue = Path(options["data_folder_in"])
     (queue / f"{0:020d}_broken.bench.msg").write_bytes(b"")  # what the stock transport's race leaves behind
     with Connection(url, transport_options=options) as conn:
-        conn.Producer(serializer="json").publish({"p": 3, "seq": 1}, exchange=EXCHANGE, routing_key="bench",
-                                                 declare=[QUEUE])  # fmt: skip
+        conn.Producer(serializer="json").publish(
+            {"p": 3, "seq": 1}, exchange=EXCHANGE, routing_key="bench", declare=[QUEUE]
+        )
 
     assert receive(url, options) == [{"p": 3, "seq": 1}]
     assert [p.name for p in (queue / broker.BAD).iterdir()] == [f"{0:020d}_broken.bench.msg"]

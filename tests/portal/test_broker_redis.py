@@ -42,8 +42,12 @@ from tests.factories import DeviceFactory
 from tests.waiting import wait_for
 
 NO_REDIS_SERVER = shutil.which("redis-server") is None
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif(NO_REDIS_SERVER, reason="redis-server is not installed")]  # fmt: skip
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(NO_REDIS_SERVER, reason="redis-server is not installed"),
+]
 
 PRODUCTION_LINES = {
     "express,regular": ["worker", "-Q", "express,regular", "--concurrency", "4"],
@@ -107,16 +111,33 @@ def publish_to_broker(broker):
 
 
 def start_production(tmp_path, broker: PrivateRedis, head_end_url: str) -> dict[str, subprocess.Popen]:
-    env = clean_env(DJANGO_ENV="production", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="localhost",
-                    DATABASE_URL=subprocess_database_url(), DATABASE_CONN_MAX_AGE="0", REDIS_URL=broker.url,
-                    PORTAL_VAR_DIR=str(tmp_path), CAS_GATEWAY_URL=head_end_url, CAS_TIMEOUT="5",
-                    CAS_DISPATCH_INTERVAL="1", CAS_DISPATCH_GRACE_SECONDS="3", COMMAND_SWEEP_INTERVAL="1",
-                    COMMAND_SWEEP_GRACE_SECONDS="3", COMMAND_STALE_SECONDS="60")  # fmt: skip
+    env = clean_env(
+        DJANGO_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="localhost",
+        DATABASE_URL=subprocess_database_url(),
+        DATABASE_CONN_MAX_AGE="0",
+        REDIS_URL=broker.url,
+        PORTAL_VAR_DIR=str(tmp_path),
+        CAS_GATEWAY_URL=head_end_url,
+        CAS_TIMEOUT="5",
+        CAS_DISPATCH_INTERVAL="1",
+        CAS_DISPATCH_GRACE_SECONDS="3",
+        COMMAND_SWEEP_INTERVAL="1",
+        COMMAND_SWEEP_GRACE_SECONDS="3",
+        COMMAND_STALE_SECONDS="60",
+    )
     procs = {}
     for name, args in PRODUCTION_LINES.items():
         log = (tmp_path / f"{name}.log").open("w")
-        procs[name] = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", *args], cwd=REPO, env=env,
-                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", *args],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return procs
 
 
@@ -135,8 +156,9 @@ def conax_round(n: int) -> list[int]:
     numbers = []
     for i in range(REQUESTS_PER_ROUND):
         card = Smartcard.objects.create(serial_number=f"SC-{n}-{i}", ca_id=f"CA-{n}-{i}", subscription=subscription)
-        draft = conax_services.subscription_change(type="ADD_SUBSCRIPTIONS", subscription=subscription,
-                                                   service=service, smartcard=card)  # fmt: skip
+        draft = conax_services.subscription_change(
+            type="ADD_SUBSCRIPTIONS", subscription=subscription, service=service, smartcard=card
+        )
         options = conax_services.Options(priority="EXPRESS" if i % 4 == 0 else "REGULAR", process_immediately=True)
         request = conax_services.request_create(draft=draft, actor=conax_services.Actor(None), options=options)
         numbers.append(request.pk)
@@ -159,8 +181,10 @@ def progress() -> dict[str, dict[str, int]]:
             found[value] = found.get(value, 0) + 1
         return found
 
-    return {"requests": count(ProvisioningRequest.objects.values_list("life_cycle_state", flat=True)),
-            "commands": count(Command.objects.values_list("state", flat=True))}  # fmt: skip
+    return {
+        "requests": count(ProvisioningRequest.objects.values_list("life_cycle_state", flat=True)),
+        "commands": count(Command.objects.values_list("state", flat=True)),
+    }
 
 
 def done(requests: int, commands: int) -> bool:

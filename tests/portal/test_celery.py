@@ -30,10 +30,30 @@ def worker(tmp_path, broker_url):
     name = f"{queue}@pytest"
     env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), CELERY_BROKER_URL=broker_url)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "-n", name, "-c", "1",
-         "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            name,
+            "-c",
+            "1",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     yield queue, name, proc
     proc.kill()
     proc.wait(timeout=10)
@@ -63,8 +83,12 @@ def test_worker_on_the_embedded_broker_runs_tasks_from_other_processes_and_acks_
     env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url())
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "-n", name, "-c", "2", "--loglevel", "WARNING"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=name).first(), timeout=60, interval=0.2)
         # when three other processes publish a task each, at once

@@ -27,8 +27,9 @@ def world(db):
     """Carol owns one device, Mallory another; Dave owned one and was deactivated; Sam is support staff."""
     carol, mallory, sam = CustomerFactory(username="carol"), CustomerFactory(username="mallory"), StaffFactory()
     dave = CustomerFactory(username="dave", is_active=False)
-    devices = {name: DeviceFactory(owner=user) for name, user in (("carol", carol), ("mallory", mallory),
-                                                                   ("dave", dave))}  # fmt: skip
+    devices = {
+        name: DeviceFactory(owner=user) for name, user in (("carol", carol), ("mallory", mallory), ("dave", dave))
+    }
     devices["nobody"] = DeviceFactory()
     for device in devices.values():
         component(device, component_type=0, component_id=1)
@@ -102,10 +103,15 @@ def cookie_for(client, user) -> tuple[bytes, bytes]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("who", "device", "outcome"),
-    [("carol", "carol", (True, None)), ("mallory", "carol", (False, 4403)), ("dave", "dave", (False, 4401)),
-     ("sam", "carol", (True, None)), ("sam", "nobody", (True, None))],
+    [
+        ("carol", "carol", (True, None)),
+        ("mallory", "carol", (False, 4403)),
+        ("dave", "dave", (False, 4401)),
+        ("sam", "carol", (True, None)),
+        ("sam", "nobody", (True, None)),
+    ],
     ids=["owner", "another-customer", "deactivated-owner", "staff-any-device", "staff-unowned-device"],
-)  # fmt: skip
+)
 async def test_the_device_socket(client, world, who, device, outcome):
     users, devices = world
     cookie = await sync_to_async(cookie_for)(client, users[who])

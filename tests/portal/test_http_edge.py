@@ -46,29 +46,81 @@ def down_server(request, refused_port, django_db_setup, django_db_blocker, tmp_p
 # (method, path, request kwargs, expected status, expected body): each dialect's own "unavailable".
 UNAVAILABLE = [
     ("POST", "/provision/activate", {"data": {"vendor": "v", "model": "m", "sn": "s"}}, 503, "service unavailable"),
-    ("POST", "/jsonrpc", {"json": {"jsonrpc": "2.0", "id": 1, "method": "client.events.1.provisioningchange",
-                                   "params": {"status": 200}}, "headers": {"X-Exosite-CIK": CIK}},
-     503, {"jsonrpc": "2.0", "id": None, "error": {"code": 2, "message": "ERROR_UNAVAILABLE"}}),
-    ("POST", "/v1/Login/", {"data": {"username": "u", "password": "p"}}, 503,
-     {"token": "ERROR", "userid": "", "userrole": "", "status": "FAILURE", "error": "SERVICE_UNAVAILABLE",
-      "username": "", "CONTENT_TYPE": ""}),
+    (
+        "POST",
+        "/jsonrpc",
+        {
+            "json": {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "client.events.1.provisioningchange",
+                "params": {"status": 200},
+            },
+            "headers": {"X-Exosite-CIK": CIK},
+        },
+        503,
+        {"jsonrpc": "2.0", "id": None, "error": {"code": 2, "message": "ERROR_UNAVAILABLE"}},
+    ),
+    (
+        "POST",
+        "/v1/Login/",
+        {"data": {"username": "u", "password": "p"}},
+        503,
+        {
+            "token": "ERROR",
+            "userid": "",
+            "userrole": "",
+            "status": "FAILURE",
+            "error": "SERVICE_UNAVAILABLE",
+            "username": "",
+            "CONTENT_TYPE": "",
+        },
+    ),
     ("GET", "/v1/DeviceProvisioningComponents/", {"headers": {"token": TOKEN}}, 503, {"error": "SERVICE_UNAVAILABLE"}),
-    ("POST", "/crmapi/rest/v2/authentication/token",
-     {"json": {"username": "u", "password": "p", "organisation": "portal"}}, 503,
-     {"status": {"code": "SERVICE_UNAVAILABLE", "message": "the service is temporarily unavailable, retry later",
-                 "description": None}, "data": None}),
-    ("GET", "/crmapi/rest/v2/conax_web_services/provisioning_requests/list", {"params": {"token": TOKEN}}, 503,
-     {"status": {"code": "SERVICE_UNAVAILABLE", "message": "the service is temporarily unavailable, retry later",
-                 "description": None}, "data": None}),
-    ("GET", "/api/v1/devices/", {"headers": {"Authorization": f"Token {TOKEN}"}}, 503,
-     {"detail": "Service temporarily unavailable, try again later."}),
-]  # fmt: skip
+    (
+        "POST",
+        "/crmapi/rest/v2/authentication/token",
+        {"json": {"username": "u", "password": "p", "organisation": "portal"}},
+        503,
+        {
+            "status": {
+                "code": "SERVICE_UNAVAILABLE",
+                "message": "the service is temporarily unavailable, retry later",
+                "description": None,
+            },
+            "data": None,
+        },
+    ),
+    (
+        "GET",
+        "/crmapi/rest/v2/conax_web_services/provisioning_requests/list",
+        {"params": {"token": TOKEN}},
+        503,
+        {
+            "status": {
+                "code": "SERVICE_UNAVAILABLE",
+                "message": "the service is temporarily unavailable, retry later",
+                "description": None,
+            },
+            "data": None,
+        },
+    ),
+    (
+        "GET",
+        "/api/v1/devices/",
+        {"headers": {"Authorization": f"Token {TOKEN}"}},
+        503,
+        {"detail": "Service temporarily unavailable, try again later."},
+    ),
+]
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status", "body"), UNAVAILABLE,
-                         ids=[f"{m} {p}" for m, p, *_ in UNAVAILABLE])  # fmt: skip
-def test_a_database_that_refuses_connections_gets_each_dialects_unavailable(down_server, method, path, kwargs,
-                                                                            status, body):  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "body"), UNAVAILABLE, ids=[f"{m} {p}" for m, p, *_ in UNAVAILABLE]
+)
+def test_a_database_that_refuses_connections_gets_each_dialects_unavailable(
+    down_server, method, path, kwargs, status, body
+):
     response = httpx.request(method, down_server + path, timeout=30, **kwargs)
 
     assert response.status_code == status
@@ -124,8 +176,9 @@ class BlackHole:
 def test_a_database_that_never_answers_holds_a_request_for_the_connect_timeout_then_none(kind, tmp_path, db):
     hole = BlackHole()
     try:
-        base, proc = start(kind, tmp_path, DATABASE_URL=f"postgres://postgres@127.0.0.1:{hole.port}/portal",
-                           DATABASE_RETRY_AFTER="30")  # fmt: skip
+        base, proc = start(
+            kind, tmp_path, DATABASE_URL=f"postgres://postgres@127.0.0.1:{hole.port}/portal", DATABASE_RETRY_AFTER="30"
+        )
         try:
             form = {"vendor": "v", "model": "m", "sn": "s"}
             durations = []
@@ -174,8 +227,10 @@ def chunked_post(base: str, path: str, content_type: str, total: int, chunk: int
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
-                     "Transfer-Encoding: chunked\r\n\r\n".encode())  # fmt: skip
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
         piece = f"{chunk:x}\r\n".encode() + b"a" * chunk + b"\r\n"
         try:
             while sent < total and not answered.is_set():
@@ -199,12 +254,16 @@ def _length(head: bytes) -> int:
 
 # Activation and /jsonrpc refuse in their views, in their own words (400; JSON-RPC on 202), and log the attempt.
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("path", "content_type", "status", "body"), [
-    ("/provision/activate", "application/x-www-form-urlencoded", b"400", b"\r\n\r\nbody too large"),
-    ("/jsonrpc", "application/json", b"202", b'"Invalid Request: body too large"'),
-    ("/crmapi/rest/v2/authentication/token", "application/json", b"413", b'"INVALID_REQUEST"'),
-    ("/api/v1/auth/token/", "application/json", b"413", b'{"detail": "Request body too large."}'),
-], ids=["activation", "jsonrpc", "crm", "rest"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "content_type", "status", "body"),
+    [
+        ("/provision/activate", "application/x-www-form-urlencoded", b"400", b"\r\n\r\nbody too large"),
+        ("/jsonrpc", "application/json", b"202", b'"Invalid Request: body too large"'),
+        ("/crmapi/rest/v2/authentication/token", "application/json", b"413", b'"INVALID_REQUEST"'),
+        ("/api/v1/auth/token/", "application/json", b"413", b'{"detail": "Request body too large."}'),
+    ],
+    ids=["activation", "jsonrpc", "crm", "rest"],
+)
 def test_a_chunked_body_over_the_limit_is_refused_while_streaming(up_server, path, content_type, status, body):
     total = 200 * 1024 * 1024
     answer, sent = chunked_post(up_server, path, content_type, total=total)
@@ -216,8 +275,7 @@ def test_a_chunked_body_over_the_limit_is_refused_while_streaming(up_server, pat
 
 @pytest.mark.django_db(transaction=True)  # the refusal is logged as an activation attempt
 def test_a_chunked_body_within_the_limit_is_read_on_every_server(up_server):
-    answer, _ = chunked_post(up_server, "/provision/activate", "application/x-www-form-urlencoded", total=64,
-                             chunk=32)  # fmt: skip
+    answer, _ = chunked_post(up_server, "/provision/activate", "application/x-www-form-urlencoded", total=64, chunk=32)
 
     # 64 bytes of "a": a form without the activation fields, read as such (not an empty body).
     assert answer.split(b" ")[1] == b"400", answer
@@ -228,20 +286,42 @@ FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("path", "sent_type", "status", "content_type", "body"), [
-    ("/provision/activate", FORM, 400, "text/plain; charset=utf-8", "body too large"),
-    ("/jsonrpc", "application/json", 202, "application/json",
-     json.dumps({"jsonrpc": "2.0", "id": None,
-                 "error": {"code": -32600, "message": "Invalid Request: body too large"}})),
-    ("/v1/DeviceProvisioningComponents/", "application/json", 200, "application/json",
-     json.dumps({"error": "INVALID_REQUEST_PRAM"})),
-    ("/api/v1/devices/", "application/json", 413, "application/json",
-     json.dumps({"detail": "Request body too large."})),
-], ids=["activation", "jsonrpc", "v1", "rest"])  # fmt: skip
-def test_a_declared_body_over_the_limit_is_refused_without_reading_it(up_server, path, sent_type, status,
-                                                                      content_type, body):  # fmt: skip
-    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {sent_type}\r\n"
-               f"Content-Length: {10**9}\r\n\r\n").encode() + b"a" * 20_000  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "sent_type", "status", "content_type", "body"),
+    [
+        ("/provision/activate", FORM, 400, "text/plain; charset=utf-8", "body too large"),
+        (
+            "/jsonrpc",
+            "application/json",
+            202,
+            "application/json",
+            json.dumps(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid Request: body too large"}}
+            ),
+        ),
+        (
+            "/v1/DeviceProvisioningComponents/",
+            "application/json",
+            200,
+            "application/json",
+            json.dumps({"error": "INVALID_REQUEST_PRAM"}),
+        ),
+        (
+            "/api/v1/devices/",
+            "application/json",
+            413,
+            "application/json",
+            json.dumps({"detail": "Request body too large."}),
+        ),
+    ],
+    ids=["activation", "jsonrpc", "v1", "rest"],
+)
+def test_a_declared_body_over_the_limit_is_refused_without_reading_it(
+    up_server, path, sent_type, status, content_type, body
+):
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {sent_type}\r\nContent-Length: {10**9}\r\n\r\n"
+    ).encode() + b"a" * 20_000
 
     answer = exchange(up_server, request)
 
@@ -251,13 +331,17 @@ def test_a_declared_body_over_the_limit_is_refused_without_reading_it(up_server,
     assert payload.decode() == body
 
 
-@pytest.mark.parametrize(("path", "status", "content_type"), [
-    ("/provision/nothing-here", 404, "text/plain; charset=utf-8"),
-    ("/crmapi/rest/v2/no/such/resource", 404, "application/json"),
-    ("/crmapi", 404, "application/json"),
-    ("/v1/NoSuchApi/", 200, "application/json"),
-    ("/api/v1/no-such-collection/", 404, "application/json"),
-], ids=["activation", "crm", "crm-bare-prefix", "v1", "rest"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "status", "content_type"),
+    [
+        ("/provision/nothing-here", 404, "text/plain; charset=utf-8"),
+        ("/crmapi/rest/v2/no/such/resource", 404, "application/json"),
+        ("/crmapi", 404, "application/json"),
+        ("/v1/NoSuchApi/", 200, "application/json"),
+        ("/api/v1/no-such-collection/", 404, "application/json"),
+    ],
+    ids=["activation", "crm", "crm-bare-prefix", "v1", "rest"],
+)
 def test_an_unknown_path_answers_in_its_dialect(up_server, path, status, content_type):
     response = httpx.get(up_server + path, timeout=10)
 
@@ -275,10 +359,14 @@ def test_a_rotating_x_forwarded_for_does_not_escape_the_activation_rate_limit(ki
     form = {"vendor": "v", "model": "m", "sn": "s"}
     try:
         codes = [
-            httpx.post(f"{base}/provision/activate", data=form, timeout=10,
-                       headers={"X-Forwarded-For": f"10.0.{n // 250}.{n % 250 + 1}"}).status_code
+            httpx.post(
+                f"{base}/provision/activate",
+                data=form,
+                timeout=10,
+                headers={"X-Forwarded-For": f"10.0.{n // 250}.{n % 250 + 1}"},
+            ).status_code
             for n in range(12)
-        ]  # fmt: skip
+        ]
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -38,8 +38,13 @@ def owned(customer_user):
 async def test_the_owner_follows_their_device_and_gets_its_events(client, customer_user, owned):
     cookie = await sync_to_async(cookie_for)(client, customer_user)
     ws, connected, _ = await connect(f"/ws/devices/{owned.pk}/", ORIGIN, cookie)
-    event = {"type": "device.event", "device_id": owned.pk, "event": "provisioningchange", "status": 200,
-             "at": "2026-11-24T10:00:00+00:00"}  # fmt: skip
+    event = {
+        "type": "device.event",
+        "device_id": owned.pk,
+        "event": "provisioningchange",
+        "status": 200,
+        "at": "2026-11-24T10:00:00+00:00",
+    }
 
     await apublish(event)
     received = await ws.receive_json_from(timeout=2)
@@ -85,8 +90,13 @@ async def test_staff_follow_any_device_and_the_fleet(client, staff_user, owned):
     cookie = await sync_to_async(cookie_for)(client, staff_user)
     device_ws, device_ok, _ = await connect(f"/ws/devices/{owned.pk}/", ORIGIN, cookie)
     fleet_ws, fleet_ok, _ = await connect("/ws/staff/", ORIGIN, cookie)
-    event = {"type": "cas.request", "device_id": None, "number": 7, "request_type": "ADD_SUBSCRIPTIONS",
-             "state": "COMPLETED"}  # fmt: skip
+    event = {
+        "type": "cas.request",
+        "device_id": None,
+        "number": 7,
+        "request_type": "ADD_SUBSCRIPTIONS",
+        "state": "COMPLETED",
+    }
 
     await apublish(event)
 
@@ -112,8 +122,9 @@ async def test_my_devices_hears_each_owned_device_and_no_other(client, customer_
     ws, connected, _ = await connect("/ws/my/", ORIGIN, cookie)
 
     for device in (stranger, second, owned):
-        await apublish({"type": "device.command", "device_id": device.pk, "command_id": 1, "kind": "refresh",
-                        "state": "SUCCEEDED"})  # fmt: skip
+        await apublish(
+            {"type": "device.command", "device_id": device.pk, "command_id": 1, "kind": "refresh", "state": "SUCCEEDED"}
+        )
     heard = {(await ws.receive_json_from(timeout=2))["device_id"] for _ in range(2)}
 
     assert connected is True and heard == {second.pk, owned.pk}

@@ -50,8 +50,9 @@ def world(db) -> World:
     model = DeviceModelFactory(vendor__name="acme", name="stb-4k")
     for serial in ("SN-LOG-1", "SN-LOG-2"):
         device_services.device_enable(device=DeviceFactory(model=model, serial_number=serial))
-    cik = device_services.device_activate(vendor="acme", model="stb-4k", serial="SN-LOG-1", remote_addr="10.0.0.9",
-                                          user_agent="test")  # fmt: skip
+    cik = device_services.device_activate(
+        vendor="acme", model="stb-4k", serial="SN-LOG-1", remote_addr="10.0.0.9", user_agent="test"
+    )
     world = World(tokens[TokenPurpose.STAFF_API], tokens[TokenPurpose.CRM], tokens[TokenPurpose.COMPONENTS], cik)
     world.secrets |= {PASSWORD, WRONG, PIN, cik, *tokens.values()}
     return world
@@ -103,25 +104,32 @@ def _crm_pin(client, w):
 
 
 REQUESTS_BY_DIALECT = {
-    "activation": lambda c, w: c.post("/provision/activate", "vendor=acme&model=stb-4k&sn=SN-LOG-2",
-                                      content_type="application/x-www-form-urlencoded"),
-    "jsonrpc-cik": lambda c, w: _json(c, "/jsonrpc", {"jsonrpc": "2.0", "method": "client.events.1.provisioningchange",
-                                                      "params": {"status": 200}}, HTTP_X_EXOSITE_CIK=w.cik),
-    "v1-token-header": lambda c, w: _json(c, "/v1/DeviceProvisioningComponents/", {"action": "select"},
-                                          HTTP_TOKEN=w.v1),
+    "activation": lambda c, w: c.post(
+        "/provision/activate", "vendor=acme&model=stb-4k&sn=SN-LOG-2", content_type="application/x-www-form-urlencoded"
+    ),
+    "jsonrpc-cik": lambda c, w: _json(
+        c,
+        "/jsonrpc",
+        {"jsonrpc": "2.0", "method": "client.events.1.provisioningchange", "params": {"status": 200}},
+        HTTP_X_EXOSITE_CIK=w.cik,
+    ),
+    "v1-token-header": lambda c, w: _json(
+        c, "/v1/DeviceProvisioningComponents/", {"action": "select"}, HTTP_TOKEN=w.v1
+    ),
     "crm-get": lambda c, w: c.get(REQUESTS + "list", {"token": w.crm, "type": "ADD_SUBSCRIPTIONS"}),
     "crm-post": lambda c, w: _json(c, REQUESTS + "add_subscriptions", {"token": w.crm, **ADD}),
     "crm-ca-pin": _crm_pin,
     "staff-api": lambda c, w: c.get("/api/v1/devices/", HTTP_AUTHORIZATION=f"Token {w.staff}"),
     "staff-api-login": lambda c, w: _json(c, "/api/v1/auth/token/", {"username": "staff", "password": PASSWORD}),
     "staff-api-login-wrong": lambda c, w: _json(c, "/api/v1/auth/token/", {"username": "staff", "password": WRONG}),
-    "crm-login": lambda c, w: _json(c, "/crmapi/rest/v2/authentication/token",
-                                    {"username": "staff", "password": PASSWORD, "organisation": "portal"}),
+    "crm-login": lambda c, w: _json(
+        c, "/crmapi/rest/v2/authentication/token", {"username": "staff", "password": PASSWORD, "organisation": "portal"}
+    ),
     "v1-login": lambda c, w: c.post("/v1/Login/", {"username": "staff", "password": PASSWORD}),
     "login-page": lambda c, w: c.post("/login/", {"username": "staff", "password": PASSWORD}),
     "login-page-wrong": lambda c, w: c.post("/login/", {"username": "staff", "password": WRONG}),
     "admin-login": lambda c, w: c.post("/admin/login/", {"username": "staff", "password": PASSWORD}),
-}  # fmt: skip
+}
 
 
 def handed_out(response) -> set[str]:

@@ -18,17 +18,21 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def owned(customer_user):
     device = device_services.device_enable(device=DeviceFactory(owner=customer_user, serial_number="STB-OWN-1"))
-    box = Box.objects.create(device=device, thunder_host="127.0.0.1", last_event_status=200,
-                             last_event_at=timezone.now())  # fmt: skip
-    box.type_statuses.create(provision_type="HARDWARE", kind="factory", state="PROVISIONED", reason="ok",
-                             refreshed_at=timezone.now())  # fmt: skip
+    box = Box.objects.create(
+        device=device, thunder_host="127.0.0.1", last_event_status=200, last_event_at=timezone.now()
+    )
+    box.type_statuses.create(
+        provision_type="HARDWARE", kind="factory", state="PROVISIONED", reason="ok", refreshed_at=timezone.now()
+    )
     BoxEvent.objects.create(box=box, status=200, source="push")
     subscription = Subscription.objects.create(number="SUB-CAROL", customer=customer_user)
     pairing = Pairing.objects.create(subscription=subscription)
-    SetTopBox.objects.create(serial_number="STB-OWN-1", ca_id="STB-CA-1", device=device, subscription=subscription,
-                             pairing=pairing)  # fmt: skip
-    card = Smartcard.objects.create(serial_number="SC-CAROL", ca_id="CA-CAROL", subscription=subscription,
-                                    pairing=pairing)  # fmt: skip
+    SetTopBox.objects.create(
+        serial_number="STB-OWN-1", ca_id="STB-CA-1", device=device, subscription=subscription, pairing=pairing
+    )
+    card = Smartcard.objects.create(
+        serial_number="SC-CAROL", ca_id="CA-CAROL", subscription=subscription, pairing=pairing
+    )
     sports = Service.objects.create(code="SPORTS", name="Sports", service_ca_id="2002")
     Entitlement.objects.create(smartcard=card, service=sports, active=True, changed_at=timezone.now())
     ProvisioningRequest.objects.create(type="ADD_SUBSCRIPTIONS", scheduled_date=timezone.now(), smartcard=card)
@@ -52,8 +56,10 @@ def test_anonymous_is_sent_to_the_login_page(client, owned):
 
 
 def test_repeated_wrong_passwords_lock_the_login(client, customer_user, settings):
-    statuses = [client.post("/login/", {"username": "carol", "password": "wrong-one-9"}).status_code
-                for _ in range(settings.AXES_FAILURE_LIMIT)]  # fmt: skip
+    statuses = [
+        client.post("/login/", {"username": "carol", "password": "wrong-one-9"}).status_code
+        for _ in range(settings.AXES_FAILURE_LIMIT)
+    ]
     locked = client.post("/login/", {"username": "carol", "password": PASSWORD})
 
     assert statuses[:-1] == [200] * (settings.AXES_FAILURE_LIMIT - 1)

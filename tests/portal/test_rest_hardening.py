@@ -229,8 +229,12 @@ def test_a_bad_filter_on_the_components_lists_is_400_not_ignored(staff_api, worl
 def _takes_a_body() -> set[tuple[str, str]]:
     """(method, path template) of every operation whose OpenAPI description has a request body."""
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    return {(method.upper(), path) for path, item in schema["paths"].items() for method, operation in item.items()
-            if isinstance(operation, dict) and "requestBody" in operation}  # fmt: skip
+    return {
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "requestBody" in operation
+    }
 
 
 def write_routes(device_pk: int) -> list[tuple[str, str]]:
@@ -254,16 +258,23 @@ def test_the_write_routes_are_found(world):
 BAD_JSON = [
     pytest.param(b'{"name": "a\\u0000b"}', "name", "Null characters are not allowed.", id="nul"),
     pytest.param(b'{"name": "\\ud800"}', "name", "Surrogate characters are not allowed: U+D800.", id="surrogate"),
-    pytest.param(b'{"serials": ["ok", {"x": ["\\u0000"]}]}', "serials", "Null characters are not allowed.",
-                 id="nul-nested"),
-    pytest.param(b'{"ids": [1, ' + str(2**63).encode() + b"]}", "ids",
-                 "Ensure this value is between -9223372036854775808 and 9223372036854775807.", id="huge-int"),
+    pytest.param(
+        b'{"serials": ["ok", {"x": ["\\u0000"]}]}', "serials", "Null characters are not allowed.", id="nul-nested"
+    ),
+    pytest.param(
+        b'{"ids": [1, ' + str(2**63).encode() + b"]}",
+        "ids",
+        "Ensure this value is between -9223372036854775808 and 9223372036854775807.",
+        id="huge-int",
+    ),
     pytest.param(b'{"window": 1e400}', "window", "A valid number is required.", id="float-overflow"),
-    pytest.param(b'{"a\\u0000": 1}', "non_field_errors", "Field names: Null characters are not allowed.",
-                 id="nul-in-key"),
-    pytest.param(b'["\\udfff"]', "non_field_errors", "Surrogate characters are not allowed: U+DFFF.",
-                 id="top-level-array"),
-]  # fmt: skip
+    pytest.param(
+        b'{"a\\u0000": 1}', "non_field_errors", "Field names: Null characters are not allowed.", id="nul-in-key"
+    ),
+    pytest.param(
+        b'["\\udfff"]', "non_field_errors", "Surrogate characters are not allowed: U+DFFF.", id="top-level-array"
+    ),
+]
 
 
 @pytest.mark.parametrize(("body", "field", "message"), BAD_JSON)
@@ -300,8 +311,9 @@ def test_the_token_login_refuses_a_nul_username_without_a_query(api_client):
 
 # --- property test -------------------------------------------------------------------------------------------------
 
-nasty = st.sampled_from(["\x00", "\ud800", "\udfff", "a\x00b", HUGE, "-" + HUGE, "9" * 5000, "1e400", "", "-1", "0",
-                         *IMPOSSIBLE_DATES])  # fmt: skip
+nasty = st.sampled_from(
+    ["\x00", "\ud800", "\udfff", "a\x00b", HUGE, "-" + HUGE, "9" * 5000, "1e400", "", "-1", "0", *IMPOSSIBLE_DATES]
+)
 texts = st.text(max_size=8) | nasty
 param_names = (
     st.sampled_from(
@@ -341,8 +353,9 @@ json_bodies = st.dictionaries(
 def _query(params: list[tuple[str, str]]) -> str:
     from urllib.parse import quote
 
-    return "&".join(f"{quote(k.encode('utf-8', 'surrogatepass'))}={quote(v.encode('utf-8', 'surrogatepass'))}"
-                    for k, v in params)  # fmt: skip
+    return "&".join(
+        f"{quote(k.encode('utf-8', 'surrogatepass'))}={quote(v.encode('utf-8', 'surrogatepass'))}" for k, v in params
+    )
 
 
 @pytest.mark.fuzz

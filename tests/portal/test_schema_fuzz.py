@@ -44,8 +44,13 @@ REPORT = os.environ.get("SCHEMA_FUZZ_REPORT")  # bench/schema_fuzz.py reads the 
 # The suite's run is the same every time (hypothesis derandomized); bench/schema_fuzz.py explores at random.
 RANDOM = bool(os.environ.get("SCHEMA_FUZZ_RANDOM"))
 ONLY = re.compile(os.environ.get("SCHEMA_FUZZ_ONLY", ""))  # bench/schema_fuzz.py --only: operations by label
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]  # fmt: skip
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 # gunicorn answers a request line longer than this itself, in HTML, before the portal sees it (see the xfail below).
 GUNICORN_REQUEST_LINE = 8190
 FINGERPRINTED_APPS = ("devices", "provisioning", "conax", "components", "auditlog", "auth")
@@ -119,8 +124,9 @@ def schema(portal):
 
 def fingerprint() -> dict[str, tuple[int, int]]:
     """Rows and a hash of their text, per domain table: changes on any insert, update or delete."""
-    tables = sorted({model._meta.db_table for label in FINGERPRINTED_APPS
-                     for model in apps.get_app_config(label).get_models()})  # fmt: skip
+    tables = sorted(
+        {model._meta.db_table for label in FINGERPRINTED_APPS for model in apps.get_app_config(label).get_models()}
+    )
     # Table names from the models, not from input.
     query = " UNION ALL ".join(
         f"SELECT '{table}', count(*), coalesce(sum(hashtext(t::text)::bigint), 0) "  # noqa: S608
@@ -233,8 +239,14 @@ def fuzz(run: Run, operation) -> None:
     collection = operation.path.split("{id}")[0] if "{id}" in operation.path else None
 
     @given(data=st.data())
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-              derandomize=not RANDOM, suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        derandomize=not RANDOM,
+        suppress_health_check=list(HealthCheck),
+    )
     def one(data):
         case = data.draw(_strategy(operation), label="case")
         who = data.draw(st.sampled_from(AS), label="as")
@@ -278,8 +290,9 @@ def test_every_method_a_path_does_not_document_answers_405_with_allow(portal, sc
     for path, item in schema.raw_schema["paths"].items():
         documented = {method.upper() for method in item}
         for method in sorted(set(METHODS) - documented):
-            response = requests.request(method, portal.base + _concrete(portal, path), headers=portal.auth("support"),
-                                        timeout=30)  # fmt: skip
+            response = requests.request(
+                method, portal.base + _concrete(portal, path), headers=portal.auth("support"), timeout=30
+            )
             allow = {name.strip() for name in response.headers.get("Allow", "").split(",") if name.strip()}
             answers[f"{method} {path}"] = (response.status_code, documented <= allow)
 

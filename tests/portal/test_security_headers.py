@@ -15,12 +15,27 @@ from tests.conftest import REPO, clean_env, free_port, subprocess_database_url, 
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 POLICY = {
-    "default-src": {"'self'"}, "script-src": {"'self'"}, "style-src": {"'self'"}, "img-src": {"'self'", "data:"},
-    "font-src": {"'self'"}, "connect-src": {"'self'"}, "object-src": {"'none'"}, "base-uri": {"'none'"},
-    "form-action": {"'self'"}, "frame-ancestors": {"'none'"},
-}  # fmt: skip
-EVERYWHERE = ["/login/", "/static/portal/pages.css", "/static/portal/live.js", "/static/admin/css/base.css",
-              "/admin/login/", "/healthz", "/api/schema/", "/provision/activate"]  # fmt: skip
+    "default-src": {"'self'"},
+    "script-src": {"'self'"},
+    "style-src": {"'self'"},
+    "img-src": {"'self'", "data:"},
+    "font-src": {"'self'"},
+    "connect-src": {"'self'"},
+    "object-src": {"'none'"},
+    "base-uri": {"'none'"},
+    "form-action": {"'self'"},
+    "frame-ancestors": {"'none'"},
+}
+EVERYWHERE = [
+    "/login/",
+    "/static/portal/pages.css",
+    "/static/portal/live.js",
+    "/static/admin/css/base.css",
+    "/admin/login/",
+    "/healthz",
+    "/api/schema/",
+    "/provision/activate",
+]
 
 
 def directives(header: str) -> dict[str, set[str]]:
@@ -39,10 +54,25 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("var")
     env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=database, DATABASE_CONN_MAX_AGE="0")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "4", "--worker-class", "gthread"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--worker-class",
+            "gthread",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_serving(f"http://127.0.0.1:{port}", proc)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()

@@ -17,8 +17,13 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-CHILDREN = {"cas-simulator": "simulate_cas", "worker": "celery", "web": "uvicorn", "box-simulator": "simulate_devices",
-            "listener": "listen_devices"}  # fmt: skip
+CHILDREN = {
+    "cas-simulator": "simulate_cas",
+    "worker": "celery",
+    "web": "uvicorn",
+    "box-simulator": "simulate_devices",
+    "listener": "listen_devices",
+}
 STOPPED = re.compile(r"serve: (\S+) \(pid (\d+)\) stopped: killed by SIGKILL; restart 1 in ")
 
 
@@ -53,11 +58,13 @@ def child_pid(serve: int, name: str, timeout: float = 60) -> int:
 
 def refresh_succeeds(base: str) -> str:
     """A refresh of a demo box (simulated) through the staff API: its command's final state."""
-    login = httpx.post(f"{base}/api/v1/auth/token/", json={"username": "support", "password": "support-demo-2026"},
-                       timeout=10)  # fmt: skip
+    login = httpx.post(
+        f"{base}/api/v1/auth/token/", json={"username": "support", "password": "support-demo-2026"}, timeout=10
+    )
     headers = {"Authorization": f"Token {login.json()['token']}"}
-    (device,) = httpx.get(f"{base}/api/v1/devices/", params={"q": "STB-4K-000001"}, headers=headers,
-                          timeout=10).json()["results"]  # fmt: skip
+    (device,) = httpx.get(f"{base}/api/v1/devices/", params={"q": "STB-4K-000001"}, headers=headers, timeout=10).json()[
+        "results"
+    ]
     command = httpx.post(f"{base}/api/v1/devices/{device['id']}/refresh/", headers=headers, timeout=10).json()
     if command["state"] in ("SUCCEEDED", "FAILED"):
         return command["state"]

@@ -151,9 +151,12 @@ def test_a_good_production_environment_starts(tmp_path, override):
 def test_the_head_end_default_stays_the_simulator_in_the_embedded_profile(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", f"{SETUP}; from django.conf import settings; print(settings.CAS_GATEWAY_URL)"],
-        cwd=REPO, env=clean_env(PORTAL_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="portal.settings"),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO,
+        env=clean_env(PORTAL_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="portal.settings"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "inprocess:\n"

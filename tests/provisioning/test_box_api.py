@@ -109,8 +109,9 @@ def test_customers_cannot_command_boxes(customer_user, box, path):
     token = portal_services.token_issue(user=customer_user, purpose=TokenPurpose.STAFF_API).raw
     client = APIClient()
 
-    response = client.post(f"/api/v1/devices/{box.device_id}/{path}/", {}, format="json",
-                           HTTP_AUTHORIZATION=f"Token {token}")  # fmt: skip
+    response = client.post(
+        f"/api/v1/devices/{box.device_id}/{path}/", {}, format="json", HTTP_AUTHORIZATION=f"Token {token}"
+    )
 
     assert response.status_code == 403
     assert Command.objects.count() == 0

@@ -118,8 +118,9 @@ def test_a_command_is_carried_out_once_however_often_it_is_dispatched(fleet):
 
 def test_a_refused_command_fails_at_once_with_the_boxs_message(fleet):
     only_hardware = fleet.boxes[0]  # box 0 supports HARDWARE only
-    command = services.command_create(box=register(only_hardware), kind="reprovision",
-                                      params={"provision_type": "CRYPTANIUM"})  # fmt: skip
+    command = services.command_create(
+        box=register(only_hardware), kind="reprovision", params={"provision_type": "CRYPTANIUM"}
+    )
 
     command = run(command)
 

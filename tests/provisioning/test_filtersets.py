@@ -32,10 +32,16 @@ def ids(response) -> list[int]:
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [({"device_id": "one"}, ["refresh"]), ({"box_id": "box_one"}, ["refresh"]), ({"state": "QUEUED"}, ["provision"]),
-     ({"kind": "refresh"}, ["refresh"]), ({"q": "two"}, ["provision"]), ({}, ["provision", "refresh"])],
+    [
+        ({"device_id": "one"}, ["refresh"]),
+        ({"box_id": "box_one"}, ["refresh"]),
+        ({"state": "QUEUED"}, ["provision"]),
+        ({"kind": "refresh"}, ["refresh"]),
+        ({"q": "two"}, ["provision"]),
+        ({}, ["provision", "refresh"]),
+    ],
     ids=["device_id", "box_id", "state", "kind", "q", "none"],
-)  # fmt: skip
+)
 def test_the_command_filterset_narrows(staff_api, commands, query, expected):
     query = {name: commands[value].pk if name.endswith("_id") else value for name, value in query.items()}
 
@@ -45,11 +51,15 @@ def test_the_command_filterset_narrows(staff_api, commands, query, expected):
 
 @pytest.mark.parametrize(
     ("name", "value", "messages"),
-    [("device_id", "abc", ["Enter a number."]), ("device_id", "999999", [NO_CHOICE.format(999999)]),
-     ("box_id", "999999", [NO_CHOICE.format(999999)]), ("state", "DONE", [NO_CHOICE.format("DONE")]),
-     ("kind", "reboot", [NO_CHOICE.format("reboot")])],
+    [
+        ("device_id", "abc", ["Enter a number."]),
+        ("device_id", "999999", [NO_CHOICE.format(999999)]),
+        ("box_id", "999999", [NO_CHOICE.format(999999)]),
+        ("state", "DONE", [NO_CHOICE.format("DONE")]),
+        ("kind", "reboot", [NO_CHOICE.format("reboot")]),
+    ],
     ids=["device_id-not-a-number", "device_id-unknown", "box_id-unknown", "state-bad-choice", "kind-bad-choice"],
-)  # fmt: skip
+)
 def test_an_invalid_filter_value_is_a_400_never_ignored(staff_api, commands, name, value, messages):
     response = staff_api.get(URL, {name: value})
 

@@ -47,8 +47,10 @@ def deep(value, levels: int):
 def _report():
     yield
     for name, counts in STATS.items():
-        print(f"\nfuzz {name}: {counts['cases']} cases, {counts['5xx']} x 5xx, {counts['writes']} writes on errors",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"\nfuzz {name}: {counts['cases']} cases, {counts['5xx']} x 5xx, {counts['writes']} writes on errors",
+            file=sys.stderr,
+        )
 
 
 envelopes = st.fixed_dictionaries(
@@ -66,8 +68,9 @@ envelopes = st.fixed_dictionaries(
 @pytest.fixture
 def cik():
     device = device_services.device_enable(device=DeviceFactory(serial_number="FUZZ-1"))
-    return device_services.device_activate(vendor=device.model.vendor.name, model=device.model.name, serial="FUZZ-1",
-                                           remote_addr=None, user_agent="")  # fmt: skip
+    return device_services.device_activate(
+        vendor=device.model.vendor.name, model=device.model.name, serial="FUZZ-1", remote_addr=None, user_agent=""
+    )
 
 
 @FUZZ

@@ -19,8 +19,9 @@ EVENT = {"jsonrpc": "2.0", "method": "client.events.1.provisioningchange", "para
 @pytest.fixture
 def cik():
     device = device_services.device_enable(device=DeviceFactory(serial_number="STB-1"))
-    return device_services.device_activate(vendor=device.model.vendor.name, model=device.model.name, serial="STB-1",
-                                           remote_addr=None, user_agent="")  # fmt: skip
+    return device_services.device_activate(
+        vendor=device.model.vendor.name, model=device.model.name, serial="STB-1", remote_addr=None, user_agent=""
+    )
 
 
 def push(client, body, cik=None, **extra):
@@ -116,17 +117,23 @@ NUL_ID = '{"jsonrpc":"2.0","id":"a\\u0000b","method":"client.events.1.provisioni
     [
         pytest.param(NUL_ID, id="nul-in-id"),
         pytest.param({**EVENT, "params": {"status": 200, "note": "a\x00b"}}, id="nul-in-a-param"),
-        pytest.param('{"jsonrpc":"2.0","method":"client.events.1.provisioningchange","params":{"status":200,'
-                     '"note":"\\ud800"}}', id="lone-surrogate-in-a-param"),
-        pytest.param('{"jsonrpc":"2.0","id":"\\udfff","method":"client.events.1.provisioningchange",'
-                     '"params":{"status":200}}', id="lone-surrogate-in-id"),
-        pytest.param('{"jsonrpc":"2.0","method":"client.events.1.provisioningchange","params":{"status":200,'
-                     '"\\ud800":1}}', id="lone-surrogate-in-a-key"),
+        pytest.param(
+            '{"jsonrpc":"2.0","method":"client.events.1.provisioningchange","params":{"status":200,"note":"\\ud800"}}',
+            id="lone-surrogate-in-a-param",
+        ),
+        pytest.param(
+            '{"jsonrpc":"2.0","id":"\\udfff","method":"client.events.1.provisioningchange","params":{"status":200}}',
+            id="lone-surrogate-in-id",
+        ),
+        pytest.param(
+            '{"jsonrpc":"2.0","method":"client.events.1.provisioningchange","params":{"status":200,"\\ud800":1}}',
+            id="lone-surrogate-in-a-key",
+        ),
         pytest.param({**EVENT, "id": 2**64}, id="huge-integer-id"),
         pytest.param({**EVENT, "params": {"status": 200, "n": -(2**63) - 1}}, id="huge-integer-param"),
         pytest.param({**EVENT, "params": {"status": 200, "deep": json.loads("[" * 40 + "]" * 40)}}, id="deep"),
     ],
-)  # fmt: skip
+)
 def test_nul_surrogates_huge_integers_and_deep_nesting_are_invalid_requests(client, cik, body):
     response = push(client, body, cik)
 
@@ -143,12 +150,16 @@ def test_nul_surrogates_huge_integers_and_deep_nesting_are_invalid_requests(clie
     [
         pytest.param({**EVENT, "id": 2**63 - 1}, id="largest-int64-id"),
         pytest.param({**EVENT, "id": "caf\u00e9 \U0001f4fa"}, id="non-ascii-id"),
-        pytest.param('{"jsonrpc":"2.0","id":"\\ud83d\\udcfa","method":"client.events.1.provisioningchange",'
-                     '"params":{"status":200}}', id="surrogate-pair-id"),
-        pytest.param({**EVENT, "id": 1, "params": {"status": 200, "deep": json.loads("[" * 14 + "]" * 14)}},
-                     id="deep-ok"),
+        pytest.param(
+            '{"jsonrpc":"2.0","id":"\\ud83d\\udcfa","method":"client.events.1.provisioningchange",'
+            '"params":{"status":200}}',
+            id="surrogate-pair-id",
+        ),
+        pytest.param(
+            {**EVENT, "id": 1, "params": {"status": 200, "deep": json.loads("[" * 14 + "]" * 14)}}, id="deep-ok"
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_the_layer_lets_through(client, cik, body):
     response = push(client, body, cik)
 
@@ -163,8 +174,9 @@ def test_what_the_layer_lets_through(client, cik, body):
 @pytest.mark.django_db(transaction=True)
 def test_a_204_carries_no_content_type_on_the_wire(portal_server):
     device = device_services.device_enable(device=DeviceFactory(serial_number="WIRE-1"))
-    cik = device_services.device_activate(vendor=device.model.vendor.name, model=device.model.name, serial="WIRE-1",
-                                          remote_addr=None, user_agent="")  # fmt: skip
+    cik = device_services.device_activate(
+        vendor=device.model.vendor.name, model=device.model.name, serial="WIRE-1", remote_addr=None, user_agent=""
+    )
     base = portal_server()
     host, port = base.removeprefix("http://").split(":")
     body = json.dumps(EVENT, separators=(",", ":")).encode()

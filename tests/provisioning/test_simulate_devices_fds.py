@@ -163,8 +163,12 @@ def test_a_descriptor_that_is_not_open_is_refused():
     unused_fd = 1000  # far above anything a fresh interpreter opens
     proc = subprocess.run(
         [sys.executable, "manage.py", "simulate_devices", "--fd", str(unused_fd)],
-        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert proc.returncode == 1
     assert f"--fd {unused_fd}: not an open socket" in proc.stdout + proc.stderr

@@ -163,10 +163,11 @@ async def test_every_device_provisioning_method_of_a_version_3_box(start_fleet, 
     [
         pytest.param(1, {"getApiVersionNumber", "provisionCheck"}, id="v1"),
         pytest.param(2, {"getApiVersionNumber", "provisionCheck", "getNetflixESN", "notifyProvisioning"}, id="v2"),
-        pytest.param(3, {"getApiVersionNumber", "provisionCheck", "getNetflixESN", "notifyProvisioning", "getSOCId"},
-                     id="v3"),
+        pytest.param(
+            3, {"getApiVersionNumber", "provisionCheck", "getNetflixESN", "notifyProvisioning", "getSOCId"}, id="v3"
+        ),
     ],
-)  # fmt: skip
+)
 async def test_methods_above_the_box_api_version_are_unknown(start_fleet, version, allowed):
     fleet = await start_fleet(1, api_version=version)
     methods = ["getApiVersionNumber", "provisionCheck", "getNetflixESN", "notifyProvisioning", "getSOCId"]
@@ -181,8 +182,7 @@ async def test_methods_above_the_box_api_version_are_unknown(start_fleet, versio
 
 
 UNSUPPORTED_VERSION = (-32602, "Requested version is not supported.")
-DP_METHODS = {"getApiVersionNumber": 1, "provisionCheck": 1, "getNetflixESN": 2, "notifyProvisioning": 2,
-              "getSOCId": 3}  # fmt: skip
+DP_METHODS = {"getApiVersionNumber": 1, "provisionCheck": 1, "getNetflixESN": 2, "notifyProvisioning": 2, "getSOCId": 3}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -266,14 +266,21 @@ async def test_api_versions_default_to_one_plus_index_modulo_three(start_fleet):
     [
         pytest.param(None, "provisionType is required", id="no-params"),
         pytest.param({}, "provisionType is required", id="missing"),
-        pytest.param({"provisionType": "SOFTWARE"}, 'Invalid provisionType "SOFTWARE": expected one of HARDWARE, '
-                     "CRYPTANIUM", id="invalid"),
-        pytest.param({"provisionType": 7}, "Invalid provisionType 7: expected one of HARDWARE, CRYPTANIUM",
-                     id="not-a-string"),
-        pytest.param({"provisionType": "CRYPTANIUM"}, "provisionType CRYPTANIUM is not supported on this device",
-                     id="unsupported"),
+        pytest.param(
+            {"provisionType": "SOFTWARE"},
+            'Invalid provisionType "SOFTWARE": expected one of HARDWARE, CRYPTANIUM',
+            id="invalid",
+        ),
+        pytest.param(
+            {"provisionType": 7}, "Invalid provisionType 7: expected one of HARDWARE, CRYPTANIUM", id="not-a-string"
+        ),
+        pytest.param(
+            {"provisionType": "CRYPTANIUM"},
+            "provisionType CRYPTANIUM is not supported on this device",
+            id="unsupported",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_a_bad_provision_type_is_a_failed_result_and_changes_nothing(start_fleet, method, params, why):
     fleet = await start_fleet(1, api_version=3)
     box = fleet.boxes[0]  # supports HARDWARE only, as the seed's example box
@@ -379,24 +386,37 @@ async def test_writing_a_read_only_property_is_invalid_params(start_fleet, prop)
         pytest.param("[]", error(-32600, "Invalid Request", None), id="batch"),
         pytest.param('"text"', error(-32600, "Invalid Request", None), id="not-an-object"),
         pytest.param('{"id": 7, "method": "Provisioning.1.id"}', error(-32600, "Invalid Request", 7), id="no-jsonrpc"),
-        pytest.param('{"jsonrpc": "1.0", "id": 7, "method": "Provisioning.1.id"}', error(-32600, "Invalid Request", 7),
-                     id="jsonrpc-1.0"),
+        pytest.param(
+            '{"jsonrpc": "1.0", "id": 7, "method": "Provisioning.1.id"}',
+            error(-32600, "Invalid Request", 7),
+            id="jsonrpc-1.0",
+        ),
         pytest.param('{"jsonrpc": "2.0", "id": 7}', error(-32600, "Invalid Request", 7), id="no-method"),
-        pytest.param('{"jsonrpc": "2.0", "id": 7, "method": 3}', error(-32600, "Invalid Request", 7),
-                     id="method-number"),
-        pytest.param('{"jsonrpc": "2.0", "id": {}, "method": "Provisioning.1.id"}',
-                     error(-32600, "Invalid Request", None), id="id-object"),
+        pytest.param(
+            '{"jsonrpc": "2.0", "id": 7, "method": 3}', error(-32600, "Invalid Request", 7), id="method-number"
+        ),
+        pytest.param(
+            '{"jsonrpc": "2.0", "id": {}, "method": "Provisioning.1.id"}',
+            error(-32600, "Invalid Request", None),
+            id="id-object",
+        ),
         pytest.param(request("Nobody.1.id", request_id="a"), error(-32601, "Unknown method.", "a"), id="callsign"),
         pytest.param(request(f"{DP}.getEverything"), error(-32601, "Unknown method."), id="method"),
-        pytest.param(request(f"{DP}.2.provisionCheck"), error(-32602, "Requested version is not supported."),
-                     id="version-2-on-a-version-1-box"),
-        pytest.param(request("Provisioning.2.id"), error(-32602, "Requested version is not supported."),
-                     id="provisioning-version-2"),
+        pytest.param(
+            request(f"{DP}.2.provisionCheck"),
+            error(-32602, "Requested version is not supported."),
+            id="version-2-on-a-version-1-box",
+        ),
+        pytest.param(
+            request("Provisioning.2.id"),
+            error(-32602, "Requested version is not supported."),
+            id="provisioning-version-2",
+        ),
         pytest.param(request("Provisioning"), error(-32601, "Unknown method."), id="bare-callsign"),
         pytest.param(request("provisionCheck"), error(-32601, "Unknown method."), id="no-callsign"),
         pytest.param(request("provisioning.1.id"), error(-32601, "Unknown method."), id="case-sensitive"),
     ],
-)  # fmt: skip
+)
 async def test_envelope_errors_have_thunder_codes_and_http_202(start_fleet, transport, raw, expected):
     fleet = await start_fleet(1)
     if transport == "ws" and isinstance(raw, bytes):

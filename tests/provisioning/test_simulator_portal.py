@@ -22,8 +22,9 @@ def test_boxes_activate_then_push_events_that_land_on_their_timeline(portal_serv
         device_services.devices_import(model=model, rows=[(1, serial, "")], enable=True)
     base = portal_server()
 
-    with FleetThread(2, api_version=3, faults=Faults(provision_seconds=0.2), portal_url=base,
-                     vendor="simulator", model="stb-sim") as fleet:  # fmt: skip
+    with FleetThread(
+        2, api_version=3, faults=Faults(provision_seconds=0.2), portal_url=base, vendor="simulator", model="stb-sim"
+    ) as fleet:
         wait_for(lambda: all(box.cik for box in fleet.boxes), timeout=20, message="boxes did not activate")
         thunder.ThunderClient(fleet.boxes[1].address, timeout=2).provision()
         wait_for(BoxEvent.objects.exists, timeout=20, message="no event reached the portal")

@@ -29,8 +29,12 @@ def run_module(*args: str) -> subprocess.Popen:
     assert "DJANGO_SETTINGS_MODULE" not in env
     return subprocess.Popen(
         [sys.executable, "-m", "provisioning.simulator", *args],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -38,8 +42,14 @@ def run_module(*args: str) -> subprocess.Popen:
     "module", ["provisioning.simulator", "provisioning.simulator.cli", "provisioning.thunder_protocol"]
 )
 def test_importing_the_simulator_loads_no_django(module):
-    proc = subprocess.run([sys.executable, "-c", NO_DJANGO.format(module=module)], cwd=REPO, env=clean_env(),
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_DJANGO.format(module=module)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert (proc.returncode, proc.stderr) == (0, "")
 

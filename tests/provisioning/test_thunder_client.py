@@ -236,8 +236,14 @@ def test_a_versioned_client_names_the_version_that_introduced_each_method(transp
             client.provision()
 
     dp = thunder.DEVICE_PROVISIONING
-    assert sent == [f"{dp}.1.getApiVersionNumber", f"{dp}.3.getSOCId", f"{dp}.2.getNetflixESN",
-                    f"{dp}.1.reprovision", f"{dp}.1.provisionCheck", "Provisioning.1.provision"]  # fmt: skip
+    assert sent == [
+        f"{dp}.1.getApiVersionNumber",
+        f"{dp}.3.getSOCId",
+        f"{dp}.2.getNetflixESN",
+        f"{dp}.1.reprovision",
+        f"{dp}.1.provisionCheck",
+        "Provisioning.1.provision",
+    ]
 
 
 def test_a_versioned_client_still_never_calls_what_the_box_lacks():

@@ -32,8 +32,13 @@ def broker(redis_url):
 
 
 def start(tmp_path, broker: str):
-    return start_worker(tmp_path, broker, "devices", COMMAND_STALE_SECONDS=str(STALE_SECONDS),
-                        COMMAND_SWEEP_GRACE_SECONDS=str(STALE_SECONDS))  # fmt: skip
+    return start_worker(
+        tmp_path,
+        broker,
+        "devices",
+        COMMAND_STALE_SECONDS=str(STALE_SECONDS),
+        COMMAND_SWEEP_GRACE_SECONDS=str(STALE_SECONDS),
+    )
 
 
 def states() -> dict[str, int]:
