@@ -4,7 +4,7 @@ API, the staff REST API and the admin all read through here."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, When
 
 from components.choices import ComponentType
@@ -19,13 +19,16 @@ from components.models import DeviceProvisioning, Parameter, ParameterGroup, Pro
 from devices.selectors import device_visibility
 from portal.kernel.filters import filtered
 
-CATALOG = {ComponentType.SENSOR: Sensor, ComponentType.PARAMETER: Parameter,
-           ComponentType.GROUP_PARAMETER: ParameterGroup}  # fmt: skip
+CATALOG: dict[ComponentType, type[Sensor | Parameter | ParameterGroup]] = {
+    ComponentType.SENSOR: Sensor,
+    ComponentType.PARAMETER: Parameter,
+    ComponentType.GROUP_PARAMETER: ParameterGroup,
+}
 SELECT_FIELDS = ("pk", "provisioning_id", "component_type", "component_id", "name", "active_status",
                  "last_modified_by_id", "last_modified_datetime")  # fmt: skip
 
 
-def components_visible(*, user: AbstractBaseUser) -> QuerySet[ProvisioningComponent]:
+def components_visible(*, user: User | AnonymousUser) -> QuerySet[ProvisioningComponent]:
     return ProvisioningComponent.objects.filter(device_visibility(user=user, prefix="provisioning__device__"))
 
 
@@ -38,7 +41,7 @@ def with_catalog_name(components: QuerySet[ProvisioningComponent]) -> QuerySet[P
     return components.annotate(name=Case(*names, output_field=CharField()))
 
 
-def component_select(*, user: AbstractBaseUser, filters: dict, limit: int) -> list[dict]:
+def component_select(*, user: User | AnonymousUser, filters: dict, limit: int) -> list[dict]:
     """The /v1/ select: exact-match filters (ids as lists), first ``limit`` rows by id, as plain dicts."""
     lookups = {
         "provisioning_component_id": "pk__in", "provisioning_id": "provisioning_id", "component_type": "component_type",

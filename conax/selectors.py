@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 
 from conax.exceptions import NotFound
 from conax.filters import ProvisioningRequestFilter
@@ -10,7 +10,9 @@ from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Sub
 from portal.kernel.filters import filtered
 
 # The fields an identifier object may name, per entity (DESIGN.md, interface 4). ``id`` is the 32-hex CRM id.
-IDENTIFIERS: dict[type[Model], tuple[str, ...]] = {
+# The models an identifier object can name.
+Identified = Subscription | Service | Smartcard | SetTopBox | ProvisioningRequest
+IDENTIFIERS: dict[type[Identified], tuple[str, ...]] = {
     Subscription: ("id", "number"),
     Service: ("id", "code", "alternative_code"),
     Smartcard: ("id", "serial_number", "alternative_code"),
@@ -21,7 +23,7 @@ LABELS = {Subscription: "subscription", Service: "service", Smartcard: "smartcar
           ProvisioningRequest: "provisioning request"}  # fmt: skip
 
 
-def identified(model: type[Model], field: str, value: str):
+def identified(model: type[Identified], field: str, value: str) -> Identified:
     """The one row an identifier names, or NotFound. ``field`` is one of IDENTIFIERS[model]."""
     lookup = {"id": "uid"}.get(field, field) if model is ProvisioningRequest else field
     numeric = model is ProvisioningRequest and field == "number"

@@ -3,7 +3,7 @@ through ``portal.kernel.filters.filtered`` (an invalid value is an error), so ev
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
@@ -13,7 +13,7 @@ from portal.kernel.filters import filtered
 from portal.kernel.permissions import is_support_staff
 
 
-def device_visibility(*, user: AbstractBaseUser | AnonymousUser | None, prefix: str = "") -> Q:
+def device_visibility(*, user: User | AnonymousUser | None, prefix: str = "") -> Q:
     """Who may see a device, as a condition on ``<prefix>`` (a path to a device, ``""`` for the device itself):
     support staff (``is_support_staff``: active staff of the support group, or superusers) see every device; an
     active, logged-in user the devices they own; anyone else (anonymous, deactivated) none. Every surface that shows
@@ -25,7 +25,7 @@ def device_visibility(*, user: AbstractBaseUser | AnonymousUser | None, prefix: 
     return Q(**{f"{prefix}owner": user})
 
 
-def devices_visible(*, user: AbstractBaseUser | AnonymousUser | None) -> QuerySet[Device]:
+def devices_visible(*, user: User | AnonymousUser | None) -> QuerySet[Device]:
     return Device.objects.filter(device_visibility(user=user))
 
 
@@ -46,7 +46,7 @@ def attempt_list(*, filters: dict | None = None) -> QuerySet[ActivationAttempt]:
     return filtered(ActivationAttemptFilter, filters, ActivationAttempt.objects.order_by("-at", "-pk"))
 
 
-def device_find(*, pk: object) -> Device | None:
+def device_find(*, pk: int | str) -> Device | None:
     """The device ``pk`` names, or None (also for what is no id at all: a malformed id in a path is a 404)."""
     try:
         return Device.objects.filter(pk=pk).first()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from portal.kernel.filters import filtered
@@ -15,11 +17,12 @@ def box_for_device(*, device_id: int) -> SetTopBox | None:
     )
 
 
-def box_timeline(*, box: SetTopBox, length: int = TIMELINE_LENGTH) -> list[dict]:
+def box_timeline(*, box: SetTopBox, length: int = TIMELINE_LENGTH) -> list[dict[str, Any]]:
     """Commands and events of one box, newest first."""
     commands = Command.objects.filter(box=box).select_related("requested_by").order_by("-created_at")[:length]
     events = BoxEvent.objects.filter(box=box).order_by("-received_at")[:length]
-    items = [{"at": c.created_at, "command": c} for c in commands] + [{"at": e.received_at, "event": e} for e in events]
+    items: list[dict[str, Any]] = [{"at": c.created_at, "command": c} for c in commands]
+    items += [{"at": e.received_at, "event": e} for e in events]
     return sorted(items, key=lambda item: item["at"], reverse=True)[:length]
 
 

@@ -8,6 +8,7 @@ body).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import django_filters as filters
@@ -24,7 +25,7 @@ class WindowedDateTimeField(forms.Field):
     the accepted window; anything else is a validation error (the filter's 400), never a database error (PostgreSQL
     refuses offsets past ±15:59, psycopg cannot read years past 9999)."""
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> datetime | None:
         if value in self.empty_values:
             return None
         try:
@@ -50,7 +51,7 @@ class IdField(forms.IntegerField):
         self.queryset = queryset
         super().__init__(**kwargs)
 
-    def validate(self, value) -> None:
+    def validate(self, value: Any) -> None:
         super().validate(value)
         if value is not None and not self.queryset.filter(pk=value).exists():
             raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value})
@@ -59,7 +60,7 @@ class IdField(forms.IntegerField):
 class IdFilter(filters.NumberFilter):
     """``<fk>_id=<id>``: exact match on an id that must exist (``queryset`` says where)."""
 
-    field_class = IdField
+    field_class = IdField  # type: ignore[assignment]  # types-django-filter pin NumberFilter to DecimalField
 
 
 class StrictNullBooleanField(forms.NullBooleanField):
@@ -68,7 +69,7 @@ class StrictNullBooleanField(forms.NullBooleanField):
 
     widget = forms.TextInput
 
-    def clean(self, value):
+    def clean(self, value: Any) -> bool | None:
         cleaned = super().clean(value)
         if cleaned is None and value not in self.empty_values:
             raise ValidationError("Enter true or false.", code="invalid")

@@ -4,6 +4,8 @@ every app's errors are ``portal.kernel.errors.DomainError``s."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -19,7 +21,7 @@ STATUS = {
 }
 
 
-def rest_exception_handler(exc, context):
+def rest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response({"code": exc.code, "detail": _detail(exc)}, status=STATUS[exc.category])
     if isinstance(exc, DjangoValidationError):

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from drf_spectacular.utils import OpenApiResponse
 
 from portal.kernel import dialects
+
+if TYPE_CHECKING:
+    from drf_spectacular.generators import SchemaGenerator
+    from rest_framework.request import Request
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 EDGE_KINDS = (dialects.BAD_REQUEST, dialects.TOO_LARGE, dialects.UNAVAILABLE)
@@ -132,7 +137,7 @@ def _add_headers(responses: dict) -> None:
                 responses[status]["headers"].setdefault(name, header)
 
 
-def error_responses(result: dict, generator, request, public) -> dict:
+def error_responses(result: dict, generator: SchemaGenerator, request: Request | None, public: bool) -> dict:
     for path, item in result.get("paths", {}).items():
         dialect = dialect_of(path)
         if dialect is None:

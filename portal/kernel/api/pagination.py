@@ -19,9 +19,16 @@ FilterSet refuses NUL characters like the filtered ones (400, DRF's error body).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from rest_framework.pagination import LimitOffsetPagination
 
 from portal.kernel.api.parsers import check_query
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 MAX_LIMIT = 1000
 
@@ -29,15 +36,17 @@ MAX_LIMIT = 1000
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
     max_limit = MAX_LIMIT
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(
+        self, queryset: QuerySet[Any], request: Request, view: APIView | None = None
+    ) -> list[Any] | None:
         check_query(request.query_params)
         return super().paginate_queryset(queryset, request, view)
 
-    def get_offset(self, request) -> int:
+    def get_offset(self, request: Request) -> int:
         # DRF reads the offset after the count; an offset past the end means the end.
-        return min(super().get_offset(request), self.count)
+        return min(super().get_offset(request), self.count or 0)
 
-    def get_schema_operation_parameters(self, view):
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         notes = {
             self.limit_query_param: f" At most {MAX_LIMIT}: a larger limit gives {MAX_LIMIT} rows.",

@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any
 
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.settings import api_settings
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import QueryDict
+    from django.http.request import _ImmutableQueryDict  # what the stubs say FormParser.parse returns
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 MAX_INT = 2**63 - 1
 NUL = "Null characters are not allowed."
@@ -73,13 +81,15 @@ def check_data(data: Any) -> None:
             raise ValidationError({name: [problem]})
 
 
-def check_query(params) -> None:
+def check_query(params: QueryDict) -> None:
     """Query parameters (a QueryDict): every name and every value."""
     check_data({name: params.getlist(name) for name in params})
 
 
 class SafeJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
@@ -89,7 +99,9 @@ class SafeJSONParser(JSONParser):
 
 
 class SafeFormParser(FormParser):
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> _ImmutableQueryDict:
         data = super().parse(stream, media_type, parser_context)
         check_query(data)
         return data
@@ -98,6 +110,7 @@ class SafeFormParser(FormParser):
 class SafeFilterBackend(DjangoFilterBackend):
     """django-filter's backend, after the query string's text check (filters run on lists and on detail lookups)."""
 
-    def filter_queryset(self, request, queryset, view):
+    # django-filter's stubs say HttpRequest; DRF hands its filter backends a DRF Request (query_params).
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: APIView) -> QuerySet[Any]:  # type: ignore[override]
         check_query(request.query_params)
         return super().filter_queryset(request, queryset, view)

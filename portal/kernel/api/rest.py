@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -46,14 +49,14 @@ class TokenView(APIView):
     def _is_login(self) -> bool:
         return self.request is not None and self.request.method == "POST"
 
-    def get_authenticators(self):
+    def get_authenticators(self) -> list[BaseAuthentication]:
         # A login authenticates by password only: a stale Authorization header must not make it fail.
         return [] if self._is_login() else [PortalTokenAuthentication()]
 
-    def get_permissions(self):
+    def get_permissions(self) -> list[BasePermission]:
         return [AllowAny()] if self._is_login() else [IsAuthenticated()]
 
-    def _describe(self, token: ApiToken, raw: str | None = None) -> dict:
+    def _describe(self, token: ApiToken, raw: str | None = None) -> dict[str, Any]:
         out = {
             "expires_at": token.expires_at,
             "idle_timeout": int(token.idle_timeout.total_seconds()),
@@ -64,7 +67,7 @@ class TokenView(APIView):
     @extend_schema(responses={200: TokenInfoOutput})
     def get(self, request: Request) -> Response:
         """The caller's own token: whom it belongs to and when it expires."""
-        return Response(TokenInfoOutput(self._describe(request.auth)).data)
+        return Response(TokenInfoOutput(self._describe(_token(request))).data)
 
     @extend_schema(request=TokenLoginInput, responses={201: TokenOutput, 429: LOCKED_OUT}, auth=[])
     def post(self, request: Request) -> Response:
@@ -80,11 +83,17 @@ class TokenView(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request) -> Response:
-        services.token_revoke(token=request.auth)
+        services.token_revoke(token=_token(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def valid(serializer_class, data) -> dict:
+def _token(request: Request) -> ApiToken:
+    # PortalTokenAuthentication is the only authenticator of the token's own operations: ``auth`` is its ApiToken
+    # (DRF's stubs know only authtoken's Token).
+    return cast(ApiToken, request.auth)
+
+
+def valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
     """Validate ``data`` with an input serializer (400 on failure) and return the validated data."""
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)

@@ -9,8 +9,9 @@ what the API documents cannot drift from what it does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -67,10 +68,20 @@ class StaffViewSet(SelectorQuerysetMixin, mixins.ListModelMixin, mixins.Retrieve
         extend_schema_view(**schemas)(cls)
 
 
-class CreateMixin:
+# The write mixins are combined with StaffViewSet, whose attributes they read: the type checker reads them as its
+# subclasses, Python as plain classes.
+if TYPE_CHECKING:
+    _StaffView = StaffViewSet
+else:
+    _StaffView = object
+
+
+class CreateMixin(_StaffView):
     # POST: validate the input serializer, call create_object (one service call), answer 201 with the output.
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if self.create_input_class is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} has no create_input_class")
         data = valid(self.create_input_class, request.data)
         return Response(self.output(self.create_object(data)), status=status.HTTP_201_CREATED)
 
@@ -78,11 +89,13 @@ class CreateMixin:
         raise NotImplementedError
 
 
-class PatchMixin:
+class PatchMixin(_StaffView):
     # PATCH: the whole input serializer is validated (no partial input), then update_object (one service call).
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()
+        if self.update_input_class is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} has no update_input_class")
         data = valid(self.update_input_class, request.data)
         return Response(self.output(self.update_object(instance, data)))
 
