@@ -34,13 +34,26 @@ class DeviceProvisioningAdmin(admin.ModelAdmin):
 
 @admin.register(ProvisioningComponent)
 class ProvisioningComponentAdmin(admin.ModelAdmin):
-    list_display = ("id", "provisioning", "component_type", "component_id", "active_status", "last_modified_by",
-                    "last_modified_datetime")  # fmt: skip
+    list_display = (
+        "id",
+        "provisioning",
+        "component_type",
+        "component_id",
+        "active_status",
+        "last_modified_by",
+        "last_modified_datetime",
+    )
     list_filter = ("component_type", "active_status", ("provisioning", admin.RelatedOnlyFieldListFilter))
     search_fields = ("provisioning__name", "provisioning__device__serial_number")
     list_select_related = ("provisioning__device", "last_modified_by")
-    readonly_fields = ("provisioning", "component_type", "component_id", "active_status", "last_modified_by",
-                       "last_modified_datetime")  # fmt: skip
+    readonly_fields = (
+        "provisioning",
+        "component_type",
+        "component_id",
+        "active_status",
+        "last_modified_by",
+        "last_modified_datetime",
+    )
     actions = ("activate", "deactivate")
 
     def has_add_permission(self, request) -> bool:

@@ -32,8 +32,9 @@ class ParameterGroupFilter(CatalogFilter):
 
 
 class DeviceProvisioningFilter(filters.FilterSet):
-    device_id = IdFilter(field_name="device_id", queryset=DeviceProvisioning.objects.all(),
-                         label="Device id (= provisioning id)")  # fmt: skip
+    device_id = IdFilter(
+        field_name="device_id", queryset=DeviceProvisioning.objects.all(), label="Device id (= provisioning id)"
+    )
     serial_number = filters.CharFilter(field_name="device__serial_number", label="Device serial number")
     is_active = BooleanFilter(label="Active")
     q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
@@ -44,8 +45,9 @@ class DeviceProvisioningFilter(filters.FilterSet):
 
 
 class ProvisioningComponentFilter(filters.FilterSet):
-    provisioning_id = IdFilter(field_name="provisioning_id", queryset=DeviceProvisioning.objects.all(),
-                               label="Provisioning id")  # fmt: skip
+    provisioning_id = IdFilter(
+        field_name="provisioning_id", queryset=DeviceProvisioning.objects.all(), label="Provisioning id"
+    )
     provisioning = filters.CharFilter(field_name="provisioning__device__serial_number", label="Device serial number")
     component_type = filters.ChoiceFilter(choices=ComponentType.choices, label="Component type")
     component_id = filters.NumberFilter(label="Catalog id")

@@ -24,8 +24,16 @@ CATALOG: dict[ComponentType, type[Sensor | Parameter | ParameterGroup]] = {
     ComponentType.PARAMETER: Parameter,
     ComponentType.GROUP_PARAMETER: ParameterGroup,
 }
-SELECT_FIELDS = ("pk", "provisioning_id", "component_type", "component_id", "name", "active_status",
-                 "last_modified_by_id", "last_modified_datetime")  # fmt: skip
+SELECT_FIELDS = (
+    "pk",
+    "provisioning_id",
+    "component_type",
+    "component_id",
+    "name",
+    "active_status",
+    "last_modified_by_id",
+    "last_modified_datetime",
+)
 
 
 def components_visible(*, user: User | AnonymousUser) -> QuerySet[ProvisioningComponent]:
@@ -44,9 +52,12 @@ def with_catalog_name(components: QuerySet[ProvisioningComponent]) -> QuerySet[P
 def component_select(*, user: User | AnonymousUser, filters: dict, limit: int) -> list[dict]:
     """The /v1/ select: exact-match filters (ids as lists), first ``limit`` rows by id, as plain dicts."""
     lookups = {
-        "provisioning_component_id": "pk__in", "provisioning_id": "provisioning_id", "component_type": "component_type",
-        "component_id": "component_id__in", "active_status": "active_status",
-    }  # fmt: skip
+        "provisioning_component_id": "pk__in",
+        "provisioning_id": "provisioning_id",
+        "component_type": "component_type",
+        "component_id": "component_id__in",
+        "active_status": "active_status",
+    }
     components = components_visible(user=user).filter(**{lookups[name]: value for name, value in filters.items()})
     return list(with_catalog_name(components).order_by("pk").values(*SELECT_FIELDS)[:limit])
 

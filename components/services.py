@@ -75,24 +75,36 @@ def _check_catalog(*, component_type: ComponentType, component_ids: list[int]) -
 
 
 def components_upsert(
-    *, user: User, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
+    *,
+    user: User,
+    provisioning_id: int,
+    component_type: ComponentType,
+    component_ids: list[int],
     active_status: ActiveStatus,
-) -> Written:  # fmt: skip
+) -> Written:
     """The /v1/ insert: add the components to a device's record, or rewrite the ones it already has."""
     now = timezone.now()
     with transaction.atomic():
         record = _visible_provisioning(user=user, provisioning_id=provisioning_id)
         _check_catalog(component_type=component_type, component_ids=component_ids)
         rows = [
-            ProvisioningComponent(provisioning=record, component_type=component_type, component_id=pk,
-                                  active_status=active_status, last_modified_by=user, last_modified_datetime=now)
+            ProvisioningComponent(
+                provisioning=record,
+                component_type=component_type,
+                component_id=pk,
+                active_status=active_status,
+                last_modified_by=user,
+                last_modified_datetime=now,
+            )
             for pk in component_ids
-        ]  # fmt: skip
+        ]
         ProvisioningComponent.objects.bulk_create(
-            rows, batch_size=BATCH, update_conflicts=True,
+            rows,
+            batch_size=BATCH,
+            update_conflicts=True,
             unique_fields=["provisioning", "component_type", "component_id"],
             update_fields=["active_status", "last_modified_by", "last_modified_datetime"],
-        )  # fmt: skip
+        )
         devices_bump_configuration(provisioning_ids=[record.pk])
     return Written(provisioning_id=record.pk, at=now)
 
@@ -111,9 +123,13 @@ def _set_status(
 
 
 def components_update_by_triple(
-    *, user: User, provisioning_id: int, component_type: ComponentType, component_ids: list[int],
+    *,
+    user: User,
+    provisioning_id: int,
+    component_type: ComponentType,
+    component_ids: list[int],
     active_status: ActiveStatus,
-) -> Written:  # fmt: skip
+) -> Written:
     """The /v1/ update by provisioning/type/component: every named component must exist, or nothing is written."""
     now = timezone.now()
     with transaction.atomic():

@@ -142,10 +142,27 @@ class RequestChangeList(ChangeList):
 
 @admin.register(ProvisioningRequest)
 class ProvisioningRequestAdmin(admin.ModelAdmin):
-    list_display = ("number", "type", "state", "priority", "smartcard", "subscription", "scheduled_date",
-                    "executed_date", "attempts")  # fmt: skip
-    list_filter = ("type", "life_cycle_state", "priority", SmartcardFilter, SubscriptionFilter, "created_date",
-                   "scheduled_date", "executed_date")  # fmt: skip
+    list_display = (
+        "number",
+        "type",
+        "state",
+        "priority",
+        "smartcard",
+        "subscription",
+        "scheduled_date",
+        "executed_date",
+        "attempts",
+    )
+    list_filter = (
+        "type",
+        "life_cycle_state",
+        "priority",
+        SmartcardFilter,
+        SubscriptionFilter,
+        "created_date",
+        "scheduled_date",
+        "executed_date",
+    )
     search_fields = ("=uid", "=reference_number", "=smartcard__ca_id", "=subscription__number")
     list_select_related = ("smartcard", "subscription")
     date_hierarchy = "created_date"
@@ -153,14 +170,57 @@ class ProvisioningRequestAdmin(admin.ModelAdmin):
     actions = ("process_now", "retry_rejected")
     inlines = (RetriesInline,)
     fieldsets = (
-        (None, {"fields": ("uid", "type", "life_cycle_state", "priority", "subscription", "smartcard", "service",
-                           "set_top_box", "parameters_set")}),
-        ("History", {"fields": ("created_date", "created_by_user", "created_by_unit", "scheduled_date",
-                                "process_immediately", "sequence_number", "process_name", "process_id", "attempts",
-                                "sent_at", "executed_date", "updated_date", "retry_of")}),
-        ("Outcome", {"fields": ("request", "response", "reference_number", "error_code", "error_description",
-                                "provider_error_code", "provider_error_description")}),
-    )  # fmt: skip
+        (
+            None,
+            {
+                "fields": (
+                    "uid",
+                    "type",
+                    "life_cycle_state",
+                    "priority",
+                    "subscription",
+                    "smartcard",
+                    "service",
+                    "set_top_box",
+                    "parameters_set",
+                )
+            },
+        ),
+        (
+            "History",
+            {
+                "fields": (
+                    "created_date",
+                    "created_by_user",
+                    "created_by_unit",
+                    "scheduled_date",
+                    "process_immediately",
+                    "sequence_number",
+                    "process_name",
+                    "process_id",
+                    "attempts",
+                    "sent_at",
+                    "executed_date",
+                    "updated_date",
+                    "retry_of",
+                )
+            },
+        ),
+        (
+            "Outcome",
+            {
+                "fields": (
+                    "request",
+                    "response",
+                    "reference_number",
+                    "error_code",
+                    "error_description",
+                    "provider_error_code",
+                    "provider_error_description",
+                )
+            },
+        ),
+    )
 
     def get_changelist(self, request, **kwargs):
         return RequestChangeList

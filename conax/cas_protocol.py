@@ -60,8 +60,12 @@ class GatewayUnavailable(GatewayError):
 
 def outcome_to_wire(key: str, outcome: Outcome) -> dict[str, str]:
     if isinstance(outcome, Completed):
-        return {"idempotency_key": key, "outcome": COMPLETED, "reference_number": outcome.reference_number,
-                "response": outcome.response}  # fmt: skip
+        return {
+            "idempotency_key": key,
+            "outcome": COMPLETED,
+            "reference_number": outcome.reference_number,
+            "response": outcome.response,
+        }
     return {"idempotency_key": key, "outcome": REJECTED, "code": outcome.code, "description": outcome.description}
 
 

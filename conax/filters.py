@@ -29,6 +29,17 @@ class ProvisioningRequestFilter(filters.FilterSet):
 
     class Meta:
         model = ProvisioningRequest
-        fields = ["type", "life_cycle_state", "priority", "reference_number", "smartcard", "smartcard_id",
-                  "subscription", "subscription_id", "created_after", "created_before", "scheduled_after",
-                  "scheduled_before"]  # fmt: skip
+        fields = [
+            "type",
+            "life_cycle_state",
+            "priority",
+            "reference_number",
+            "smartcard",
+            "smartcard_id",
+            "subscription",
+            "subscription_id",
+            "created_after",
+            "created_before",
+            "scheduled_after",
+            "scheduled_before",
+        ]

@@ -152,8 +152,15 @@ class Entitlement(models.Model):
         return f"{self.service} on {self.smartcard}: {'active' if self.active else 'cancelled'}"
 
 
-REQUEST_DATES = ("scheduled_date", "executed_date", "created_date", "updated_date", "claimed_until", "sent_at",
-                 "enqueued_at")  # fmt: skip
+REQUEST_DATES = (
+    "scheduled_date",
+    "executed_date",
+    "created_date",
+    "updated_date",
+    "claimed_until",
+    "sent_at",
+    "enqueued_at",
+)
 
 
 class ProvisioningRequest(models.Model):

@@ -197,8 +197,12 @@ def _finish(request: ProvisioningRequest, outcome: Completed | Rejected, *, ours
     elif ours:
         fields |= {"error_code": outcome.code, "error_description": outcome.description}
     else:
-        fields |= {"error_code": "PROVIDER_REJECTED", "error_description": "the head-end refused the request",
-                   "provider_error_code": outcome.code, "provider_error_description": outcome.description}  # fmt: skip
+        fields |= {
+            "error_code": "PROVIDER_REJECTED",
+            "error_description": "the head-end refused the request",
+            "provider_error_code": outcome.code,
+            "provider_error_description": outcome.description,
+        }
     with transaction.atomic():
         mine = ProvisioningRequest.objects.filter(pk=request.pk, attempts=request.attempts, life_cycle_state=PENDING)
         if not mine.update(**fields):
@@ -225,8 +229,15 @@ def _dispatch_next_of_card(smartcard_id: str) -> None:
 
 def _publish(request: ProvisioningRequest, state: str) -> None:
     device_id = SetTopBox.objects.filter(pk=request.set_top_box_id).values_list("device_id", flat=True).first()
-    publish({"type": "cas.request", "device_id": device_id, "number": request.pk, "request_type": request.type,
-             "state": state})  # fmt: skip
+    publish(
+        {
+            "type": "cas.request",
+            "device_id": device_id,
+            "number": request.pk,
+            "request_type": request.type,
+            "state": state,
+        }
+    )
 
 
 # --- effects of a COMPLETED request --------------------------------------------------------------------------------
@@ -236,10 +247,14 @@ def apply_effect(request: ProvisioningRequest, now) -> None:
     params = command_params_without_pin(request)
     if request.type in (RequestType.ADD_SUBSCRIPTIONS, RequestType.CANCEL_SUBSCRIPTIONS):
         Entitlement.objects.update_or_create(
-            smartcard_id=request.smartcard_id, service_id=request.service_id,
-            defaults={"active": request.type == RequestType.ADD_SUBSCRIPTIONS, "changed_at": now,
-                      "subscription_id": request.subscription_id},
-        )  # fmt: skip
+            smartcard_id=request.smartcard_id,
+            service_id=request.service_id,
+            defaults={
+                "active": request.type == RequestType.ADD_SUBSCRIPTIONS,
+                "changed_at": now,
+                "subscription_id": request.subscription_id,
+            },
+        )
     elif request.type == RequestType.CREATE_PAIRING:
         cards = Smartcard.objects.filter(ca_id__in=params.get("smartcard_ca_ids", []))
         boxes = SetTopBox.objects.filter(ca_id__in=params.get("stb_ca_ids", []))

@@ -19,8 +19,13 @@ IDENTIFIERS: dict[type[Identified], tuple[str, ...]] = {
     SetTopBox: ("id", "serial_number", "alternative_code"),
     ProvisioningRequest: ("id", "number"),
 }
-LABELS = {Subscription: "subscription", Service: "service", Smartcard: "smartcard", SetTopBox: "set-top box",
-          ProvisioningRequest: "provisioning request"}  # fmt: skip
+LABELS = {
+    Subscription: "subscription",
+    Service: "service",
+    Smartcard: "smartcard",
+    SetTopBox: "set-top box",
+    ProvisioningRequest: "provisioning request",
+}
 
 
 def identified(model: type[Identified], field: str, value: str) -> Identified:

@@ -81,14 +81,23 @@ def request_create(
     now = timezone.now()
     with transaction.atomic():
         request = ProvisioningRequest.objects.create(
-            type=draft.type, priority=options.priority, process_immediately=options.process_immediately,
-            scheduled_date=options.start_date or now, sequence_number=_next_sequence(draft.smartcard),
+            type=draft.type,
+            priority=options.priority,
+            process_immediately=options.process_immediately,
+            scheduled_date=options.start_date or now,
+            sequence_number=_next_sequence(draft.smartcard),
             parameters_set=[{name: value, "id": new_id()} for name, value in draft.params],
             ca_pin_encrypted=pin_encrypt(draft.ca_pin) if draft.ca_pin else "",
-            subscription=draft.subscription, smartcard=draft.smartcard, service=draft.service,
-            set_top_box=draft.set_top_box, created_by_user=actor.user, updated_by_user=actor.user,
-            created_by_unit=actor.unit, updated_by_unit=actor.unit, retry_of=retry_of,
-        )  # fmt: skip
+            subscription=draft.subscription,
+            smartcard=draft.smartcard,
+            service=draft.service,
+            set_top_box=draft.set_top_box,
+            created_by_user=actor.user,
+            updated_by_user=actor.user,
+            created_by_unit=actor.unit,
+            updated_by_unit=actor.unit,
+            retry_of=retry_of,
+        )
         if options.process_immediately and request.scheduled_date <= now:
             request_dispatch_on_commit(request)
     return request
@@ -111,8 +120,11 @@ def subscription_change(
         detail = f"service {service.code} is not in subscription {subscription.number}"
         raise RuleViolation("service does not belong to the subscription", description=detail)
     _member(subscription, smartcard)
-    params = [("sub_provisioning_distribution_id", subscription.pk), ("service_ca_id", service.service_ca_id),
-              ("smartcard_ca_id", smartcard.ca_id)]  # fmt: skip
+    params = [
+        ("sub_provisioning_distribution_id", subscription.pk),
+        ("service_ca_id", service.service_ca_id),
+        ("smartcard_ca_id", smartcard.ca_id),
+    ]
     return Draft(type, params, subscription=subscription, smartcard=smartcard, service=service)
 
 
@@ -130,23 +142,38 @@ def pairing_create(
     params = [("stb_ca_id", box.ca_id) for box in _distinct(set_top_boxes, "stb_set")]
     params += [("smartcard_ca_id", card.ca_id) for card in smartcards]
     distribution = subscription.pk if subscription else None
-    params += [("stb_sub_provisioning_distributor_id", distribution),
-               ("smartcard_sub_provisioning_distribution_id", distribution)]  # fmt: skip
-    return Draft(RequestType.CREATE_PAIRING, params, subscription=subscription, smartcard=smartcards[0],
-                 set_top_box=set_top_boxes[0])  # fmt: skip
+    params += [
+        ("stb_sub_provisioning_distributor_id", distribution),
+        ("smartcard_sub_provisioning_distribution_id", distribution),
+    ]
+    return Draft(
+        RequestType.CREATE_PAIRING,
+        params,
+        subscription=subscription,
+        smartcard=smartcards[0],
+        set_top_box=set_top_boxes[0],
+    )
 
 
 def pairing_extend(
-    *, subscription: Subscription | None, smartcard: Smartcard, smartcards: list[Smartcard],
+    *,
+    subscription: Subscription | None,
+    smartcard: Smartcard,
+    smartcards: list[Smartcard],
     set_top_boxes: list[SetTopBox],
-) -> Draft:  # fmt: skip
+) -> Draft:
     """ADD_TO_EXISTING_PAIRING: ``smartcard`` names the pairing; exactly one of the two sets is non-empty."""
     _member(subscription, smartcard)
     params = [("existing_smartcard_ca_id", smartcard.ca_id)]
     params += [("stb_ca_id", box.ca_id) for box in _distinct(set_top_boxes, "stb_set")]
     params += [("smartcard_ca_id", card.ca_id) for card in _distinct(smartcards, "smartcard_set")]
-    return Draft(RequestType.ADD_TO_EXISTING_PAIRING, params, subscription=subscription, smartcard=smartcard,
-                 set_top_box=set_top_boxes[0] if set_top_boxes else None)  # fmt: skip
+    return Draft(
+        RequestType.ADD_TO_EXISTING_PAIRING,
+        params,
+        subscription=subscription,
+        smartcard=smartcard,
+        set_top_box=set_top_boxes[0] if set_top_boxes else None,
+    )
 
 
 def pin_reset(*, subscription: Subscription, smartcard: Smartcard, pin: str | None) -> Draft:
@@ -157,8 +184,13 @@ def pin_reset(*, subscription: Subscription, smartcard: Smartcard, pin: str | No
         return Draft(RequestType.UPDATE_CA_PIN_TO_DEFAULT_VALUE, params, subscription=subscription, smartcard=smartcard)
     if not PIN.fullmatch(pin):
         raise InvalidParameter("pin must be 4 digits")
-    return Draft(RequestType.UPDATE_CA_PIN_TO_GIVEN_VALUE, [*params, ("ca_pin", None)], subscription=subscription,
-                 smartcard=smartcard, ca_pin=pin)  # fmt: skip
+    return Draft(
+        RequestType.UPDATE_CA_PIN_TO_GIVEN_VALUE,
+        [*params, ("ca_pin", None)],
+        subscription=subscription,
+        smartcard=smartcard,
+        ca_pin=pin,
+    )
 
 
 def card_query(*, type: RequestType, smartcard: Smartcard, subscription: Subscription | None = None) -> Draft:
@@ -168,12 +200,23 @@ def card_query(*, type: RequestType, smartcard: Smartcard, subscription: Subscri
 
 
 def pairing_module_query(*, set_top_box: SetTopBox) -> Draft:
-    return Draft(RequestType.GET_PAIRING_STATUS_FOR_PAIRING_MODULE, [("stb_ca_id", set_top_box.ca_id)],
-                 set_top_box=set_top_box, subscription=set_top_box.subscription)  # fmt: skip
+    return Draft(
+        RequestType.GET_PAIRING_STATUS_FOR_PAIRING_MODULE,
+        [("stb_ca_id", set_top_box.ca_id)],
+        set_top_box=set_top_box,
+        subscription=set_top_box.subscription,
+    )
 
 
-FINGERPRINT_FIELDS = ("display_date_time", "position_y", "position_x", "smartcard_ca_id", "height",
-                      "display_duration", "fingerprint_slot")  # fmt: skip
+FINGERPRINT_FIELDS = (
+    "display_date_time",
+    "position_y",
+    "position_x",
+    "smartcard_ca_id",
+    "height",
+    "display_duration",
+    "fingerprint_slot",
+)
 
 
 def fingerprint(*, smartcard: Smartcard | None, display: dict[str, Any]) -> Draft:
@@ -182,8 +225,12 @@ def fingerprint(*, smartcard: Smartcard | None, display: dict[str, Any]) -> Draf
     if isinstance(values.get("display_date_time"), datetime):
         values["display_date_time"] = timezone.localtime(values["display_date_time"]).strftime("%Y-%m-%dT%H:%M:%S")
     params = [(name, values.get(name)) for name in FINGERPRINT_FIELDS]
-    return Draft(RequestType.DISPLAY_FINGERPRINT, params, smartcard=smartcard,
-                 subscription=smartcard.subscription if smartcard else None)  # fmt: skip
+    return Draft(
+        RequestType.DISPLAY_FINGERPRINT,
+        params,
+        smartcard=smartcard,
+        subscription=smartcard.subscription if smartcard else None,
+    )
 
 
 def _message(message: str, limit: int) -> str:
@@ -196,8 +243,9 @@ def _message(message: str, limit: int) -> str:
 
 def mail(*, smartcard: Smartcard, message: str) -> Draft:
     params = [("smartcard_ca_id", smartcard.ca_id), ("message", _message(message, MAIL_MAX))]
-    return Draft(RequestType.SEND_MAIL_MESSAGE_TO_CLIENT, params, smartcard=smartcard,
-                 subscription=smartcard.subscription)  # fmt: skip
+    return Draft(
+        RequestType.SEND_MAIL_MESSAGE_TO_CLIENT, params, smartcard=smartcard, subscription=smartcard.subscription
+    )
 
 
 def bark(*, smartcard: Smartcard, message: str, duration: int | None) -> Draft:
@@ -205,8 +253,9 @@ def bark(*, smartcard: Smartcard, message: str, duration: int | None) -> Draft:
     if not 1 <= duration <= 255:
         raise InvalidParameter("duration must be 1 to 255 seconds")
     params = [("smartcard_ca_id", smartcard.ca_id), ("message", _message(message, BARK_MAX)), ("duration", duration)]
-    return Draft(RequestType.SEND_BARK_MESSAGE_TO_CLIENT, params, smartcard=smartcard,
-                 subscription=smartcard.subscription)  # fmt: skip
+    return Draft(
+        RequestType.SEND_BARK_MESSAGE_TO_CLIENT, params, smartcard=smartcard, subscription=smartcard.subscription
+    )
 
 
 def repeating_bark(*, smartcard: Smartcard, message: str, interval: int, repetitions: int | None) -> Draft:
@@ -215,10 +264,18 @@ def repeating_bark(*, smartcard: Smartcard, message: str, interval: int, repetit
     repetitions = 1 if repetitions is None else repetitions
     if repetitions not in REPETITIONS:
         raise InvalidParameter("repetitions must be 1 to 255")
-    params = [("smartcard_ca_id", smartcard.ca_id), ("message", _message(message, BARK_MAX)),
-              ("interval", interval), ("repetitions", repetitions)]  # fmt: skip
-    return Draft(RequestType.SEND_REPEATING_BARK_MESSAGE_TO_CLIENT, params, smartcard=smartcard,
-                 subscription=smartcard.subscription)  # fmt: skip
+    params = [
+        ("smartcard_ca_id", smartcard.ca_id),
+        ("message", _message(message, BARK_MAX)),
+        ("interval", interval),
+        ("repetitions", repetitions),
+    ]
+    return Draft(
+        RequestType.SEND_REPEATING_BARK_MESSAGE_TO_CLIENT,
+        params,
+        smartcard=smartcard,
+        subscription=smartcard.subscription,
+    )
 
 
 def request_retry(*, request: ProvisioningRequest, actor: Actor) -> ProvisioningRequest:
@@ -230,9 +287,14 @@ def request_retry(*, request: ProvisioningRequest, actor: Actor) -> Provisioning
         raise IllegalState("only a rejected request can be retried")
     if request.type == RequestType.UPDATE_CA_PIN_TO_GIVEN_VALUE:
         raise IllegalState("a rejected PIN change cannot be retried: its PIN is gone; create a new request")
-    draft = Draft(RequestType(request.type), [(k, v) for entry in request.parameters_set for k, v in entry.items()
-                                              if k != "id"], subscription=request.subscription,
-                  smartcard=request.smartcard, service=request.service, set_top_box=request.set_top_box)  # fmt: skip
+    draft = Draft(
+        RequestType(request.type),
+        [(k, v) for entry in request.parameters_set for k, v in entry.items() if k != "id"],
+        subscription=request.subscription,
+        smartcard=request.smartcard,
+        service=request.service,
+        set_top_box=request.set_top_box,
+    )
     options = Options(priority=Priority(request.priority), process_immediately=True)
     return request_create(draft=draft, actor=actor, options=options, retry_of=request)
 
@@ -279,9 +341,11 @@ def crm_login(
     if user is None or not allowed or not is_support_staff(user):
         raise InvalidCredentials("wrong username, password or organisation")
     return portal_services.token_issue(
-        user=user, purpose=TokenPurpose.CRM, absolute_ttl=int(CRM_TOKEN_TTL.total_seconds()),
+        user=user,
+        purpose=TokenPurpose.CRM,
+        absolute_ttl=int(CRM_TOKEN_TTL.total_seconds()),
         metadata={"organisation": organisation, "unit": unit and unit.pk},
-    )  # fmt: skip
+    )
 
 
 def _may_use_crm(username: str) -> bool:

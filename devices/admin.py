@@ -65,8 +65,12 @@ class StrandedCikFilter(admin.SimpleListFilter):
     SINCE = {"1": None, "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 
     def lookups(self, request, model_admin):
-        return [("1", "Never used (stranded)"), ("1h", "Never used for over an hour"),
-                ("1d", "Never used for over a day"), ("0", "Used, or no CIK")]  # fmt: skip
+        return [
+            ("1", "Never used (stranded)"),
+            ("1h", "Never used for over an hour"),
+            ("1d", "Never used for over a day"),
+            ("0", "Used, or no CIK"),
+        ]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -119,18 +123,37 @@ class DeviceForm(forms.ModelForm):
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
     list_display = (
-        "serial_number", "model", "state_display", "has_active_cik", "cik_use", "owner", "activation_expires_at",
-    )  # fmt: skip
+        "serial_number",
+        "model",
+        "state_display",
+        "has_active_cik",
+        "cik_use",
+        "owner",
+        "activation_expires_at",
+    )
     list_filter = (
-        EffectiveStateFilter, StrandedCikFilter, "model__vendor", "model", ("owner", admin.RelatedOnlyFieldListFilter),
-    )  # fmt: skip
+        EffectiveStateFilter,
+        StrandedCikFilter,
+        "model__vendor",
+        "model",
+        ("owner", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("serial_number",)
     autocomplete_fields = ("model", "owner")
     list_select_related = ("model__vendor", "owner")
     readonly_fields = (
-        "state_display", "has_active_cik", "cik_use", "enabled_at", "activation_expires_at", "activated_at",
-        "cik_first_used_at", "disabled_at", "configuration_version", "created_at", "updated_at",
-    )  # fmt: skip
+        "state_display",
+        "has_active_cik",
+        "cik_use",
+        "enabled_at",
+        "activation_expires_at",
+        "activated_at",
+        "cik_first_used_at",
+        "disabled_at",
+        "configuration_version",
+        "created_at",
+        "updated_at",
+    )
     fields = ("model", "serial_number", "extra", "owner", *readonly_fields)
     inlines = (ActivationAttemptInline,)
     actions = ("enable", "reenable", "disable")
@@ -194,14 +217,19 @@ class DeviceAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None)
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": "Import serial numbers"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Import serial numbers",
+        }
         rows = self._rows(form) if request.method == "POST" and form.is_valid() else None
         if rows is not None:
             data = form.cleaned_data
             confirmed = "confirm" in request.POST
-            result = services.devices_import(model=data["model"], rows=rows, enable=data["enable"],
-                                             dry_run=not confirmed)  # fmt: skip
+            result = services.devices_import(
+                model=data["model"], rows=rows, enable=data["enable"], dry_run=not confirmed
+            )
             if confirmed:
                 self.message_user(
                     request,

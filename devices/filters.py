@@ -53,14 +53,27 @@ class DeviceFilter(filters.FilterSet):
         method="filter_stranded", label="Stranded: activated, but its CIK never used (no authenticated call)"
     )
     stranded_for = SecondsFilter(
-        method="filter_stranded_for", min_value=0, max_value=MAX_SECONDS,
+        method="filter_stranded_for",
+        min_value=0,
+        max_value=MAX_SECONDS,
         label="Stranded for at least this many seconds since activation",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Device
-        fields = ["vendor_id", "vendor", "model_id", "model", "state", "owner_id", "owner", "has_owner", "q",
-                  "stranded", "stranded_for"]  # fmt: skip
+        fields = [
+            "vendor_id",
+            "vendor",
+            "model_id",
+            "model",
+            "state",
+            "owner_id",
+            "owner",
+            "has_owner",
+            "q",
+            "stranded",
+            "stranded_for",
+        ]
 
     def filter_state(self, queryset, name, value):
         # The effective state: a pending device whose window has passed counts as expired.

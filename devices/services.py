@@ -114,16 +114,28 @@ def devices_enable(*, ids: Iterable[int], window: int | None = None) -> BulkResu
 
 def devices_reenable(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
     """A new window for activated, expired or disabled devices; their CIK stops working at once."""
-    values = {**_open_window(window), "activated_at": None, "disabled_at": None, "cik_digest": None,
-              "cik_issued_at": None, "cik_first_used_at": None}  # fmt: skip
+    values = {
+        **_open_window(window),
+        "activated_at": None,
+        "disabled_at": None,
+        "cik_digest": None,
+        "cik_issued_at": None,
+        "cik_first_used_at": None,
+    }
     return _transition(ids=ids, allowed=reenable_from(), values=values, action="reenable")
 
 
 def devices_disable(*, ids: Iterable[int]) -> BulkResult:
     """Disabled devices cannot activate, and their CIK stops working at once."""
     now = timezone.now()
-    values = {"state": S.DISABLED, "disabled_at": now, "cik_digest": None, "cik_issued_at": None,
-              "cik_first_used_at": None, "updated_at": now}  # fmt: skip
+    values = {
+        "state": S.DISABLED,
+        "disabled_at": now,
+        "cik_digest": None,
+        "cik_issued_at": None,
+        "cik_first_used_at": None,
+        "updated_at": now,
+    }
     return _transition(ids=ids, allowed=DISABLE_FROM, values=values, action="disable")
 
 
@@ -251,10 +263,19 @@ def devices_import(
         _import_batch(model, batch, result, enable=enable, dry_run=dry_run)
     if not dry_run and result.created:
         # Bulk inserts send no save signals: one audit entry on the model says who imported how many.
-        summary = {"created": result.created, "existing": result.existing, "invalid": len(result.invalid),
-                   "enabled": result.enabled}  # fmt: skip
-        LogEntry.objects.log_create(model, action=LogEntry.Action.UPDATE, force_log=True, changes={},
-                                    additional_data={"action": "import_serials", **summary})  # fmt: skip
+        summary = {
+            "created": result.created,
+            "existing": result.existing,
+            "invalid": len(result.invalid),
+            "enabled": result.enabled,
+        }
+        LogEntry.objects.log_create(
+            model,
+            action=LogEntry.Action.UPDATE,
+            force_log=True,
+            changes={},
+            additional_data={"action": "import_serials", **summary},
+        )
     return result
 
 
@@ -346,8 +367,10 @@ def _activate_once(vendor: str, model: str, serial: str, remote_addr: str | None
             cursor.execute(_ACTIVATE, update)
             row = cursor.fetchone()
             if activated := row is not None:
-                cursor.execute(f"{_LOG_ATTEMPT} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                               [row[0], *log, ActivationOutcome.ACTIVATED.value])  # fmt: skip
+                cursor.execute(
+                    f"{_LOG_ATTEMPT} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [row[0], *log, ActivationOutcome.ACTIVATED.value],
+                )
     return cik if activated else None
 
 
@@ -392,11 +415,16 @@ def _retry_stranded(device: Device, attempt: tuple[str, str, str, str | None, st
     issued_long_enough_ago = Q(cik_issued_at__lte=old) | Q(cik_issued_at__isnull=True, activated_at__lte=old)
     with transaction.atomic():
         swapped = (
-            Device.objects.filter(pk=device.pk, state=S.ACTIVATED, cik_digest=device.cik_digest,
-                                  cik_first_used_at__isnull=True, activated_at__gt=now - timedelta(seconds=window))
+            Device.objects.filter(
+                pk=device.pk,
+                state=S.ACTIVATED,
+                cik_digest=device.cik_digest,
+                cik_first_used_at__isnull=True,
+                activated_at__gt=now - timedelta(seconds=window),
+            )
             .filter(issued_long_enough_ago)
             .update(cik_digest=cik_digest(cik), cik_issued_at=now, updated_at=now)
-        )  # fmt: skip
+        )
         if not swapped:
             _audit_retry(device, reissued=False, reason="CIK replaced or used meanwhile")
             return None
@@ -420,8 +448,13 @@ def _audit_retry(device: Device, *, reissued: bool, reason: str) -> None:
     changes = {"cik_digest": [_show("cik_digest", ""), _show("cik_digest", "")]} if reissued else {}
     action = "cik_reissue" if reissued else "cik_reissue_refused"
     entry = Device(pk=device.pk, serial_number=device.serial_number)
-    LogEntry.objects.log_create(entry, action=LogEntry.Action.UPDATE, force_log=True, changes=changes,
-                                additional_data={"action": action, "reason": reason})  # fmt: skip
+    LogEntry.objects.log_create(
+        entry,
+        action=LogEntry.Action.UPDATE,
+        force_log=True,
+        changes=changes,
+        additional_data={"action": action, "reason": reason},
+    )
 
 
 def _log_attempt(

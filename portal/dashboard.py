@@ -77,8 +77,11 @@ def _conditional_access(view: DeviceView, cas_box: CasBox) -> None:
         cards = Smartcard.objects.none()
     view.smartcards = list(cards.order_by("serial_number")[:RECENT])
     card_ids = [card.pk for card in view.smartcards]
-    view.services = list(Entitlement.objects.filter(smartcard_id__in=card_ids, active=True)
-                         .select_related("service", "smartcard").order_by("service__code"))  # fmt: skip
+    view.services = list(
+        Entitlement.objects.filter(smartcard_id__in=card_ids, active=True)
+        .select_related("service", "smartcard")
+        .order_by("service__code")
+    )
     requests = ProvisioningRequest.objects.filter(Q(set_top_box=cas_box) | Q(smartcard_id__in=card_ids))
     view.requests = list(requests.order_by("-number")[:RECENT])
 
@@ -137,8 +140,10 @@ def _events(filters: dict, limit: int) -> list[Activity]:
     )
     if filters.get("state"):
         events = events.filter(status=filters["state"]) if str(filters["state"]).isdigit() else events.none()
-    return [Activity(e.received_at, "event", e.name, str(e.status), e.box.device, _device_link(e.box.device_id))
-            for e in events.order_by("-received_at")[:limit]]  # fmt: skip
+    return [
+        Activity(e.received_at, "event", e.name, str(e.status), e.box.device, _device_link(e.box.device_id))
+        for e in events.order_by("-received_at")[:limit]
+    ]
 
 
 def _commands(filters: dict, limit: int) -> list[Activity]:
@@ -146,8 +151,10 @@ def _commands(filters: dict, limit: int) -> list[Activity]:
     if filters.get("state"):
         commands = commands.filter(state=filters["state"])
     commands = commands.select_related("box__device__model__vendor").order_by("-finished_at")[:limit]
-    return [Activity(c.finished_at, "command", c.kind, c.state, c.box.device, _device_link(c.box.device_id))
-            for c in commands]  # fmt: skip
+    return [
+        Activity(c.finished_at, "command", c.kind, c.state, c.box.device, _device_link(c.box.device_id))
+        for c in commands
+    ]
 
 
 def _requests(filters: dict, limit: int) -> list[Activity]:
@@ -157,9 +164,17 @@ def _requests(filters: dict, limit: int) -> list[Activity]:
     if filters.get("state"):
         requests = requests.filter(life_cycle_state=filters["state"])
     requests = requests.select_related("set_top_box__device__model__vendor").order_by("-executed_date")[:limit]
-    return [Activity(r.executed_date, "request", f"{r.type} #{r.number}", r.life_cycle_state,
-                     r.set_top_box.device if r.set_top_box else None,
-                     reverse("admin:conax_provisioningrequest_change", args=[r.pk])) for r in requests]  # fmt: skip
+    return [
+        Activity(
+            r.executed_date,
+            "request",
+            f"{r.type} #{r.number}",
+            r.life_cycle_state,
+            r.set_top_box.device if r.set_top_box else None,
+            reverse("admin:conax_provisioningrequest_change", args=[r.pk]),
+        )
+        for r in requests
+    ]
 
 
 def _device_link(device_id: int) -> str:

@@ -149,8 +149,9 @@ def _inventory(customers: list, now) -> list[DeviceModel]:
         for model_name, description in catalog:
             model = _existing_or_new(DeviceModel, {"vendor": vendor, "name": model_name}, {"description": description})
             loaded.append(model)
-            devices += [_device(model, n, customers[n % 2] if n < OWNED else None, now)
-                        for n in range(SERIALS_PER_MODEL)]  # fmt: skip
+            devices += [
+                _device(model, n, customers[n % 2] if n < OWNED else None, now) for n in range(SERIALS_PER_MODEL)
+            ]
     Device.objects.bulk_create(devices, ignore_conflicts=True)
     return loaded
 
@@ -159,8 +160,11 @@ def _reopen_pending(loaded: list[DeviceModel]) -> None:
     """A demo left running for a day would have no serial left to activate: pending demo serials whose window
     passed before any activation get a new one (audited like any re-enable). Other states are left as they are."""
     for model in loaded:
-        serials = [_serial(model.name, n) for n in range(SERIALS_PER_MODEL)
-                   if STATE_CYCLE[n % len(STATE_CYCLE)] == ActivationState.NOT_ACTIVATED]  # fmt: skip
+        serials = [
+            _serial(model.name, n)
+            for n in range(SERIALS_PER_MODEL)
+            if STATE_CYCLE[n % len(STATE_CYCLE)] == ActivationState.NOT_ACTIVATED
+        ]
         lapsed = (
             Device.objects.filter(model=model, serial_number__in=serials, activated_at__isnull=True)
             .in_effective_state(ActivationState.EXPIRED)
@@ -177,10 +181,16 @@ def _components(now) -> None:
     records = [DeviceProvisioning(device=node, name=node.serial_number) for node in nodes]
     DeviceProvisioning.objects.bulk_create(records, ignore_conflicts=True)
     components = [
-        ProvisioningComponent(provisioning_id=node.pk, component_type=kind, component_id=pk,
-                              last_modified_by=node.owner, last_modified_datetime=now)
-        for node in nodes for kind, pk in ((0, 1), (0, 2), (0, 3), (1, 1))
-    ]  # fmt: skip
+        ProvisioningComponent(
+            provisioning_id=node.pk,
+            component_type=kind,
+            component_id=pk,
+            last_modified_by=node.owner,
+            last_modified_datetime=now,
+        )
+        for node in nodes
+        for kind, pk in ((0, 1), (0, 2), (0, 3), (1, 1))
+    ]
     ProvisioningComponent.objects.bulk_create(components, ignore_conflicts=True)
 
 
@@ -191,11 +201,14 @@ def _conditional_access(users) -> None:
     """A unit, three services, and per customer a subscription with a smartcard and a CAS set-top box for each of
     their 4K boxes (no entitlements yet: they come from COMPLETED requests)."""
     _existing_or_new(Unit, {"name": "Admin Unit"}, {"alternative_code": "MG", "description": "demo"})
-    services = [_existing_or_new(Service, {"code": code}, {"name": name, "service_ca_id": ca})
-                for code, name, ca in CAS_SERVICES]  # fmt: skip
+    services = [
+        _existing_or_new(Service, {"code": code}, {"name": name, "service_ca_id": ca})
+        for code, name, ca in CAS_SERVICES
+    ]
     for username in ("alice", "bob"):
-        subscription = _existing_or_new(Subscription, {"number": f"SUB-{username.upper()}"},
-                                        {"customer": users[username]})  # fmt: skip
+        subscription = _existing_or_new(
+            Subscription, {"number": f"SUB-{username.upper()}"}, {"customer": users[username]}
+        )
         if subscription is not None:
             subscription.services.add(*[service for service in services if service is not None])
         devices = Device.objects.filter(
@@ -203,10 +216,14 @@ def _conditional_access(users) -> None:
         )
         for device in devices:
             digits = device.serial_number.rsplit("-", 1)[-1]
-            _existing_or_new(Smartcard, {"serial_number": f"SC-{digits}"},
-                             {"ca_id": f"0190{digits}", "subscription": subscription})  # fmt: skip
-            _existing_or_new(SetTopBox, {"serial_number": device.serial_number},
-                             {"ca_id": f"STB-{digits}", "device": device, "subscription": subscription})  # fmt: skip
+            _existing_or_new(
+                Smartcard, {"serial_number": f"SC-{digits}"}, {"ca_id": f"0190{digits}", "subscription": subscription}
+            )
+            _existing_or_new(
+                SetTopBox,
+                {"serial_number": device.serial_number},
+                {"ca_id": f"STB-{digits}", "device": device, "subscription": subscription},
+            )
 
 
 DEMO_BOX_MODEL = ("acme", "stb-4k")

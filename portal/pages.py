@@ -84,7 +84,13 @@ def activity(request: HttpRequest) -> HttpResponse:
     """The fleet's activity as it happens (events, finished commands and Conax requests), with filters."""
     _staff(request)
     filters = {name: request.GET.get(name, "").strip()[:64] for name in ("vendor", "model", "type", "state")}
-    context = {"rows": dashboard.activity(filters), "filters": filters, "kinds": dashboard.ACTIVITY_KINDS,
-               "poll_seconds": poll_seconds(), "title": "Live activity", "query": request.GET.urlencode()}  # fmt: skip
+    context = {
+        "rows": dashboard.activity(filters),
+        "filters": filters,
+        "kinds": dashboard.ACTIVITY_KINDS,
+        "poll_seconds": poll_seconds(),
+        "title": "Live activity",
+        "query": request.GET.urlencode(),
+    }
     template = "portal/pages/activity_rows.html" if request.GET.get("fragment") else "admin/portal/activity.html"
     return render(request, template, context)

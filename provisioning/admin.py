@@ -28,14 +28,31 @@ class SetIndexForm(forms.Form):
 
 @admin.register(SetTopBox)
 class SetTopBoxAdmin(admin.ModelAdmin):
-    list_display = ("device", "address", "api_version", "provision_id", "platform_status", "last_event_status",
-                    "refreshed_at")  # fmt: skip
+    list_display = (
+        "device",
+        "address",
+        "api_version",
+        "provision_id",
+        "platform_status",
+        "last_event_status",
+        "refreshed_at",
+    )
     list_filter = ("api_version", "device__model__vendor", "device__model")
     search_fields = ("device__serial_number", "thunder_host", "provision_id", "soc_id")
     list_select_related = ("device",)
     autocomplete_fields = ("device",)
-    readonly_fields = ("api_version", "soc_id", "netflix_esn", "provision_id", "platform_status", "platform_tokens",
-                       "last_event_status", "last_event_at", "refreshed_at", "timeline")  # fmt: skip
+    readonly_fields = (
+        "api_version",
+        "soc_id",
+        "netflix_esn",
+        "provision_id",
+        "platform_status",
+        "platform_tokens",
+        "last_event_status",
+        "last_event_at",
+        "refreshed_at",
+        "timeline",
+    )
     inlines = (TypeStatusInline,)
     actions = ("reprovision_hardware", "reprovision_cryptanium", "refresh", "provision", "set_index")
 
@@ -85,8 +102,13 @@ class SetTopBoxAdmin(admin.ModelAdmin):
         if form.is_valid():
             self._queue(request, queryset, CommandKind.SET_INDEX, form.cleaned_data)
             return None
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "boxes": queryset, "title": "Set a key index"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "boxes": queryset,
+            "title": "Set a key index",
+        }
         return TemplateResponse(request, "admin/provisioning/settopbox/set_index.html", context)
 
 

@@ -51,9 +51,13 @@ def box_store_statuses(*, box: SetTopBox, statuses: list[thunder.TypeStatus]) ->
         TypeStatus.objects.update_or_create(
             box=box,
             provision_type=status.provision_type.value,
-            defaults={"kind": status.kind, "state": status.state.value, "reason": status.reason[:255],
-                      "refreshed_at": now},
-        )  # fmt: skip
+            defaults={
+                "kind": status.kind,
+                "state": status.state.value,
+                "reason": status.reason[:255],
+                "refreshed_at": now,
+            },
+        )
 
 
 def box_refresh(*, box: SetTopBox, client: thunder.ThunderClient) -> dict:
@@ -66,8 +70,11 @@ def box_refresh(*, box: SetTopBox, client: thunder.ThunderClient) -> dict:
     if version >= thunder.NEEDS_VERSION["getSOCId"]:
         fields["soc_id"] = client.soc_id()
     platform = client.state()
-    fields |= {"provision_id": platform.provision_id, "platform_status": platform.status,
-               "platform_tokens": list(platform.tokens)}  # fmt: skip
+    fields |= {
+        "provision_id": platform.provision_id,
+        "platform_status": platform.status,
+        "platform_tokens": list(platform.tokens),
+    }
     with transaction.atomic():
         SetTopBox.objects.filter(pk=box.pk).update(**fields)
         box_store_statuses(box=box, statuses=statuses)
@@ -116,8 +123,9 @@ def commands_create(
     return commands
 
 
-def command_create(*, box: SetTopBox, kind: str, params: dict | None = None,
-                   requested_by: User | None = None) -> Command:  # fmt: skip
+def command_create(
+    *, box: SetTopBox, kind: str, params: dict | None = None, requested_by: User | None = None
+) -> Command:
     return commands_create(boxes=[box], kind=kind, params=params, requested_by=requested_by)[0]
 
 
@@ -201,9 +209,14 @@ def _finish(command: Command, state: str, *, result: dict | None = None, error: 
     if not finished:
         return
     publish(
-        {"type": "device.command", "device_id": command.box.device_id, "command_id": command.pk,
-         "kind": command.kind, "state": state},
-    )  # fmt: skip
+        {
+            "type": "device.command",
+            "device_id": command.box.device_id,
+            "command_id": command.pk,
+            "kind": command.kind,
+            "state": state,
+        },
+    )
 
 
 def commands_sweep() -> int:
@@ -240,8 +253,9 @@ def event_ingest(*, box: SetTopBox, name: str, params: dict, source: EventSource
         pending = Command.objects.filter(box=box, kind=CommandKind.REFRESH, state=C.QUEUED).exists()
         if not pending:
             command_create(box=box, kind=CommandKind.REFRESH)
-    publish({"type": "device.event", "device_id": box.device_id, "event": name, "status": status,
-             "at": now.isoformat()})  # fmt: skip
+    publish(
+        {"type": "device.event", "device_id": box.device_id, "event": name, "status": status, "at": now.isoformat()}
+    )
     return event
 
 

@@ -297,8 +297,7 @@ class ThunderClient:
 
     def api_version(self) -> int:
         if self._version is None:
-            result = _succeeded(self.call(self._designator("getApiVersionNumber")), "getApiVersionNumber",
-                                version=str)  # fmt: skip
+            result = _succeeded(self.call(self._designator("getApiVersionNumber")), "getApiVersionNumber", version=str)
             if not result["version"].isdigit():
                 raise BadShape(f"getApiVersionNumber: version {result['version']!r} is not a number")
             self._version = int(result["version"])
@@ -358,8 +357,12 @@ async def subscribe(
     """Register for ``event`` on the box (``Provisioning.1.register``) and hand each notification to ``on_event``
     until the connection ends; then raise Unavailable so that the caller reconnects with backoff."""
     method = f"{client_id}.{event}"
-    request = {"jsonrpc": "2.0", "id": 1, "method": f"{PROVISIONING}.register",
-               "params": {"event": event, "id": client_id}}  # fmt: skip
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": f"{PROVISIONING}.register",
+        "params": {"event": event, "id": client_id},
+    }
     try:
         async with ws_connect_async(
             f"ws://{address}/jsonrpc",

@@ -39,11 +39,17 @@ NO_TOKEN = "ERROR"  # noqa: S105 -- not a secret: the original's "token" value o
 
 
 def _answer(request: HttpRequest, error: str, *, username: str = "", user=None, token: str = NO_TOKEN) -> JsonResponse:
-    return JsonResponse({
-        "token": token, "userid": user.pk if user else "", "userrole": _role(user) if user else "",
-        "status": "SUCCESS" if user else "FAILURE", "error": error, "username": username,
-        "CONTENT_TYPE": request.META.get("CONTENT_TYPE", ""),
-    })  # fmt: skip
+    return JsonResponse(
+        {
+            "token": token,
+            "userid": user.pk if user else "",
+            "userrole": _role(user) if user else "",
+            "status": "SUCCESS" if user else "FAILURE",
+            "error": error,
+            "username": username,
+            "CONTENT_TYPE": request.META.get("CONTENT_TYPE", ""),
+        }
+    )
 
 
 def _role(user) -> str:

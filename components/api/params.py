@@ -28,11 +28,17 @@ TOKEN_REFUSED = "INVALID_TOKEN"  # noqa: S105
 LOGOUT_TOKEN_REFUSED = "INVALID_TOKEN1"  # noqa: S105
 
 ALLOWED = {
-    "select": ("provisioning_component_id", "provisioning_id", "component_type", "component_id", "active_status",
-               "limit"),
+    "select": (
+        "provisioning_component_id",
+        "provisioning_id",
+        "component_type",
+        "component_id",
+        "active_status",
+        "limit",
+    ),
     "insert": ("provisioning_id", "component_type", "component_id", "active_status"),
     "update": ("provisioning_component_id", "provisioning_id", "component_type", "component_id", "active_status"),
-}  # fmt: skip
+}
 INVALID = {
     "provisioning_component_id": "INVALID_PROVISIONING_COMPONENT_ID_PRAM",
     "provisioning_id": "INVALID_PROVISIONING_ID_PRAM",

@@ -22,7 +22,7 @@ from components.filters import (
     ParameterGroupFilter,
     ProvisioningComponentFilter,
     SensorFilter,
-)  # fmt: skip
+)
 from components.models import DeviceProvisioning, ProvisioningComponent
 from devices.models import Device
 from portal.kernel.api.rest import valid
@@ -72,8 +72,16 @@ class ComponentOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ProvisioningComponent
-        fields = ["id", "provisioning_id", "component_type", "component_id", "name", "active_status",
-                  "last_modified_by", "last_modified_datetime"]  # fmt: skip
+        fields = [
+            "id",
+            "provisioning_id",
+            "component_type",
+            "component_id",
+            "name",
+            "active_status",
+            "last_modified_by",
+            "last_modified_datetime",
+        ]
 
 
 class ComponentsInsertInput(serializers.Serializer):
@@ -130,8 +138,9 @@ class ParameterGroupViewSet(CatalogViewSet):
 PROVISIONING_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="= the device id")
 
 
-@extend_schema_view(retrieve=extend_schema(parameters=[PROVISIONING_ID]),
-                    partial_update=extend_schema(parameters=[PROVISIONING_ID]))  # fmt: skip
+@extend_schema_view(
+    retrieve=extend_schema(parameters=[PROVISIONING_ID]), partial_update=extend_schema(parameters=[PROVISIONING_ID])
+)
 class ProvisioningViewSet(CreateMixin, PatchMixin, StaffViewSet):
     output_serializer_class, filterset_class = ProvisioningOutput, DeviceProvisioningFilter
     create_input_class, update_input_class = ProvisioningCreateInput, ProvisioningUpdateInput
@@ -157,8 +166,11 @@ class ComponentViewSet(StaffViewSet):
     def create(self, request: Request) -> Response:
         """Add components to a record, or rewrite the ones it has (the /v1/ insert's rules)."""
         data = valid(ComponentsInsertInput, request.data)
-        written = {"provisioning_id": data["provisioning_id"], "component_type": ComponentType(data["component_type"]),
-                   "component_ids": data["component_ids"]}  # fmt: skip
+        written = {
+            "provisioning_id": data["provisioning_id"],
+            "component_type": ComponentType(data["component_type"]),
+            "component_ids": data["component_ids"],
+        }
         services.components_upsert(user=request.user, active_status=ActiveStatus(data["active_status"]), **written)
         rows = selectors.components_written(**written)
         return Response(ComponentOutput(rows, many=True).data, status=status.HTTP_201_CREATED)
@@ -167,6 +179,7 @@ class ComponentViewSet(StaffViewSet):
     @action(detail=False, methods=["post"], url_path="set-status")
     def set_status(self, request: Request) -> Response:
         data = valid(SetStatusInput, request.data)
-        changed = services.components_set_status(ids=data["ids"], active_status=data["active_status"],
-                                                 user=request.user)  # fmt: skip
+        changed = services.components_set_status(
+            ids=data["ids"], active_status=data["active_status"], user=request.user
+        )
         return Response({"changed": changed})

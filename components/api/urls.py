@@ -6,7 +6,7 @@ from components.api.rest import (
     ParameterViewSet,
     ProvisioningViewSet,
     SensorViewSet,
-)  # fmt: skip
+)
 
 router = SimpleRouter()
 router.register("sensors", SensorViewSet, basename="sensor")

@@ -36,24 +36,35 @@ def _select(user, request: V1Request) -> dict:
 
 def _row(row: dict) -> dict:
     return {
-        "provisioning_component_id": row["pk"], "provisioning_id": row["provisioning_id"],
-        "component_type": ComponentType(row["component_type"]).label, "component_id": row["component_id"],
-        "name": row["name"], "active_status": row["active_status"], "last_modified_by": row["last_modified_by_id"],
+        "provisioning_component_id": row["pk"],
+        "provisioning_id": row["provisioning_id"],
+        "component_type": ComponentType(row["component_type"]).label,
+        "component_id": row["component_id"],
+        "name": row["name"],
+        "active_status": row["active_status"],
+        "last_modified_by": row["last_modified_by_id"],
         "last_modified_datetime": row["last_modified_datetime"].strftime(DATETIME),
-    }  # fmt: skip
+    }
 
 
 def _insert(user, request: V1Request) -> dict:
     p = request.params
     written = services.components_upsert(
-        user=user, provisioning_id=p["provisioning_id"], component_type=p["component_type"],
-        component_ids=p["component_id"], active_status=p["active_status"],
-    )  # fmt: skip
+        user=user,
+        provisioning_id=p["provisioning_id"],
+        component_type=p["component_type"],
+        component_ids=p["component_id"],
+        active_status=p["active_status"],
+    )
     return {
-        "provisioning_id": written.provisioning_id, "component_type": p["component_type"].label,
-        "component_id": p["component_id"], "active_status": int(p["active_status"]), "last_modified_by": user.pk,
-        "last_modified_datetime": written.at.strftime(DATETIME), "error": "NO_ERROR",
-    }  # fmt: skip
+        "provisioning_id": written.provisioning_id,
+        "component_type": p["component_type"].label,
+        "component_id": p["component_id"],
+        "active_status": int(p["active_status"]),
+        "last_modified_by": user.pk,
+        "last_modified_datetime": written.at.strftime(DATETIME),
+        "error": "NO_ERROR",
+    }
 
 
 def _update(user, request: V1Request) -> dict:
@@ -64,11 +75,17 @@ def _update(user, request: V1Request) -> dict:
         echo = {"provisioning_component_id": ids, "provisioning_id": written.provisioning_id}
     else:
         services.components_update_by_triple(
-            user=user, provisioning_id=p["provisioning_id"], component_type=p["component_type"],
-            component_ids=p["component_id"], active_status=p["active_status"],
-        )  # fmt: skip
-        echo = {"provisioning_id": p["provisioning_id"], "component_type": p["component_type"].label,
-                "component_id": p["component_id"]}  # fmt: skip
+            user=user,
+            provisioning_id=p["provisioning_id"],
+            component_type=p["component_type"],
+            component_ids=p["component_id"],
+            active_status=p["active_status"],
+        )
+        echo = {
+            "provisioning_id": p["provisioning_id"],
+            "component_type": p["component_type"].label,
+            "component_id": p["component_id"],
+        }
     return {**echo, "active_status": int(p["active_status"]), "error": "NO_ERROR"}
 
 

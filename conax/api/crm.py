@@ -32,8 +32,9 @@ DEFAULT_RESULTS = 50
 REQUESTS_PATH = "conax_web_services/provisioning_requests/"
 
 
-def envelope(data: Any = None, code: str = "OK", message: str | None = None, description: str | None = None,
-             status: int = 200) -> JsonResponse:  # fmt: skip
+def envelope(
+    data: Any = None, code: str = "OK", message: str | None = None, description: str | None = None, status: int = 200
+) -> JsonResponse:
     body = {"status": {"message": message, "description": description, "code": code}, "data": data}
     return JsonResponse(body, status=status, safe=False)
 
@@ -66,9 +67,12 @@ def token_login(request: HttpRequest) -> JsonResponse:
             if not isinstance(raw.get(name), str) or not raw[name] or len(raw[name]) > 255:
                 raise CrmError("MISSING_PARAMETER", f"{name} is mandatory")
         issued = services.crm_login(
-            request=request, username=raw["username"], password=raw["password"], organisation=raw["organisation"],
+            request=request,
+            username=raw["username"],
+            password=raw["password"],
+            organisation=raw["organisation"],
             unit=_unit(raw.get("unit")),
-        )  # fmt: skip
+        )
     except (CrmError, *DOMAIN_ERRORS) as exc:
         return _failure(exc)
     return envelope({"token": issued.raw})
@@ -145,8 +149,9 @@ def _read(spec: Method, values: dict) -> JsonResponse:
 def _create(spec: Method, values: dict, token) -> ProvisioningRequest:
     options = services.Options(
         priority=Priority(values.pop("priority", Priority.REGULAR)),
-        process_immediately=values.pop("process_immediately", False), start_date=values.pop("start_date", None),
-    )  # fmt: skip
+        process_immediately=values.pop("process_immediately", False),
+        start_date=values.pop("start_date", None),
+    )
     actor = services.Actor(token.user, selectors.unit_of_token(metadata=token.metadata))
     return services.request_create(draft=DRAFTS[spec.request_type](values), actor=actor, options=options)
 
@@ -154,36 +159,55 @@ def _create(spec: Method, values: dict, token) -> ProvisioningRequest:
 RT = RequestType
 DRAFTS = {
     RT.ADD_SUBSCRIPTIONS: lambda v: services.subscription_change(
-        type=RT.ADD_SUBSCRIPTIONS, subscription=v["subscription_identifier"], service=v["service_identifier"],
-        smartcard=v["smartcard_identifier"]),
+        type=RT.ADD_SUBSCRIPTIONS,
+        subscription=v["subscription_identifier"],
+        service=v["service_identifier"],
+        smartcard=v["smartcard_identifier"],
+    ),
     RT.CANCEL_SUBSCRIPTIONS: lambda v: services.subscription_change(
-        type=RT.CANCEL_SUBSCRIPTIONS, subscription=v["subscription_identifier"], service=v["service_identifier"],
-        smartcard=v["smartcard_identifier"]),
+        type=RT.CANCEL_SUBSCRIPTIONS,
+        subscription=v["subscription_identifier"],
+        service=v["service_identifier"],
+        smartcard=v["smartcard_identifier"],
+    ),
     RT.CREATE_PAIRING: lambda v: services.pairing_create(
-        subscription=v.get("subscription_identifier"), smartcards=v["smartcard_set"], set_top_boxes=v["stb_set"]),
+        subscription=v.get("subscription_identifier"), smartcards=v["smartcard_set"], set_top_boxes=v["stb_set"]
+    ),
     RT.ADD_TO_EXISTING_PAIRING: lambda v: services.pairing_extend(
-        subscription=v.get("subscription_identifier"), smartcard=v["smartcard_identifier"],
-        smartcards=v.get("smartcard_set", []), set_top_boxes=v.get("stb_set", [])),
+        subscription=v.get("subscription_identifier"),
+        smartcard=v["smartcard_identifier"],
+        smartcards=v.get("smartcard_set", []),
+        set_top_boxes=v.get("stb_set", []),
+    ),
     RT.UPDATE_CA_PIN_TO_DEFAULT_VALUE: lambda v: services.pin_reset(
-        subscription=v["subscription_identifier"], smartcard=v["smartcard_identifier"], pin=None),
+        subscription=v["subscription_identifier"], smartcard=v["smartcard_identifier"], pin=None
+    ),
     RT.UPDATE_CA_PIN_TO_GIVEN_VALUE: lambda v: services.pin_reset(
-        subscription=v["subscription_identifier"], smartcard=v["smartcard_identifier"], pin=v["pin"]),
+        subscription=v["subscription_identifier"], smartcard=v["smartcard_identifier"], pin=v["pin"]
+    ),
     RT.GET_ACTIVE_SUBSCRIPTIONS: lambda v: services.card_query(
-        type=RT.GET_ACTIVE_SUBSCRIPTIONS, smartcard=v["smartcard_identifier"],
-        subscription=v.get("subscription_identifier")),
+        type=RT.GET_ACTIVE_SUBSCRIPTIONS,
+        smartcard=v["smartcard_identifier"],
+        subscription=v.get("subscription_identifier"),
+    ),
     RT.GET_PAIRING_STATUS_FOR_CARD: lambda v: services.card_query(
-        type=RT.GET_PAIRING_STATUS_FOR_CARD, smartcard=v["smartcard_identifier"],
-        subscription=v.get("subscription_identifier")),
+        type=RT.GET_PAIRING_STATUS_FOR_CARD,
+        smartcard=v["smartcard_identifier"],
+        subscription=v.get("subscription_identifier"),
+    ),
     RT.GET_PAIRING_STATUS_FOR_PAIRING_MODULE: lambda v: services.pairing_module_query(set_top_box=v["stb_identifier"]),
-    RT.DISPLAY_FINGERPRINT: lambda v: services.fingerprint(
-        smartcard=v.pop("smartcard_identifier", None), display=v),
+    RT.DISPLAY_FINGERPRINT: lambda v: services.fingerprint(smartcard=v.pop("smartcard_identifier", None), display=v),
     RT.SEND_MAIL_MESSAGE_TO_CLIENT: lambda v: services.mail(smartcard=v["smartcard_identifier"], message=v["message"]),
     RT.SEND_BARK_MESSAGE_TO_CLIENT: lambda v: services.bark(
-        smartcard=v["smartcard_identifier"], message=v["message"], duration=v.get("duration")),
+        smartcard=v["smartcard_identifier"], message=v["message"], duration=v.get("duration")
+    ),
     RT.SEND_REPEATING_BARK_MESSAGE_TO_CLIENT: lambda v: services.repeating_bark(
-        smartcard=v["smartcard_identifier"], message=v["message"], interval=v["interval"],
-        repetitions=v.get("repetitions")),
-}  # fmt: skip
+        smartcard=v["smartcard_identifier"],
+        message=v["message"],
+        interval=v["interval"],
+        repetitions=v.get("repetitions"),
+    ),
+}
 
 
 # --- rendering -----------------------------------------------------------------------------------------------------
@@ -196,15 +220,23 @@ def _date(value) -> str | None:
 def _user(user) -> dict | None:
     if user is None:
         return None
-    return {"person_name": user.get_full_name() or user.username, "username": user.username, "id": str(user.pk),
-            "email": user.email or None}  # fmt: skip
+    return {
+        "person_name": user.get_full_name() or user.username,
+        "username": user.username,
+        "id": str(user.pk),
+        "email": user.email or None,
+    }
 
 
 def _unit_data(unit: Unit) -> dict:
     return {
-        "community_name": unit.community_name or None, "group_name": unit.group_name or None, "name": unit.name,
-        "id": unit.pk, "description": unit.description or None, "alternative_code": unit.alternative_code,
-    }  # fmt: skip
+        "community_name": unit.community_name or None,
+        "group_name": unit.group_name or None,
+        "name": unit.name,
+        "id": unit.pk,
+        "description": unit.description or None,
+        "alternative_code": unit.alternative_code,
+    }
 
 
 def _log(request: ProvisioningRequest) -> dict:
@@ -222,17 +254,28 @@ def request_data(request: ProvisioningRequest, names: tuple[str, ...] = REQUEST_
     """A request as the seed shows it; a CA PIN is never returned (``"ca_pin": null``)."""
     immediately = None if request.process_immediately is None else int(request.process_immediately)
     full = {
-        "scheduled_date": _date(request.scheduled_date), "response": request.response,
-        "error_code": request.error_code, "priority": request.priority,
-        "error_description": request.error_description, "sequence_number": request.sequence_number,
-        "number": str(request.number), "process_id": request.process_id, "name": request.name,
-        "parameters_set": request.parameters_set, "process_immediately": immediately, "request": request.request,
-        "log_information": None, "provider_error_code": request.provider_error_code,
+        "scheduled_date": _date(request.scheduled_date),
+        "response": request.response,
+        "error_code": request.error_code,
+        "priority": request.priority,
+        "error_description": request.error_description,
+        "sequence_number": request.sequence_number,
+        "number": str(request.number),
+        "process_id": request.process_id,
+        "name": request.name,
+        "parameters_set": request.parameters_set,
+        "process_immediately": immediately,
+        "request": request.request,
+        "log_information": None,
+        "provider_error_code": request.provider_error_code,
         "life_cycle_state": request.life_cycle_state,
-        "provider_error_description": request.provider_error_description, "type": request.type,
-        "id": request.uid, "process_name": request.process_name, "reference_number": request.reference_number,
+        "provider_error_description": request.provider_error_description,
+        "type": request.type,
+        "id": request.uid,
+        "process_name": request.process_name,
+        "reference_number": request.reference_number,
         "executed_date": _date(request.executed_date),
-    }  # fmt: skip
+    }
     if "log_information" in names:
         full["log_information"] = _log(request)
     return {name: full[name] for name in names}

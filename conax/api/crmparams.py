@@ -137,8 +137,12 @@ def identifier(model: type[Model]) -> Callable[[str, Any], Model]:
             raise CrmError("INVALID_IDENTIFIER", f"{name}.{key} must be a non-empty string")
         return selectors.identified(model, key, raw)  # NotFound: answered through crm_error
 
-    parse.openapi = {"type": "object", "minProperties": 1, "maxProperties": 1,
-                     "properties": {f: {"type": "string"} for f in fields}}  # fmt: skip
+    parse.openapi = {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {f: {"type": "string"} for f in fields},
+    }
     return parse
 
 
@@ -159,9 +163,17 @@ def item_set(model: type[Smartcard | SetTopBox], ca_key: str) -> Callable[[str, 
             items.append(selectors.identified(model, "ca_id" if key == ca_key else key, raw))
         return items
 
-    parse.openapi = {"type": "array", "minItems": 1, "maxItems": MAX_SET,
-                     "items": {"type": "object", "minProperties": 1, "maxProperties": 1,
-                               "properties": {f: {"type": "string"} for f in fields}}}  # fmt: skip
+    parse.openapi = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_SET,
+        "items": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "properties": {f: {"type": "string"} for f in fields},
+        },
+    }
     return parse
 
 
@@ -190,8 +202,11 @@ class Method:
         known = {param.name for param in self.params}
         for name in raw:
             if name != "token" and name not in known:
-                raise CrmError("UNKNOWN_PARAMETER", f"unknown parameter {name}", f"{self.name} takes: "
-                               + ", ".join(sorted(known | {"token"})))  # fmt: skip
+                raise CrmError(
+                    "UNKNOWN_PARAMETER",
+                    f"unknown parameter {name}",
+                    f"{self.name} takes: " + ", ".join(sorted(known | {"token"})),
+                )
         values = {}
         for param in self.params:
             if param.name not in raw:
@@ -218,83 +233,181 @@ FIELDS_SET = Param("fields_set", text(2000), doc="comma-separated names of the f
 RT = RequestType
 
 
-def _create(name: str, summary: str, request_type: RequestType, *params: Param, options=CREATE_OPTIONS,
-            groups: tuple[str, ...] = ()) -> Method:  # fmt: skip
+def _create(
+    name: str,
+    summary: str,
+    request_type: RequestType,
+    *params: Param,
+    options=CREATE_OPTIONS,
+    groups: tuple[str, ...] = (),
+) -> Method:
     return Method(name, "POST", summary, (*params, *options), request_type, groups)
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("show", "GET", "One provisioning request, by id or number.", (
-        Param("id", text(32), group="identifier", doc="the request's 32-character id"),
-        Param("number", integer(1, 2**63 - 1), group="identifier", doc="the request's number"),
-        FIELDS_SET,
-    ), groups=("identifier",)),
-    Method("list", "GET", "Provisioning requests of one type, state or reference number, oldest first.", (
-        Param("type", choice(*RequestType.values), group="filter"),
-        Param("life_cycle_state", choice(*LifeCycleState.values), group="filter"),
-        Param("reference_number", text(64), group="filter"),
-        FIELDS_SET,
-        Param("number_of_results", integer(1, 1000), doc="page size, default 50"),
-        Param("offset", integer(0, 10**9), doc="rows to skip, default 0"),
-    ), groups=("filter",)),
-    _create("add_subscriptions", "Activate a service of a subscription on a smartcard.", RT.ADD_SUBSCRIPTIONS,
-            Param("subscription_identifier", SUBSCRIPTION, True), Param("service_identifier", SERVICE, True),
-            Param("smartcard_identifier", SMARTCARD, True)),
-    _create("cancel_subscriptions", "Cancel a service of a subscription on a smartcard.", RT.CANCEL_SUBSCRIPTIONS,
-            Param("subscription_identifier", SUBSCRIPTION, True), Param("service_identifier", SERVICE, True),
-            Param("smartcard_identifier", SMARTCARD, True)),
-    _create("create_pairing", "Pair smartcards with set-top boxes.", RT.CREATE_PAIRING,
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "show",
+            "GET",
+            "One provisioning request, by id or number.",
+            (
+                Param("id", text(32), group="identifier", doc="the request's 32-character id"),
+                Param("number", integer(1, 2**63 - 1), group="identifier", doc="the request's number"),
+                FIELDS_SET,
+            ),
+            groups=("identifier",),
+        ),
+        Method(
+            "list",
+            "GET",
+            "Provisioning requests of one type, state or reference number, oldest first.",
+            (
+                Param("type", choice(*RequestType.values), group="filter"),
+                Param("life_cycle_state", choice(*LifeCycleState.values), group="filter"),
+                Param("reference_number", text(64), group="filter"),
+                FIELDS_SET,
+                Param("number_of_results", integer(1, 1000), doc="page size, default 50"),
+                Param("offset", integer(0, 10**9), doc="rows to skip, default 0"),
+            ),
+            groups=("filter",),
+        ),
+        _create(
+            "add_subscriptions",
+            "Activate a service of a subscription on a smartcard.",
+            RT.ADD_SUBSCRIPTIONS,
+            Param("subscription_identifier", SUBSCRIPTION, True),
+            Param("service_identifier", SERVICE, True),
+            Param("smartcard_identifier", SMARTCARD, True),
+        ),
+        _create(
+            "cancel_subscriptions",
+            "Cancel a service of a subscription on a smartcard.",
+            RT.CANCEL_SUBSCRIPTIONS,
+            Param("subscription_identifier", SUBSCRIPTION, True),
+            Param("service_identifier", SERVICE, True),
+            Param("smartcard_identifier", SMARTCARD, True),
+        ),
+        _create(
+            "create_pairing",
+            "Pair smartcards with set-top boxes.",
+            RT.CREATE_PAIRING,
             Param("subscription_identifier", SUBSCRIPTION),
             Param("smartcard_set", item_set(Smartcard, "smartcard_ca_id"), True),
-            Param("stb_set", item_set(SetTopBox, "stb_ca_id"), True), options=(IMMEDIATELY, PRIORITY)),
-    _create("add_to_existing_pairing", "Add smartcards or set-top boxes to a smartcard's pairing.",
-            RT.ADD_TO_EXISTING_PAIRING, Param("subscription_identifier", SUBSCRIPTION),
+            Param("stb_set", item_set(SetTopBox, "stb_ca_id"), True),
+            options=(IMMEDIATELY, PRIORITY),
+        ),
+        _create(
+            "add_to_existing_pairing",
+            "Add smartcards or set-top boxes to a smartcard's pairing.",
+            RT.ADD_TO_EXISTING_PAIRING,
+            Param("subscription_identifier", SUBSCRIPTION),
             Param("smartcard_identifier", SMARTCARD, True),
             Param("smartcard_set", item_set(Smartcard, "smartcard_ca_id"), group="set"),
-            Param("stb_set", item_set(SetTopBox, "stb_ca_id"), group="set"), options=(IMMEDIATELY, PRIORITY),
-            groups=("set",)),
-    _create("reset_pin_to_default_value", "Reset a smartcard's CA PIN to its default.",
-            RT.UPDATE_CA_PIN_TO_DEFAULT_VALUE, Param("subscription_identifier", SUBSCRIPTION, True),
-            Param("smartcard_identifier", SMARTCARD, True), options=(IMMEDIATELY, PRIORITY)),
-    _create("reset_pin_to_given_value", "Set a smartcard's CA PIN (4 digits; never returned, wiped once sent).",
-            RT.UPDATE_CA_PIN_TO_GIVEN_VALUE, Param("subscription_identifier", SUBSCRIPTION, True),
-            Param("smartcard_identifier", SMARTCARD, True), Param("pin", text(4), True),
-            options=(IMMEDIATELY, PRIORITY)),
-    _create("get_active_subscriptions", "Ask the head-end which services are active on a smartcard.",
-            RT.GET_ACTIVE_SUBSCRIPTIONS, Param("subscription_identifier", SUBSCRIPTION),
-            Param("smartcard_identifier", SMARTCARD, True)),
-    _create("get_pairing_status_for_card", "Ask the head-end for a smartcard's pairing.",
-            RT.GET_PAIRING_STATUS_FOR_CARD, Param("subscription_identifier", SUBSCRIPTION),
-            Param("smartcard_identifier", SMARTCARD, True)),
-    _create("get_pairing_status_for_pairing_module", "Ask the head-end for a set-top box's pairing.",
-            RT.GET_PAIRING_STATUS_FOR_PAIRING_MODULE, Param("stb_identifier", STB, True)),
-    _create("display_fingerprint", "Show a fingerprint on one smartcard's screen, or on every card's.",
-            RT.DISPLAY_FINGERPRINT, Param("smartcard_identifier", SMARTCARD),
-            Param("display_date_time", moment), Param("display_duration", integer(1, 65535)),
-            Param("position_x", integer(0, 65535)), Param("position_y", integer(0, 65535)),
-            Param("height", integer(0, 65535)), Param("fingerprint_slot", text(8))),
-    _create("send_mail_message_to_client", f"Send a mail message (at most {MAIL_MAX} characters).",
-            RT.SEND_MAIL_MESSAGE_TO_CLIENT, Param("smartcard_identifier", SMARTCARD, True),
-            Param("message", text(MAIL_MAX), True)),
-    _create("send_bark_message_to_client",
+            Param("stb_set", item_set(SetTopBox, "stb_ca_id"), group="set"),
+            options=(IMMEDIATELY, PRIORITY),
+            groups=("set",),
+        ),
+        _create(
+            "reset_pin_to_default_value",
+            "Reset a smartcard's CA PIN to its default.",
+            RT.UPDATE_CA_PIN_TO_DEFAULT_VALUE,
+            Param("subscription_identifier", SUBSCRIPTION, True),
+            Param("smartcard_identifier", SMARTCARD, True),
+            options=(IMMEDIATELY, PRIORITY),
+        ),
+        _create(
+            "reset_pin_to_given_value",
+            "Set a smartcard's CA PIN (4 digits; never returned, wiped once sent).",
+            RT.UPDATE_CA_PIN_TO_GIVEN_VALUE,
+            Param("subscription_identifier", SUBSCRIPTION, True),
+            Param("smartcard_identifier", SMARTCARD, True),
+            Param("pin", text(4), True),
+            options=(IMMEDIATELY, PRIORITY),
+        ),
+        _create(
+            "get_active_subscriptions",
+            "Ask the head-end which services are active on a smartcard.",
+            RT.GET_ACTIVE_SUBSCRIPTIONS,
+            Param("subscription_identifier", SUBSCRIPTION),
+            Param("smartcard_identifier", SMARTCARD, True),
+        ),
+        _create(
+            "get_pairing_status_for_card",
+            "Ask the head-end for a smartcard's pairing.",
+            RT.GET_PAIRING_STATUS_FOR_CARD,
+            Param("subscription_identifier", SUBSCRIPTION),
+            Param("smartcard_identifier", SMARTCARD, True),
+        ),
+        _create(
+            "get_pairing_status_for_pairing_module",
+            "Ask the head-end for a set-top box's pairing.",
+            RT.GET_PAIRING_STATUS_FOR_PAIRING_MODULE,
+            Param("stb_identifier", STB, True),
+        ),
+        _create(
+            "display_fingerprint",
+            "Show a fingerprint on one smartcard's screen, or on every card's.",
+            RT.DISPLAY_FINGERPRINT,
+            Param("smartcard_identifier", SMARTCARD),
+            Param("display_date_time", moment),
+            Param("display_duration", integer(1, 65535)),
+            Param("position_x", integer(0, 65535)),
+            Param("position_y", integer(0, 65535)),
+            Param("height", integer(0, 65535)),
+            Param("fingerprint_slot", text(8)),
+        ),
+        _create(
+            "send_mail_message_to_client",
+            f"Send a mail message (at most {MAIL_MAX} characters).",
+            RT.SEND_MAIL_MESSAGE_TO_CLIENT,
+            Param("smartcard_identifier", SMARTCARD, True),
+            Param("message", text(MAIL_MAX), True),
+        ),
+        _create(
+            "send_bark_message_to_client",
             f"Show a bark message (at most {BARK_MAX} characters, {BARK_DEFAULT_SECONDS} s by default).",
-            RT.SEND_BARK_MESSAGE_TO_CLIENT, Param("smartcard_identifier", SMARTCARD, True),
+            RT.SEND_BARK_MESSAGE_TO_CLIENT,
+            Param("smartcard_identifier", SMARTCARD, True),
             Param("message", text(BARK_MAX), True),
-            Param("duration", integer(1, 255), doc=f"seconds, default {BARK_DEFAULT_SECONDS}")),
-    _create("send_repeating_bark_message_to_client",
+            Param("duration", integer(1, 255), doc=f"seconds, default {BARK_DEFAULT_SECONDS}"),
+        ),
+        _create(
+            "send_repeating_bark_message_to_client",
             "Show a bark message repeatedly (interval 10 to 2550 s in steps of 10).",
-            RT.SEND_REPEATING_BARK_MESSAGE_TO_CLIENT, Param("smartcard_identifier", SMARTCARD, True),
-            Param("message", text(BARK_MAX), True), Param("interval", integer(10, 2550), True, doc="seconds, step 10"),
-            Param("repetitions", integer(1, 255), doc="default 1")),
-)}  # fmt: skip
+            RT.SEND_REPEATING_BARK_MESSAGE_TO_CLIENT,
+            Param("smartcard_identifier", SMARTCARD, True),
+            Param("message", text(BARK_MAX), True),
+            Param("interval", integer(10, 2550), True, doc="seconds, step 10"),
+            Param("repetitions", integer(1, 255), doc="default 1"),
+        ),
+    )
+}
 
 # The fields of a provisioning request on the wire, in the seed's order; fields_set picks among them.
 REQUEST_FIELDS = (
-    "scheduled_date", "response", "error_code", "priority", "error_description", "sequence_number", "number",
-    "process_id", "name", "parameters_set", "process_immediately", "request", "log_information",
-    "provider_error_code", "life_cycle_state", "provider_error_description", "type", "id", "process_name",
-    "reference_number", "executed_date",
-)  # fmt: skip
+    "scheduled_date",
+    "response",
+    "error_code",
+    "priority",
+    "error_description",
+    "sequence_number",
+    "number",
+    "process_id",
+    "name",
+    "parameters_set",
+    "process_immediately",
+    "request",
+    "log_information",
+    "provider_error_code",
+    "life_cycle_state",
+    "provider_error_description",
+    "type",
+    "id",
+    "process_name",
+    "reference_number",
+    "executed_date",
+)
 
 
 def fields_set(raw: str | None) -> tuple[str, ...]:
@@ -303,6 +416,9 @@ def fields_set(raw: str | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
     unknown = [name for name in names if name not in REQUEST_FIELDS]
     if unknown or not names:
-        raise CrmError("INVALID_FIELDS_SET", f"unknown field {unknown[0]}" if unknown else "fields_set is empty",
-                       "fields: " + ", ".join(REQUEST_FIELDS))  # fmt: skip
+        raise CrmError(
+            "INVALID_FIELDS_SET",
+            f"unknown field {unknown[0]}" if unknown else "fields_set is empty",
+            "fields: " + ", ".join(REQUEST_FIELDS),
+        )
     return names

@@ -73,8 +73,9 @@ def say_line(line: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The entry point: exits 1 with one line on stderr when the simulator cannot start, 0 once it stopped."""
-    parser = argparse.ArgumentParser(prog="python -m conax.simulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m conax.simulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     options = vars(parser.parse_args(argv))
     try:

@@ -232,8 +232,19 @@ class Headend:
         self.card(ca_id).pin = pin
 
     def display_fingerprint(self, params: dict) -> None:
-        _shape(params, (), ("smartcard_ca_id", "display_date_time", "display_duration", "position_x", "position_y",
-                            "height", "fingerprint_slot"))  # fmt: skip
+        _shape(
+            params,
+            (),
+            (
+                "smartcard_ca_id",
+                "display_date_time",
+                "display_duration",
+                "position_x",
+                "position_y",
+                "height",
+                "fingerprint_slot",
+            ),
+        )
         _date_time(params, "display_date_time")
         for name in ("display_duration", "position_x", "position_y", "height"):
             _int(params, name, None, 0, 65535)
@@ -288,10 +299,19 @@ class Headend:
 _HANDLERS: dict[str, Callable[[Headend, dict], str | None]] = {
     name.upper(): getattr(Headend, name)
     for name in (
-        "add_subscriptions", "cancel_subscriptions", "get_active_subscriptions", "create_pairing",
-        "add_to_existing_pairing", "get_pairing_status_for_card", "get_pairing_status_for_pairing_module",
-        "display_fingerprint", "update_ca_pin_to_default_value", "update_ca_pin_to_given_value",
-        "send_mail_message_to_client", "send_bark_message_to_client", "send_repeating_bark_message_to_client",
+        "add_subscriptions",
+        "cancel_subscriptions",
+        "get_active_subscriptions",
+        "create_pairing",
+        "add_to_existing_pairing",
+        "get_pairing_status_for_card",
+        "get_pairing_status_for_pairing_module",
+        "display_fingerprint",
+        "update_ca_pin_to_default_value",
+        "update_ca_pin_to_given_value",
+        "send_mail_message_to_client",
+        "send_bark_message_to_client",
+        "send_repeating_bark_message_to_client",
     )
-}  # fmt: skip
+}
 REQUEST_TYPES = tuple(_HANDLERS)

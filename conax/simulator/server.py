@@ -38,9 +38,13 @@ class CasServer:
     """The simulator behind the HTTP protocol, on the running asyncio loop."""
 
     def __init__(
-        self, simulator: CasSimulator | None = None, *, host: str = "127.0.0.1", port: int = 0,
+        self,
+        simulator: CasSimulator | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
         sock: socket.socket | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """``sock``: a socket already bound and listening (inherited from a parent that keeps the port); otherwise
         the server binds ``host:port`` itself."""
         self.simulator = simulator or CasSimulator()
@@ -142,9 +146,14 @@ class CasServerThread(ServerThread[CasServer]):
     """A ``CasServer`` on its own event loop in a background thread, for synchronous code and tests."""
 
     def __init__(
-        self, simulator: CasSimulator | None = None, *, host: str = "127.0.0.1", port: int = 0,
-        start_timeout: float = 10.0, **simulator_kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        simulator: CasSimulator | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        start_timeout: float = 10.0,
+        **simulator_kwargs: Any,
+    ) -> None:
         if simulator is not None and simulator_kwargs:
             raise TypeError("pass either a simulator or its keyword arguments")
         server = CasServer(simulator or CasSimulator(**simulator_kwargs), host=host, port=port)

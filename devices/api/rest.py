@@ -64,10 +64,27 @@ class DeviceOutput(serializers.ModelSerializer):
     class Meta:
         model = Device
         fields = [
-            "id", "serial_number", "vendor", "model", "model_id", "state", "has_active_cik", "cik_first_used_at",
-            "cik_stranded", "cik_unused_for", "owner_id", "owner", "extra", "enabled_at", "activation_expires_at",
-            "activated_at", "disabled_at", "configuration_version", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "serial_number",
+            "vendor",
+            "model",
+            "model_id",
+            "state",
+            "has_active_cik",
+            "cik_first_used_at",
+            "cik_stranded",
+            "cik_unused_for",
+            "owner_id",
+            "owner",
+            "extra",
+            "enabled_at",
+            "activation_expires_at",
+            "activated_at",
+            "disabled_at",
+            "configuration_version",
+            "created_at",
+            "updated_at",
+        ]
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_cik_unused_for(self, device: Device) -> int | None:
@@ -100,8 +117,9 @@ class RangeInput(serializers.Serializer):
 
 class ImportInput(serializers.Serializer):
     model_id = serializers.PrimaryKeyRelatedField(queryset=DeviceModel.objects.all(), source="model")
-    serials = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False),
-                                    required=False, max_length=100_000)  # fmt: skip
+    serials = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False, max_length=100_000
+    )
     csv = serializers.CharField(required=False, trim_whitespace=False, help_text="Lines of `sn,extra`.")
     range = RangeInput(required=False)
     enable = serializers.BooleanField(default=False)

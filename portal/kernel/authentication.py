@@ -92,8 +92,11 @@ def lockout_response(
     if request.path.startswith("/v1/"):
         # The /v1/ dialect answers every error with HTTP 200 and a code, in its login answer's shape.
         username = (credentials or {}).get("username") or ""
-        body = v1_login_failure("ACCOUNT_LOCKED", username=username if isinstance(username, str) else "",
-                                content_type=request.META.get("CONTENT_TYPE", ""))  # fmt: skip
+        body = v1_login_failure(
+            "ACCOUNT_LOCKED",
+            username=username if isinstance(username, str) else "",
+            content_type=request.META.get("CONTENT_TYPE", ""),
+        )
         response: HttpResponse = JsonResponse(body)
     elif request.path.startswith("/crmapi/"):
         # The CRM.COM dialect answers every error in its envelope with HTTP 200.

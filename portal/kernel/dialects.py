@@ -113,8 +113,15 @@ def _v1(kind: str) -> HttpResponse:
 
 def v1_login_failure(code: str, *, username: str = "", content_type: str = "") -> dict:
     """The original /v1/Login/'s failure answer: its seven fields, in its order (components/api/login.py)."""
-    return {"token": "ERROR", "userid": "", "userrole": "", "status": "FAILURE", "error": code, "username": username,
-            "CONTENT_TYPE": content_type}  # fmt: skip
+    return {
+        "token": "ERROR",
+        "userid": "",
+        "userrole": "",
+        "status": "FAILURE",
+        "error": code,
+        "username": username,
+        "CONTENT_TYPE": content_type,
+    }
 
 
 def _v1_login(kind: str) -> HttpResponse:

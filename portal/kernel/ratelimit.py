@@ -107,7 +107,8 @@ def retry_after(checks: list[Check]) -> int | None:
         log.warning("rate limiter unavailable, letting the request through", extra={"error": type(exc).__name__})
         return None
     waits = [
-        math.ceil(expires - now) for check, (_, expires), count in zip(checks, buckets, counts, strict=True)
+        math.ceil(expires - now)
+        for check, (_, expires), count in zip(checks, buckets, counts, strict=True)
         if count > check.limit.count
-    ]  # fmt: skip
+    ]
     return max(1, max(waits)) if waits else None

@@ -66,8 +66,9 @@ def parse(value: object, *, now: datetime, default_zone: tzinfo) -> datetime:
     fraction = (match["fraction"] or "").ljust(6, "0")
     try:
         year, month, day = (int(part) for part in match["date"].split("-"))
-        naive = datetime(year, month, day, int(match["hour"]), int(match["minute"]), int(match["second"] or 0),
-                         int(fraction))  # fmt: skip
+        naive = datetime(
+            year, month, day, int(match["hour"]), int(match["minute"]), int(match["second"] or 0), int(fraction)
+        )
         aware = naive.replace(tzinfo=_offset(match["offset"], default_zone)).astimezone(UTC)
     except OverflowError as exc:
         raise DateError("the date is outside the calendar once moved to UTC") from exc
@@ -82,6 +83,8 @@ def within_window(value: datetime, *, now: datetime) -> datetime:
     """``value`` (aware) if it lies in the accepted window, else DateError naming the window."""
     end = latest(now)
     if not EARLIEST <= value <= end:
-        raise DateError(f"dates from {EARLIEST:%Y-%m-%dT%H:%M:%S}Z to {end:%Y-%m-%dT%H:%M:%S}Z are accepted "
-                        f"(at most {YEARS_AHEAD} years ahead)")  # fmt: skip
+        raise DateError(
+            f"dates from {EARLIEST:%Y-%m-%dT%H:%M:%S}Z to {end:%Y-%m-%dT%H:%M:%S}Z are accepted "
+            f"(at most {YEARS_AHEAD} years ahead)"
+        )
     return value

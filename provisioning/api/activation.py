@@ -125,9 +125,13 @@ def activate(request: HttpRequest) -> HttpResponse:
             return text("too many requests", 429, **{"Retry-After": str(wait)})
         fields = {name: _loggable(bad.fields.get(name, ""), limit) for name, limit in FIELDS.items()}
         services.activation_attempt_log(
-            vendor=fields["vendor"], model=fields["model"], serial=fields["sn"], remote_addr=ip or None,
-            user_agent=agent, outcome=ActivationOutcome.BAD_REQUEST,
-        )  # fmt: skip
+            vendor=fields["vendor"],
+            model=fields["model"],
+            serial=fields["sn"],
+            remote_addr=ip or None,
+            user_agent=agent,
+            outcome=ActivationOutcome.BAD_REQUEST,
+        )
         return text(bad.reason, 400)
     if (wait := retry_after(_limits(ip, f"{form['vendor']}/{form['model']}/{form['sn']}"))) is not None:
         return text("too many requests", 429, **{"Retry-After": str(wait)})

@@ -32,8 +32,21 @@ class CommandOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Command
-        fields = ["id", "device_id", "kind", "params", "state", "attempts", "last_error", "result", "requested_by",
-                  "created_at", "next_attempt_at", "sent_at", "finished_at"]  # fmt: skip
+        fields = [
+            "id",
+            "device_id",
+            "kind",
+            "params",
+            "state",
+            "attempts",
+            "last_error",
+            "result",
+            "requested_by",
+            "created_at",
+            "next_attempt_at",
+            "sent_at",
+            "finished_at",
+        ]
 
 
 class EventOutput(serializers.ModelSerializer):
@@ -48,8 +61,20 @@ class BoxOutput(serializers.ModelSerializer):
 
     class Meta:
         model = SetTopBox
-        fields = ["device_id", "address", "api_version", "soc_id", "netflix_esn", "provision_id", "platform_status",
-                  "platform_tokens", "last_event_status", "last_event_at", "refreshed_at", "types"]  # fmt: skip
+        fields = [
+            "device_id",
+            "address",
+            "api_version",
+            "soc_id",
+            "netflix_esn",
+            "provision_id",
+            "platform_status",
+            "platform_tokens",
+            "last_event_status",
+            "last_event_at",
+            "refreshed_at",
+            "types",
+        ]
 
 
 class BoxInput(serializers.Serializer):

@@ -29,8 +29,14 @@ DEFAULT_PORT = 9998  # as RDK boxes
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, help="Number of boxes (default 1, or the number of --fd).")
     parser.add_argument("--port", type=int, help=f"First port (default {DEFAULT_PORT}, as RDK boxes); 0: any.")
-    parser.add_argument("--fd", type=int, action="append", default=[], metavar="FD",
-                        help="Serve the next box on this inherited listening TCP socket (repeatable).")  # fmt: skip
+    parser.add_argument(
+        "--fd",
+        type=int,
+        action="append",
+        default=[],
+        metavar="FD",
+        help="Serve the next box on this inherited listening TCP socket (repeatable).",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
     parser.add_argument("--latency", type=non_negative, default=0.0, help="Milliseconds before every answer.")
     parser.add_argument("--api-version", type=int, choices=API_VERSIONS, help="Fix every box's API version.")
@@ -67,8 +73,15 @@ def fleet_from_options(options: Mapping[str, Any]) -> Fleet:
         provision_seconds=options["provision_seconds"],
         seed=options["seed"],
     )
-    return Fleet(count, host=options["host"], base_port=port, api_version=options["api_version"], faults=faults,
-                 portal_url=options["portal_url"], sockets=sockets)  # fmt: skip
+    return Fleet(
+        count,
+        host=options["host"],
+        base_port=port,
+        api_version=options["api_version"],
+        faults=faults,
+        portal_url=options["portal_url"],
+        sockets=sockets,
+    )
 
 
 def run(options: Mapping[str, Any], say: Callable[[str], None]) -> None:
@@ -100,8 +113,11 @@ def say_line(line: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The entry point: exits 1 with one line on stderr when the simulator cannot start, 0 once it stopped."""
-    parser = argparse.ArgumentParser(prog="python -m provisioning.simulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m provisioning.simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     options = vars(parser.parse_args(argv))
     try:

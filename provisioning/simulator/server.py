@@ -296,8 +296,9 @@ class FleetThread(ServerThread[Fleet]):
     """A ``Fleet`` on its own event loop in a background thread, for synchronous code and tests."""
 
     def __init__(self, count: int, *, start_timeout: float = 120.0, **fleet_kwargs: Any) -> None:
-        super().__init__(Fleet(count, **fleet_kwargs), name="device-simulator", what="the fleet",
-                         start_timeout=start_timeout)  # fmt: skip
+        super().__init__(
+            Fleet(count, **fleet_kwargs), name="device-simulator", what="the fleet", start_timeout=start_timeout
+        )
 
     @property
     def fleet(self) -> Fleet:

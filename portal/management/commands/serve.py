@@ -59,10 +59,23 @@ def consecutive(host: str, count: int, base: int) -> list[socket.socket]:
 def web_command(fd: int) -> list[str]:
     """The embedded web server on an inherited listening socket (see ``Command._plan_web`` for the flags)."""
     return [
-        sys.executable, "-m", "uvicorn", "portal.asgi:application", "--fd", str(fd), "--http", "h11",
-        "--no-proxy-headers", "--no-server-header", "--no-date-header", "--no-access-log", "--lifespan", "off",
-        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "portal.asgi:application",
+        "--fd",
+        str(fd),
+        "--http",
+        "h11",
+        "--no-proxy-headers",
+        "--no-server-header",
+        "--no-date-header",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        "--timeout-keep-alive",
+        str(KEEP_ALIVE_SECONDS),
+    ]
 
 
 @dataclass
@@ -83,16 +96,21 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo data.")
         parser.add_argument("--boxes", type=int, default=5, help="Simulated set-top boxes for the demo (0: none).")
         parser.add_argument(
-            "--cas-port", type=int, default=int(env("CAS_SIMULATOR_PORT", "0")),
+            "--cas-port",
+            type=int,
+            default=int(env("CAS_SIMULATOR_PORT", "0")),
             help="Port of the CAS simulator (default: any free port; variable CAS_SIMULATOR_PORT).",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--boxes-port", type=int, default=int(env("SIMULATOR_PORT", "0")),
+            "--boxes-port",
+            type=int,
+            default=int(env("SIMULATOR_PORT", "0")),
             help="First port of the simulated boxes (default: a free run of ports; variable SIMULATOR_PORT).",
-        )  # fmt: skip
+        )
 
-    def handle(self, *args, host: str, port: int, no_demo: bool, boxes: int, cas_port: int, boxes_port: int,
-               **options) -> None:  # fmt: skip
+    def handle(
+        self, *args, host: str, port: int, no_demo: bool, boxes: int, cas_port: int, boxes_port: int, **options
+    ) -> None:
         plan = Plan(host, port)
         web = listening(host, port)  # first: a port that is taken stops the start before anything else runs
         call_command("migrate", interactive=False, verbosity=0)
@@ -130,17 +148,37 @@ class Command(BaseCommand):
         sock = listening("127.0.0.1", port)
         plan.sockets.append(sock)
         fd = sock.fileno()
-        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "simulate_cas", "--fd", str(fd),
-                   "--auto-register", "--latency", str(DEMO_CAS_LATENCY_MS)]  # fmt: skip
+        command = [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "simulate_cas",
+            "--fd",
+            str(fd),
+            "--auto-register",
+            "--latency",
+            str(DEMO_CAS_LATENCY_MS),
+        ]
         plan.children.append(Child("cas-simulator", command, pass_fds=(fd,)))
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     def _plan_worker(self, plan: Plan, env: dict[str, str]) -> None:
         command = [
-            sys.executable, "-m", "celery", "-A", "portal", "worker", "--beat",
-            "--queues", "express,regular,devices", "--concurrency", "2", "--loglevel", "INFO",
-            "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--beat",
+            "--queues",
+            "express,regular,devices",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(settings.VAR_DIR / "celerybeat-schedule"),
+        ]
         plan.children.append(Child("worker", command, env=env))
 
     def _plan_web(self, plan: Plan, sock: socket.socket) -> None:
@@ -164,7 +202,15 @@ class Command(BaseCommand):
         self._log(f"{registered} simulated set-top boxes on 127.0.0.1:{first}-{first + count - 1}")
         manage = str(settings.BASE_DIR / "manage.py")
         fds = tuple(sock.fileno() for sock in socks)
-        simulator = [sys.executable, manage, "simulate_devices", *(arg for fd in fds for arg in ("--fd", str(fd))),
-                     "--latency", "50", "--provision-seconds", "3"]  # fmt: skip
+        simulator = [
+            sys.executable,
+            manage,
+            "simulate_devices",
+            *(arg for fd in fds for arg in ("--fd", str(fd))),
+            "--latency",
+            "50",
+            "--provision-seconds",
+            "3",
+        ]
         plan.children.append(Child("box-simulator", simulator, pass_fds=fds))
         plan.children.append(Child("listener", [sys.executable, manage, "listen_devices", "--rescan", "10"]))
