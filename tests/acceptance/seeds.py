@@ -15,6 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
+from websockets.sync.client import connect
+
 SEEDS = Path(__file__).resolve().parent / "seeds"
 _DECODER = json.JSONDecoder()
 _ELISION = re.compile(r"^\s*\.{3,}\s*$", re.M)
@@ -119,3 +122,78 @@ def _dict_differences(answer: dict, example: dict, shapes: Shapes, values: bool,
         else:
             found += differences(answer[key], example[key], shapes, values=values, path=where)
     return found
+
+
+# --- Thunder's generated plugin documents (seeds 000 and 001) --------------------------------------------------------
+# Each method, property or event is a section opened by ``<a name="…"></a>`` and a ``## *name*`` heading; its
+# examples are fenced ``json`` blocks under ``#### Request`` / ``#### Response`` (``Get Request`` / ``Get Response``
+# for a property, a bare ``### Example`` for an event).
+_SECTION = re.compile(r'^<a name="(?P<anchor>[^"]+)"></a>\n## \*', re.M)
+_BLOCK = re.compile(r"^#{3,4} (?P<heading>[^\n]+)\n+```json\n(?P<body>.*?)^```", re.M | re.S)
+_ERROR_ROW = re.compile(r"^\| (?P<code>-?\d+) \| ```(?P<message>\w+)``` \|", re.M)
+_VERSION_NOTE = re.compile(r"^\(Version (\d+)\)", re.M)
+
+
+@cache
+def thunder_sections(number: str) -> dict[str, str]:
+    """Seed ``number``'s sections by anchor (``getSOCId``, ``method.provision``, ``event.provisioningchange``), each
+    its text up to the next anchor."""
+    text = seed_text(number)
+    starts = list(_SECTION.finditer(text))
+    ends = [match.start() for match in starts[1:]] + [len(text)]
+    return {match["anchor"]: text[match.start() : end] for match, end in zip(starts, ends, strict=True)}
+
+
+def thunder_examples(number: str, anchor: str) -> dict[str, str]:
+    """The example blocks of one section, by heading (``Request``, ``Get Response``, ``Example``), each exactly as
+    the document prints it (its last newline included): the bytes a box is sent, the text it must answer."""
+    return {m["heading"]: m["body"] for m in _BLOCK.finditer(thunder_sections(number)[anchor])}
+
+
+def thunder_errors(number: str, anchor: str) -> list[tuple[int, str]]:
+    """The (code, message) rows of a section's Errors table, in order; none where the section has no table."""
+    return [(int(m["code"]), m["message"]) for m in _ERROR_ROW.finditer(thunder_sections(number)[anchor])]
+
+
+def thunder_since(number: str, anchor: str) -> int:
+    """The API version a method first appears in: its description's ``(Version N)`` note, else 1."""
+    note = _VERSION_NOTE.search(thunder_sections(number)[anchor])
+    return int(note[1]) if note else 1
+
+
+def one_of(number: str, anchor: str, field: str) -> list[str]:
+    """The values the table row ``field`` of a section allows: ``(must be one of the following: *A*, *B*)``."""
+    row = re.search(
+        rf"^\| {re.escape(field)} \|[^\n]*\(must be one of the following: ([^)]*)\)",
+        thunder_sections(number)[anchor],
+        re.M,
+    )
+    if row is None:
+        raise LookupError(f"seed {number}, {anchor}: no row {field!r} listing its values")
+    return re.findall(r"\*(\w+)\*", row[1])
+
+
+# --- replaying them on a simulated box, over a real socket ----------------------------------------------------------
+THUNDER_TIMEOUT = 5.0
+
+
+def compact(text: str) -> bytes:
+    """A document's example as a Thunder box writes it: compact JSON, keys in the example's order."""
+    return json.dumps(json.loads(text), separators=(",", ":")).encode()
+
+
+def thunder_post(url: str, raw: str) -> httpx.Response:
+    """``raw`` (an example's exact text) as the body of ``POST /jsonrpc``, Thunder's HTTP interface."""
+    return httpx.post(url, content=raw.encode(), timeout=THUNDER_TIMEOUT)
+
+
+def thunder_frames(ws_url: str, *raws: str, then: int = 0) -> list[bytes]:
+    """Each of ``raws`` as one text frame on one WebSocket (subprotocol ``notification``, as ThunderJS opens it),
+    the answer of each awaited before the next is sent, then ``then`` more frames (notifications) read."""
+    with connect(ws_url, subprotocols=["notification"], open_timeout=THUNDER_TIMEOUT) as ws:
+        frames = []
+        for raw in raws:
+            ws.send(raw)
+            frames.append(ws.recv(THUNDER_TIMEOUT, decode=False))
+        frames += [ws.recv(THUNDER_TIMEOUT, decode=False) for _ in range(then)]
+    return frames
