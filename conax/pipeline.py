@@ -34,6 +34,7 @@ from conax.choices import LifeCycleState, Priority, RequestType
 from conax.crypto import PinUnreadable, pin_decrypt
 from conax.gateway import CasCommand, Completed, GatewayUnavailable, Rejected, gateway_from_settings
 from conax.models import Entitlement, Pairing, ProvisioningRequest, SetTopBox, Smartcard
+from portal.kernel import queues
 from portal.kernel.live import publish
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _enqueue(numbers_by_priority: list[tuple[int, str]], countdown: float | None
     numbers = [number for number, _ in numbers_by_priority]
     ProvisioningRequest.objects.filter(pk__in=numbers).update(enqueued_at=timezone.now())
     for number, priority in numbers_by_priority:
-        queue = "express" if priority == Priority.EXPRESS else "regular"
+        queue = queues.EXPRESS if priority == Priority.EXPRESS else queues.REGULAR
         try:
             current_app.send_task(TASK, args=[number], queue=queue, countdown=countdown)
         except Exception as exc:  # the broker is down: the periodic run will queue it again

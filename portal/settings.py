@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from portal.kernel import headers as portal_headers
+from portal.kernel import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -448,9 +449,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "regular"
-CELERY_TASK_ROUTES = {"provisioning.tasks.run_command": {"queue": "devices"}}
-CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("express", "regular", "devices"))
+CELERY_TASK_DEFAULT_QUEUE = queues.REGULAR
+CELERY_TASK_ROUTES = {"provisioning.tasks.run_command": {"queue": queues.DEVICES}}
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in queues.ALL)
 CELERY_TASK_ALWAYS_EAGER = False
 # Keep worker database connections between tasks (portal/celery.py closes them per CONN_MAX_AGE instead).
 CELERY_DB_REUSE_MAX = 1_000_000

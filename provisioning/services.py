@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from devices.models import Device
+from portal.kernel import queues
 from portal.kernel.live import publish
 from provisioning import thunder
 from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionType
@@ -29,7 +30,6 @@ from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 log = logging.getLogger(__name__)
 C = CommandState
 TASK = "provisioning.tasks.run_command"
-QUEUE = "devices"
 # Retry policy: "busy" answers wait a fixed delay; unreachable boxes back off exponentially with full jitter.
 MAX_ATTEMPTS = 6
 BUSY_DELAY = 10.0
@@ -131,7 +131,7 @@ def command_create(
 
 def _dispatch(command_id: int, countdown: float = 0) -> None:
     # By name: the task module imports this one. Only the id travels; the worker reads the rest.
-    current_app.send_task(TASK, args=[command_id], queue=QUEUE, countdown=countdown or None)
+    current_app.send_task(TASK, args=[command_id], queue=queues.DEVICES, countdown=countdown or None)
 
 
 def _claim(command_id: int) -> Command | None:

@@ -2,10 +2,11 @@
 
 from celery import shared_task
 
+from portal.kernel import queues
 from provisioning import services
 
 
-@shared_task(ignore_result=True, acks_late=True, queue="devices")
+@shared_task(ignore_result=True, acks_late=True, queue=queues.DEVICES)
 def run_command(command_id: int) -> str | None:
     return services.command_run(command_id=command_id)
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.kernel import queues
 from portal.lib.supervise import Child, Supervisor
 
 DEMO_CAS_LATENCY_MS = 200
@@ -171,7 +172,7 @@ class Command(BaseCommand):
             "worker",
             "--beat",
             "--queues",
-            "express,regular,devices",
+            ",".join(queues.ALL),
             "--concurrency",
             "2",
             "--loglevel",
