@@ -177,9 +177,11 @@ def one_of(number: str, anchor: str, field: str) -> list[str]:
 THUNDER_TIMEOUT = 5.0
 
 
-def compact(text: str) -> bytes:
-    """A document's example as a Thunder box writes it: compact JSON, keys in the example's order."""
-    return json.dumps(json.loads(text), separators=(",", ":")).encode()
+def compact(example: str | dict) -> bytes:
+    """A document's example (its text, or the value read from it) as a Thunder box writes it: compact JSON, keys in
+    the example's order."""
+    value = json.loads(example) if isinstance(example, str) else example
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def thunder_post(url: str, raw: str) -> httpx.Response:
