@@ -173,6 +173,30 @@ def one_of(number: str, anchor: str, field: str) -> list[str]:
     return re.findall(r"\*(\w+)\*", row[1])
 
 
+# --- the Exosite provisioning page (seed 002, reStructuredText) ------------------------------------------------------
+_HTTP_BLOCK = re.compile(r"^\.\. code-block:: http\n\n(?P<body>(?:(?: {4}[^\n]*)?\n)+)", re.M)
+_CODE_ITEM = re.compile(r"^ *\d+\. `(?P<code>\d{3})` -- (?P<meaning>.+?)(?=\n *\d+\. `|\Z)", re.M | re.S)
+
+
+@cache
+def exosite_request() -> tuple[str, str, dict[str, str], str]:
+    """Seed 002's HTTP request block as (method, path, headers in order, body), its placeholders (``<vendor>``,
+    ``<length>``) left in."""
+    (block,) = _HTTP_BLOCK.finditer(seed_text("002"))
+    lines = [line.removeprefix("    ").rstrip() for line in block["body"].strip("\n").split("\n")]
+    blank = lines.index("")
+    method, path, version = lines[0].split(" ")
+    assert version == "HTTP/1.1", version
+    headers = dict(line.split(": ", 1) for line in lines[1:blank])
+    return method, path, headers, "\n".join(lines[blank + 1 :])
+
+
+@cache
+def exosite_codes() -> dict[int, str]:
+    """Seed 002's response codes, in its order, each with what the document says it means (one line)."""
+    return {int(m["code"]): " ".join(m["meaning"].split()) for m in _CODE_ITEM.finditer(seed_text("002"))}
+
+
 # --- replaying them on a simulated box, over a real socket ----------------------------------------------------------
 THUNDER_TIMEOUT = 5.0
 
