@@ -1,13 +1,18 @@
-"""Reads of conditional access: identifier objects resolved to rows, and request lists through the FilterSet."""
+"""Reads of conditional access: identifier objects resolved to rows, request lists through the FilterSet, and what
+the portal's pages show of a box (its smartcards, their services, its requests) and of the fleet's requests."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Q, QuerySet
 
 from conax.exceptions import NotFound
 from conax.filters import ProvisioningRequestFilter
-from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
+from conax.models import Entitlement, ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
+from devices.models import Device
+from devices.selectors import device_visibility
 from portal.kernel.filters import filtered
+from portal.kernel.permissions import is_support_staff
 
 # The fields an identifier object may name, per entity (DESIGN.md, interface 4). ``id`` is the 32-hex CRM id.
 # The models an identifier object can name.
@@ -38,15 +43,6 @@ def identified(model: type[Identified], field: str, value: str) -> Identified:
     return row
 
 
-def by_ca_ids(model: type[Smartcard | SetTopBox], ca_ids: list[str]) -> list:
-    """Installed items by CA id, in the order given; NotFound names the first unknown one."""
-    found = {item.ca_id: item for item in model.objects.filter(ca_id__in=ca_ids)}
-    for ca_id in ca_ids:
-        if ca_id not in found:
-            raise NotFound(f"{LABELS[model]} not found", description=f"no {LABELS[model]} with CA id {ca_id!r}")
-    return [found[ca_id] for ca_id in ca_ids]
-
-
 def request_list(*, filters: dict | None = None) -> QuerySet[ProvisioningRequest]:
     return filtered(ProvisioningRequestFilter, filters, ProvisioningRequest.objects.order_by("number"))
 
@@ -72,3 +68,61 @@ def unit_of_token(*, metadata: dict) -> Unit | None:
     """The unit a CRM token was issued for (its login named one), if it still exists."""
     pk = metadata.get("unit")
     return Unit.objects.filter(pk=pk).first() if pk else None
+
+
+# --- what the portal's pages show ----------------------------------------------------------------------------------
+
+
+def box_of_device(*, device_id: int) -> SetTopBox | None:
+    """The CAS set-top box installed as this device, with its pairing and subscription."""
+    return SetTopBox.objects.filter(device_id=device_id).select_related("pairing", "subscription").first()
+
+
+def box_smartcards(*, box: SetTopBox, length: int) -> list[Smartcard]:
+    """The box's smartcards are those paired with it; an unpaired box shows its subscription's cards."""
+    if box.pairing_id:
+        cards = Smartcard.objects.filter(pairing_id=box.pairing_id)
+    elif box.subscription_id:
+        cards = Smartcard.objects.filter(subscription_id=box.subscription_id)
+    else:
+        return []
+    return list(cards.order_by("serial_number")[:length])
+
+
+def active_entitlements(*, smartcard_ids: list[int]) -> list[Entitlement]:
+    """The services these smartcards are entitled to now, by service code, with the service and the card."""
+    entitlements = Entitlement.objects.filter(smartcard_id__in=smartcard_ids, active=True)
+    return list(entitlements.select_related("service", "smartcard").order_by("service__code"))
+
+
+def box_requests(*, box: SetTopBox, smartcard_ids: list[int], length: int) -> list[ProvisioningRequest]:
+    """The latest requests about the box or these smartcards, newest first."""
+    requests = ProvisioningRequest.objects.filter(Q(set_top_box=box) | Q(smartcard_id__in=smartcard_ids))
+    return list(requests.order_by("-number")[:length])
+
+
+def request_visible(*, user: User | AnonymousUser, number: int) -> ProvisioningRequest | None:
+    """Support staff see every request; anyone else only those about the boxes of the devices they may see
+    (``devices.selectors.device_visibility``), or about those boxes' or their own subscriptions' smartcards."""
+    requests = ProvisioningRequest.objects.filter(pk=number)
+    if is_support_staff(user):
+        return requests.first()
+    if not user.is_authenticated or not user.is_active:
+        return None
+    mine = SetTopBox.objects.filter(device_visibility(user=user, prefix="device__"))
+    cards = Smartcard.objects.filter(Q(pairing__set_top_boxes__in=mine) | Q(subscription__customer=user))
+    return requests.filter(Q(set_top_box__in=mine) | Q(smartcard__in=cards)).distinct().first()
+
+
+def executed_request_feed(
+    *, devices: QuerySet[Device] | None = None, state: str = "", length: int
+) -> list[ProvisioningRequest]:
+    """The latest executed requests, last executed first, with the box's device (model, vendor); only those about a
+    box of ``devices`` when given, only those in life-cycle ``state`` when given."""
+    requests = ProvisioningRequest.objects.filter(executed_date__isnull=False)
+    if devices is not None:
+        requests = requests.filter(set_top_box__device__in=devices)
+    if state:
+        requests = requests.filter(life_cycle_state=state)
+    requests = requests.select_related("set_top_box__device__model__vendor")
+    return list(requests.order_by("-executed_date", "-number")[:length])
