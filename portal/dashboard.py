@@ -1,20 +1,26 @@
 """Reads behind the live pages: what a device's page shows, gathered from the inventory, the set-top-box plugins and
-conditional access, and who may see which device. Used by the pages, their fragments and the WebSocket consumers
+conditional access, who may see which device, and the staff's activity feed with its filters. The queries are the
+apps' selectors; this module composes them across apps. Used by the pages, their fragments and the WebSocket consumers
 (the consumers call these through ``database_sync_to_async``, never in the event loop)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from django import forms
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.urls import reverse
 
+from conax import selectors as conax_selectors
+from conax.choices import LifeCycleState
 from conax.models import Entitlement, ProvisioningRequest, Smartcard
 from conax.models import SetTopBox as CasBox
 from devices import selectors as device_selectors
 from devices.models import Device
-from portal.kernel.permissions import is_support_staff
+from provisioning import selectors as provisioning_selectors
+from provisioning.choices import CommandState
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
 RECENT = 10
@@ -28,7 +34,8 @@ def devices_visible(user: AbstractBaseUser) -> QuerySet[Device]:
 
 def my_devices(user: AbstractBaseUser) -> list[Device]:
     """The devices the user owns and may see (support staff too see only their own here)."""
-    devices = devices_visible(user).filter(owner=user) if user.is_authenticated else Device.objects.none()
+    devices = devices_visible(user)
+    devices = devices.filter(owner=user) if user.is_authenticated else devices.none()
     return list(devices.select_related("set_top_box").order_by("serial_number")[:MY_DEVICES_LIMIT])
 
 
@@ -54,51 +61,96 @@ class DeviceView:
 
 
 def device_view(device: Device) -> DeviceView:
-    """Everything the device page shows, in a fixed number of queries."""
-    box = SetTopBox.objects.filter(device=device).first()
+    """Everything the device page shows, in a fixed number of queries: the set-top-box plugin's box (its types,
+    latest events and commands) and conditional access (the CAS box's smartcards, their services, the requests)."""
+    box = provisioning_selectors.box_for_device(device_id=device.pk)
     view = DeviceView(device=device, box=box)
     if box is not None:
         view.types = list(box.type_statuses.all())
-        view.events = list(box.events.all()[:RECENT])
-        view.commands = list(box.commands.all()[:RECENT])
-    view.cas_box = CasBox.objects.filter(device=device).select_related("pairing", "subscription").first()
+        view.events = provisioning_selectors.box_recent_events(box=box, length=RECENT)
+        view.commands = provisioning_selectors.box_recent_commands(box=box, length=RECENT)
+    view.cas_box = conax_selectors.box_of_device(device_id=device.pk)
     if view.cas_box is not None:
-        _conditional_access(view, view.cas_box)
+        view.smartcards = conax_selectors.box_smartcards(box=view.cas_box, length=RECENT)
+        card_ids = [card.pk for card in view.smartcards]
+        view.services = conax_selectors.active_entitlements(smartcard_ids=card_ids)
+        view.requests = conax_selectors.box_requests(box=view.cas_box, smartcard_ids=card_ids, length=RECENT)
     return view
 
 
-def _conditional_access(view: DeviceView, cas_box: CasBox) -> None:
-    """The box's smartcards are those paired with it; an unpaired box shows its subscription's cards."""
-    if cas_box.pairing_id:
-        cards = Smartcard.objects.filter(pairing_id=cas_box.pairing_id)
-    elif cas_box.subscription_id:
-        cards = Smartcard.objects.filter(subscription_id=cas_box.subscription_id)
-    else:
-        cards = Smartcard.objects.none()
-    view.smartcards = list(cards.order_by("serial_number")[:RECENT])
-    card_ids = [card.pk for card in view.smartcards]
-    view.services = list(
-        Entitlement.objects.filter(smartcard_id__in=card_ids, active=True)
-        .select_related("service", "smartcard")
-        .order_by("service__code")
-    )
-    requests = ProvisioningRequest.objects.filter(Q(set_top_box=cas_box) | Q(smartcard_id__in=card_ids))
-    view.requests = list(requests.order_by("-number")[:RECENT])
-
-
 def request_visible(user: AbstractBaseUser, number: int) -> ProvisioningRequest | None:
-    """Staff see every request; a customer only those about their own boxes' smartcards."""
-    requests = ProvisioningRequest.objects.filter(pk=number)
-    if is_support_staff(user):
-        return requests.first()
-    mine = CasBox.objects.filter(device__owner=user)
-    cards = Smartcard.objects.filter(Q(pairing__set_top_boxes__in=mine) | Q(subscription__customer=user))
-    return requests.filter(Q(set_top_box__in=mine) | Q(smartcard__in=cards)).distinct().first()
+    return conax_selectors.request_visible(user=user, number=number)
 
 
 # --- staff live views ----------------------------------------------------------------------------------------------
 
 ACTIVITY_KINDS = ("event", "command", "request")
+NAME_LENGTH = 64  # Vendor.name and DeviceModel.name
+STATUS_MAX = 2**31 - 1  # BoxEvent.status is a PostgreSQL integer
+
+
+def _is_status(state: str) -> bool:
+    return state.isascii() and state.isdigit() and int(state) <= STATUS_MAX
+
+
+# What ``state`` means for each kind of activity: an event's status code, a command's or a request's state.
+STATE_VALID = {
+    "event": _is_status,
+    "command": lambda state: state in CommandState.values,
+    "request": lambda state: state in LifeCycleState.values,
+}
+
+
+def _one_of(values: list[str]) -> str:
+    return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+# How each kind's state is spelt, and what the kind is called, for the error a wrong state gets.
+STATE_HELP = {
+    "event": ("a status code, a number such as 200 or 500", "an event", "events"),
+    "command": (_one_of(CommandState.values), "a command", "commands"),
+    "request": (_one_of(LifeCycleState.values), "a Conax request", "Conax requests"),
+}
+
+
+class ActivityFilters(forms.Form):
+    """The activity page's filters, checked as the REST API checks its FilterSets: a value that cannot narrow the
+    list (an unknown type, a state that no activity of the chosen type can be in, a name longer than any vendor's or
+    model's) is an error, never a filter silently left out. Vendor and model are exact names, as in
+    ``devices.filters.DeviceFilter``; a name no device has simply lists nothing."""
+
+    vendor = forms.CharField(required=False, max_length=NAME_LENGTH, label="Vendor")
+    model = forms.CharField(required=False, max_length=NAME_LENGTH, label="Model")
+    type = forms.ChoiceField(
+        required=False,
+        choices=[("", "any"), *((kind, kind) for kind in ACTIVITY_KINDS)],
+        label="Type",
+        error_messages={
+            "invalid_choice": "“%(value)s” is not a type of activity: choose event, command or request (or any)."
+        },
+    )
+    state = forms.CharField(required=False, max_length=NAME_LENGTH, label="State")
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        state, kind = cleaned.get("state"), cleaned.get("type")
+        if state and "type" not in self.errors and not _state_kinds(kind or "", state):
+            self.add_error("state", _state_error(kind or "", state))
+        return cleaned
+
+
+def _state_error(kind: str, state: str) -> str:
+    if kind:
+        spelling, name, _ = STATE_HELP[kind]
+        return f"“{state}” is not a state of {name}: use {spelling}."
+    uses = "; ".join(f"{spelling} for {plural}" for spelling, _, plural in STATE_HELP.values())
+    return f"“{state}” is not a state of any activity: use {uses}."
+
+
+def _state_kinds(kind: str, state: str) -> list[str]:
+    """The kinds listed: the one asked for (or all), less those that ``state`` (when given) cannot apply to."""
+    kinds = [kind] if kind else list(ACTIVITY_KINDS)
+    return [k for k in kinds if not state or STATE_VALID[k](state)]
 
 
 @dataclass(frozen=True)
@@ -111,70 +163,43 @@ class Activity:
     link: str
 
 
-def activity(filters: dict, limit: int = 50) -> list[Activity]:
+def activity(filters: Mapping[str, str], limit: int = 50) -> list[Activity]:
     """The fleet's latest box events, finished commands and finished Conax requests, newest first, filtered by
-    vendor and model (names), kind (``type``) and state."""
-    kinds = [filters["type"]] if filters.get("type") in ACTIVITY_KINDS else list(ACTIVITY_KINDS)
+    vendor and model (names), kind (``type``) and state. ``filters`` are an ``ActivityFilters``' cleaned data."""
+    state = filters.get("state", "")
+    kinds = _state_kinds(filters.get("type", ""), state)
+    devices = _devices_named(filters)
     rows: list[Activity] = []
     if "event" in kinds:
-        rows += _events(filters, limit)
+        events = provisioning_selectors.event_feed(devices=devices, status=int(state) if state else None, length=limit)
+        rows += [_event_row(event) for event in events]
     if "command" in kinds:
-        rows += _commands(filters, limit)
+        commands = provisioning_selectors.finished_command_feed(devices=devices, state=state, length=limit)
+        rows += [_command_row(command) for command in commands]
     if "request" in kinds:
-        rows += _requests(filters, limit)
+        requests = conax_selectors.executed_request_feed(devices=devices, state=state, length=limit)
+        rows += [_request_row(request) for request in requests]
     return sorted(rows, key=lambda row: row.at, reverse=True)[:limit]
 
 
-def _device_filter(prefix: str, filters: dict) -> Q:
-    q = Q()
-    if filters.get("vendor"):
-        q &= Q(**{f"{prefix}model__vendor__name": filters["vendor"]})
-    if filters.get("model"):
-        q &= Q(**{f"{prefix}model__name": filters["model"]})
-    return q
+def _devices_named(filters: Mapping[str, str]) -> QuerySet[Device] | None:
+    """The devices of the vendor and model named (the inventory's own FilterSet), or None when neither is."""
+    names = {name: filters[name] for name in ("vendor", "model") if filters.get(name)}
+    return device_selectors.device_list(filters=names) if names else None
 
 
-def _events(filters: dict, limit: int) -> list[Activity]:
-    events = BoxEvent.objects.filter(_device_filter("box__device__", filters)).select_related(
-        "box__device__model__vendor"
-    )
-    if filters.get("state"):
-        events = events.filter(status=filters["state"]) if str(filters["state"]).isdigit() else events.none()
-    return [
-        Activity(e.received_at, "event", e.name, str(e.status), e.box.device, _device_link(e.box.device_id))
-        for e in events.order_by("-received_at")[:limit]
-    ]
+def _event_row(e: BoxEvent) -> Activity:
+    return Activity(e.received_at, "event", e.name, str(e.status), e.box.device, _device_link(e.box.device_id))
 
 
-def _commands(filters: dict, limit: int) -> list[Activity]:
-    commands = Command.objects.filter(_device_filter("box__device__", filters), finished_at__isnull=False)
-    if filters.get("state"):
-        commands = commands.filter(state=filters["state"])
-    commands = commands.select_related("box__device__model__vendor").order_by("-finished_at")[:limit]
-    return [
-        Activity(c.finished_at, "command", c.kind, c.state, c.box.device, _device_link(c.box.device_id))
-        for c in commands
-    ]
+def _command_row(c: Command) -> Activity:
+    return Activity(c.finished_at, "command", c.kind, c.state, c.box.device, _device_link(c.box.device_id))
 
 
-def _requests(filters: dict, limit: int) -> list[Activity]:
-    requests = ProvisioningRequest.objects.filter(executed_date__isnull=False)
-    if filters.get("vendor") or filters.get("model"):
-        requests = requests.filter(_device_filter("set_top_box__device__", filters))
-    if filters.get("state"):
-        requests = requests.filter(life_cycle_state=filters["state"])
-    requests = requests.select_related("set_top_box__device__model__vendor").order_by("-executed_date")[:limit]
-    return [
-        Activity(
-            r.executed_date,
-            "request",
-            f"{r.type} #{r.number}",
-            r.life_cycle_state,
-            r.set_top_box.device if r.set_top_box else None,
-            reverse("admin:conax_provisioningrequest_change", args=[r.pk]),
-        )
-        for r in requests
-    ]
+def _request_row(r: ProvisioningRequest) -> Activity:
+    device = r.set_top_box.device if r.set_top_box else None
+    link = reverse("admin:conax_provisioningrequest_change", args=[r.pk])
+    return Activity(r.executed_date, "request", f"{r.type} #{r.number}", r.life_cycle_state, device, link)
 
 
 def _device_link(device_id: int) -> str:

@@ -81,16 +81,18 @@ def request_panel(request: HttpRequest, number: int) -> HttpResponse:
 
 
 def activity(request: HttpRequest) -> HttpResponse:
-    """The fleet's activity as it happens (events, finished commands and Conax requests), with filters."""
+    """The fleet's activity as it happens (events, finished commands and Conax requests), with filters. Invalid
+    filters are a 400 that shows the page (or the fragment) with what is wrong, and no rows."""
     _staff(request)
-    filters = {name: request.GET.get(name, "").strip()[:64] for name in ("vendor", "model", "type", "state")}
+    form = dashboard.ActivityFilters(request.GET)
+    valid = form.is_valid()
     context = {
-        "rows": dashboard.activity(filters),
-        "filters": filters,
+        "form": form,
+        "rows": dashboard.activity(form.cleaned_data) if valid else [],
         "kinds": dashboard.ACTIVITY_KINDS,
         "poll_seconds": poll_seconds(),
         "title": "Live activity",
         "query": request.GET.urlencode(),
     }
     template = "portal/pages/activity_rows.html" if request.GET.get("fragment") else "admin/portal/activity.html"
-    return render(request, template, context)
+    return render(request, template, context, status=200 if valid else 400)
