@@ -2,12 +2,25 @@ from django.contrib import admin, messages
 
 from components import services
 from components.choices import ActiveStatus
+from components.filters import (
+    DeviceProvisioningFilter,
+    ParameterFilter,
+    ParameterGroupFilter,
+    ProvisioningComponentFilter,
+    SensorFilter,
+)
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from portal.kernel.adminfilters import FilterSetAdminMixin
 
 
 @admin.register(Sensor, Parameter, ParameterGroup)
-class CatalogAdmin(admin.ModelAdmin):
+class CatalogAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     list_display = ("id", "name")
+    FILTERSETS = {Sensor: SensorFilter, Parameter: ParameterFilter, ParameterGroup: ParameterGroupFilter}
+
+    def get_filterset_class(self):
+        return self.FILTERSETS[self.model]
+
     search_fields = ("name",)
 
 
@@ -23,7 +36,8 @@ class ComponentInline(admin.TabularInline):
 
 
 @admin.register(DeviceProvisioning)
-class DeviceProvisioningAdmin(admin.ModelAdmin):
+class DeviceProvisioningAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+    filterset_class = DeviceProvisioningFilter
     list_display = ("pk", "name", "device", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "device__serial_number")
@@ -33,7 +47,8 @@ class DeviceProvisioningAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProvisioningComponent)
-class ProvisioningComponentAdmin(admin.ModelAdmin):
+class ProvisioningComponentAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+    filterset_class = ProvisioningComponentFilter
     list_display = (
         "id",
         "provisioning",

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from conax import services
 from conax.choices import LifeCycleState
 from conax.exceptions import ConaxError
+from conax.filters import ProvisioningRequestFilter
 from conax.models import (
     Entitlement,
     Pairing,
@@ -19,6 +20,7 @@ from conax.models import (
     Subscription,
     Unit,
 )
+from portal.kernel.adminfilters import FilterSetAdminMixin
 
 
 @admin.register(Unit)
@@ -99,6 +101,7 @@ class TextFilter(admin.SimpleListFilter):
     """A free-text filter (exact match): there are too many smartcards and subscriptions to list as choices."""
 
     template = "admin/conax/text_filter.html"
+    free_text = True  # any value is one to look for (FilterSetAdminMixin checks the others against their choices)
     lookup: str
 
     def lookups(self, request, model_admin):
@@ -141,7 +144,9 @@ class RequestChangeList(ChangeList):
 
 
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(admin.ModelAdmin):
+class ProvisioningRequestAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+    filterset_class = ProvisioningRequestFilter
+    changelist_base = RequestChangeList
     list_display = (
         "number",
         "type",
@@ -221,9 +226,6 @@ class ProvisioningRequestAdmin(admin.ModelAdmin):
             },
         ),
     )
-
-    def get_changelist(self, request, **kwargs):
-        return RequestChangeList
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in ProvisioningRequest._meta.fields if f.name != "ca_pin_encrypted"]

@@ -14,19 +14,23 @@ from django.urls import path, reverse
 from devices import importing, services
 from devices.choices import ActivationState
 from devices.exceptions import InvalidImport
+from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
+from portal.kernel.adminfilters import FilterSetAdminMixin
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # larger files: `manage.py import_serials`
 
 
 @admin.register(Vendor)
-class VendorAdmin(admin.ModelAdmin):
+class VendorAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+    filterset_class = VendorFilter
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(DeviceModel)
-class DeviceModelAdmin(admin.ModelAdmin):
+class DeviceModelAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+    filterset_class = DeviceModelFilter
     list_display = ("name", "vendor", "description")
     list_filter = ("vendor",)
     search_fields = ("name", "vendor__name")
@@ -121,7 +125,8 @@ class DeviceForm(forms.ModelForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+    filterset_class = DeviceFilter
     list_display = (
         "serial_number",
         "model",

@@ -6,9 +6,11 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
+from portal.kernel.adminfilters import FilterSetAdminMixin
 from provisioning import selectors, services
 from provisioning.choices import CommandKind, ProvisionType
 from provisioning.exceptions import InvalidCommand
+from provisioning.filters import CommandFilter
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
 
@@ -113,7 +115,8 @@ class SetTopBoxAdmin(admin.ModelAdmin):
 
 
 @admin.register(Command)
-class CommandAdmin(admin.ModelAdmin):
+class CommandAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+    filterset_class = CommandFilter
     list_display = ("id", "box", "kind", "state", "attempts", "requested_by", "created_at", "finished_at")
     list_filter = ("state", "kind")
     search_fields = ("box__device__serial_number",)
