@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -15,49 +13,21 @@ from django.utils.module_loading import import_string
 
 from conax import cas_protocol, gateway
 from conax.cas_protocol import CasCommand, Completed, Outcome, Rejected
-from tests.conftest import REPO, clean_env
+from tests.standalone import frameworks_loaded_by, run_module
 
 TIMEOUT = 5.0
 LISTENING = re.compile(r"CAS simulator listening on (http://127\.0\.0\.1:\d+); Ctrl-C or SIGTERM stops it\.\n")
-NO_DJANGO = (
-    "import sys, {module}; "
-    "loaded = sorted({{m.split('.')[0] for m in sys.modules}} & {{'django', 'rest_framework', 'celery', 'channels'}}); "
-    "assert not loaded, loaded"
-)
-
-
-def run_module(*args: str) -> subprocess.Popen:
-    """``python -m conax.simulator`` in a newcomer's environment: no DJANGO_SETTINGS_MODULE, no portal variable."""
-    env = clean_env()
-    assert "DJANGO_SETTINGS_MODULE" not in env
-    return subprocess.Popen(
-        [sys.executable, "-m", "conax.simulator", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["conax.simulator", "conax.simulator.cli", "conax.cas_protocol"])
 def test_importing_the_simulator_loads_no_django(module):
-    proc = subprocess.run(
-        [sys.executable, "-c", NO_DJANGO.format(module=module)],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    assert (proc.returncode, proc.stderr) == (0, "")
+    assert frameworks_loaded_by(module) == (0, "")
 
 
 @pytest.mark.slow
 def test_python_m_serves_the_cas_protocol_over_a_real_socket_until_sigterm():
-    proc = run_module("--port", "0", "--auto-register", "--seed", "1")
+    proc = run_module("conax.simulator", "--port", "0", "--auto-register", "--seed", "1")
     body = {
         "idempotency_key": "C" * 32,
         "type": "SEND_MAIL_MESSAGE_TO_CLIENT",
@@ -84,7 +54,7 @@ def test_python_m_serves_the_cas_protocol_over_a_real_socket_until_sigterm():
 
 @pytest.mark.slow
 def test_python_m_refuses_what_cannot_work_with_one_line_and_code_1():
-    proc = run_module("--port", "70000")
+    proc = run_module("conax.simulator", "--port", "70000")
     out, err = proc.communicate(timeout=60)
 
     assert (proc.returncode, out) == (1, "")

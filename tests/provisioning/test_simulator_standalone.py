@@ -4,37 +4,15 @@ importing the package (or the Thunder wire protocol) loads no Django at all."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from provisioning import choices, simulator, thunder, thunder_protocol
-from tests.conftest import REPO, clean_env
+from tests.standalone import frameworks_loaded_by, run_module
 
 TIMEOUT = 5.0
 SOC_ID_CALL = '{"jsonrpc":"2.0","id":7,"method":"com.comcast.DeviceProvisioning.3.getSOCId"}'
-NO_DJANGO = (
-    "import sys, {module}; "
-    "loaded = sorted({{m.split('.')[0] for m in sys.modules}} & {{'django', 'rest_framework', 'celery', 'channels'}}); "
-    "assert not loaded, loaded"
-)
-
-
-def run_module(*args: str) -> subprocess.Popen:
-    """``python -m provisioning.simulator`` in a newcomer's environment: no DJANGO_SETTINGS_MODULE, no portal
-    variable."""
-    env = clean_env()
-    assert "DJANGO_SETTINGS_MODULE" not in env
-    return subprocess.Popen(
-        [sys.executable, "-m", "provisioning.simulator", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.slow
@@ -42,21 +20,12 @@ def run_module(*args: str) -> subprocess.Popen:
     "module", ["provisioning.simulator", "provisioning.simulator.cli", "provisioning.thunder_protocol"]
 )
 def test_importing_the_simulator_loads_no_django(module):
-    proc = subprocess.run(
-        [sys.executable, "-c", NO_DJANGO.format(module=module)],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    assert (proc.returncode, proc.stderr) == (0, "")
+    assert frameworks_loaded_by(module) == (0, "")
 
 
 @pytest.mark.slow
 def test_python_m_serves_json_rpc_over_a_real_socket_until_sigterm():
-    proc = run_module("--count", "3", "--port", "0", "--api-version", "3", "--seed", "1")
+    proc = run_module("provisioning.simulator", "--count", "3", "--port", "0", "--api-version", "3", "--seed", "1")
     try:
         announced = [proc.stdout.readline() for _ in range(4)]
         address = announced[3].split()[2]
@@ -90,7 +59,7 @@ def test_python_m_serves_json_rpc_over_a_real_socket_until_sigterm():
     ],
 )
 def test_python_m_refuses_what_cannot_work_with_one_line_and_code_1(args, message):
-    proc = run_module(*args)
+    proc = run_module("provisioning.simulator", *args)
     out, err = proc.communicate(timeout=60)
 
     assert (proc.returncode, out) == (1, "")
