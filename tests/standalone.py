@@ -3,6 +3,7 @@ DJANGO_SETTINGS_MODULE, no portal variable), and check that importing a module l
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -35,3 +36,18 @@ def frameworks_loaded_by(module: str) -> tuple[int, str]:
         [sys.executable, "-c", script], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60
     )
     return proc.returncode, proc.stderr
+
+
+def sigterm(proc: subprocess.Popen) -> tuple[int, str, str]:
+    """SIGTERM, then (exit code, the rest of stdout, stderr); killed if it does not stop within 15 s."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rest, errors = proc.stdout.read(), proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    return code, rest, errors

@@ -5,7 +5,6 @@ import."""
 from __future__ import annotations
 
 import re
-import signal
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from django.utils.module_loading import import_string
 
 from conax import cas_protocol, gateway
 from conax.cas_protocol import CasCommand, Completed, Outcome, Rejected
-from tests.standalone import frameworks_loaded_by, run_module
+from tests.standalone import frameworks_loaded_by, run_module, sigterm
 
 TIMEOUT = 5.0
 LISTENING = re.compile(r"CAS simulator listening on (http://127\.0\.0\.1:\d+); Ctrl-C or SIGTERM stops it\.\n")
@@ -36,15 +35,8 @@ def test_python_m_serves_the_cas_protocol_over_a_real_socket_until_sigterm():
     try:
         url = LISTENING.fullmatch(proc.stdout.readline()).group(1)
         answer = httpx.post(f"{url}{cas_protocol.REQUESTS_PATH}", json=body, timeout=TIMEOUT)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=15)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    rest, errors = proc.stdout.read(), proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
+        code, rest, errors = sigterm(proc)
 
     outcome = cas_protocol.outcome_from_wire(answer.json(), "C" * 32)
     assert answer.status_code == 200 and isinstance(outcome, Completed)

@@ -3,13 +3,11 @@ importing the package (or the Thunder wire protocol) loads no Django at all."""
 
 from __future__ import annotations
 
-import signal
-
 import httpx
 import pytest
 
 from provisioning import choices, simulator, thunder, thunder_protocol
-from tests.standalone import frameworks_loaded_by, run_module
+from tests.standalone import frameworks_loaded_by, run_module, sigterm
 
 TIMEOUT = 5.0
 SOC_ID_CALL = '{"jsonrpc":"2.0","id":7,"method":"com.comcast.DeviceProvisioning.3.getSOCId"}'
@@ -30,15 +28,8 @@ def test_python_m_serves_json_rpc_over_a_real_socket_until_sigterm():
         announced = [proc.stdout.readline() for _ in range(4)]
         address = announced[3].split()[2]
         answer = httpx.post(f"http://{address}/jsonrpc", content=SOC_ID_CALL, timeout=TIMEOUT)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=15)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    rest, errors = proc.stdout.read(), proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
+        code, rest, errors = sigterm(proc)
 
     assert announced[0] == "Simulating 3 set-top box(es); Ctrl-C or SIGTERM stops them.\n"
     assert announced[3].startswith("box  2  127.0.0.1:") and " api=3 " in announced[3]
