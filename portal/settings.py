@@ -300,6 +300,8 @@ ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="
 
 # --- i18n / static --------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# One date-time format everywhere (ISO-like, 24-hour, with the zone): portal/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["portal.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
