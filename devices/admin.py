@@ -13,29 +13,50 @@ from django.urls import path, reverse
 
 from devices import importing, services
 from devices.choices import ActivationState
-from devices.exceptions import InvalidImport
+from devices.choices import ActivationState as S
+from devices.exceptions import IllegalTransition, InvalidImport
 from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
+from portal.kernel import jobs
 from portal.kernel.adminfilters import FilterSetAdminMixin
+from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # larger files: `manage.py import_serials`
 
 
 @admin.register(Vendor)
-class VendorAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class VendorAdmin(FilterSetAdminMixin, ConsoleAdmin):
     filterset_class = VendorFilter
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
+    def service_save(self, request, obj, form, change):
+        return services.vendor_save(name=form.cleaned_data["name"], vendor=obj if change else None)
+
+    def service_delete(self, request, obj):
+        services.vendor_delete(vendor=obj)
+
 
 @admin.register(DeviceModel)
-class DeviceModelAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class DeviceModelAdmin(FilterSetAdminMixin, ConsoleAdmin):
     filterset_class = DeviceModelFilter
     list_display = ("name", "vendor", "description")
     list_filter = ("vendor",)
     search_fields = ("name", "vendor__name")
     autocomplete_fields = ("vendor",)
     list_select_related = ("vendor",)
+
+    def service_save(self, request, obj, form, change):
+        data = form.cleaned_data
+        return services.device_model_save(
+            vendor=data["vendor"],
+            name=data["name"],
+            description=data.get("description", ""),
+            device_model=obj if change else None,
+        )
+
+    def service_delete(self, request, obj):
+        services.device_model_delete(device_model=obj)
 
 
 class ActivationAttemptInline(admin.TabularInline):
@@ -125,7 +146,7 @@ class DeviceForm(forms.ModelForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class DeviceAdmin(FilterSetAdminMixin, ConsoleAdmin):
     filterset_class = DeviceFilter
     list_display = (
         "serial_number",
@@ -167,9 +188,71 @@ class DeviceAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).with_effective_state()
 
+    object_actions = (
+        ObjectAction("enable", "Enable", run="enable_one", shown="can_enable"),
+        ObjectAction(
+            "reenable",
+            "Re-enable",
+            run="reenable_one",
+            shown="can_reenable",
+            danger=True,
+            confirm="Re-enabling opens a new activation window. The device's current key (CIK) stops working at "
+            "once: the device is offline until it activates again.",
+        ),
+        ObjectAction(
+            "disable",
+            "Disable",
+            run="disable_one",
+            shown="can_disable",
+            danger=True,
+            confirm="Disabling revokes the device's key (CIK) at once and refuses any activation until the device is "
+            "re-enabled. The device goes offline.",
+        ),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return ("model", "serial_number", *fields) if obj is not None else fields  # its identity, once it exists
+
+    def service_save(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            return services.device_update(device=obj, extra=data.get("extra", ""), owner=data.get("owner"))
+        return services.device_create(
+            model=data["model"], serial_number=data["serial_number"], extra=data.get("extra", ""), owner=data["owner"]
+        )
+
+    def service_delete(self, request, obj):
+        services.device_delete(device=obj)
+
+    def can_enable(self, obj: Device) -> bool:
+        return obj.current_state == S.NOT_ADDED
+
+    def can_reenable(self, obj: Device) -> bool:
+        return obj.current_state in (S.ACTIVATED, S.EXPIRED, S.DISABLED)
+
+    def can_disable(self, obj: Device) -> bool:
+        return obj.current_state in (S.NOT_ACTIVATED, S.ACTIVATED, S.EXPIRED)
+
+    def _one(self, request, operation: str, obj: Device) -> str:
+        report = jobs.run_now(name=operation, ids=[obj.pk], actor=request.user)
+        if report.refused:
+            reason = next(iter(report.refused))
+            raise IllegalTransition(f"not changed: {reason}")
+        return f"{report.operation.done_verb.capitalize()} {obj}."
+
+    def enable_one(self, request, obj, data) -> str:
+        return self._one(request, "devices.enable", obj)
+
+    def reenable_one(self, request, obj, data) -> str:
+        return self._one(request, "devices.reenable", obj) + " Its old key no longer works."
+
+    def disable_one(self, request, obj, data) -> str:
+        return self._one(request, "devices.disable", obj) + " Its key no longer works."
+
     @admin.display(description="State", ordering="state")
     def state_display(self, obj: Device) -> str:
-        return ActivationState(obj.current_state).label
+        return badge(obj.current_state, ActivationState(obj.current_state).label)
 
     @admin.display(boolean=True, description="CIK active")
     def has_active_cik(self, obj: Device) -> bool:
@@ -183,25 +266,17 @@ class DeviceAdmin(FilterSetAdminMixin, admin.ModelAdmin):
             return f"never used ({_duration(unused)} since activation)"
         return "used" if obj.cik_first_used_at else "—"
 
-    def _bulk(self, request, queryset, service, verb: str) -> None:
-        result = service(ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{verb.capitalize()}d {len(result.changed)} device(s).", messages.SUCCESS)
-        if result.skipped:
-            self.message_user(
-                request, f"{len(result.skipped)} device(s) could not be {verb}d in their state.", messages.WARNING
-            )
-
     @admin.action(description="Enable selected devices (open the activation window)", permissions=["change"])
-    def enable(self, request, queryset) -> None:
-        self._bulk(request, queryset, services.devices_enable, "enable")
+    def enable(self, request, queryset):
+        return self.bulk(request, queryset, "devices.enable")
 
     @admin.action(description="Re-enable selected devices (new window, old CIK revoked)", permissions=["change"])
-    def reenable(self, request, queryset) -> None:
-        self._bulk(request, queryset, services.devices_reenable, "re-enable")
+    def reenable(self, request, queryset):
+        return self.bulk(request, queryset, "devices.reenable")
 
     @admin.action(description="Disable selected devices (CIK revoked)", permissions=["change"])
-    def disable(self, request, queryset) -> None:
-        self._bulk(request, queryset, services.devices_disable, "disable")
+    def disable(self, request, queryset):
+        return self.bulk(request, queryset, "devices.disable")
 
     form = DeviceForm
 

@@ -9,6 +9,7 @@ class DevicesConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from devices import operations  # noqa: F401  (registers the inventory's bulk operations)
         from devices.models import Device, DeviceModel, Vendor
 
         auditlog.register(Vendor)

@@ -29,6 +29,13 @@ class InvalidOwner(DeviceError):
     code = "INVALID_OWNER"
 
 
+class InUse(DeviceError):
+    """A vendor or model that devices still refer to cannot be deleted."""
+
+    code = "IN_USE"
+    category = Category.CONFLICT
+
+
 class ActivationRefused(DeviceError):
     """Activation did not hand out a CIK. ``details``: ``outcome`` says why (activation answers a status for each,
     ``provisioning.api.activation.REFUSALS``), ``device_id`` the device when one was found."""

@@ -16,7 +16,7 @@ from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
 from django.utils import timezone
 
 from devices.choices import ActivationOutcome, ActivationState
@@ -25,6 +25,7 @@ from devices.exceptions import (
     CikInvalid,
     DeviceExists,
     IllegalTransition,
+    InUse,
     InvalidImport,
     InvalidOwner,
 )
@@ -189,6 +190,37 @@ def device_assign_owner(*, device: Device, owner: User | None) -> Device:
     device.owner = owner
     device.save(update_fields=["owner", "updated_at"])
     return device
+
+
+def device_update(*, device: Device, extra: str, owner: User | None) -> Device:
+    """What staff may change on a device once it exists: its extra data and its owner (the serial and the model are
+    its identity). Audited by the trail's save hook."""
+    if owner is not None:
+        _check_owner(owner)
+    device.extra, device.owner = extra, owner
+    device.save(update_fields=["extra", "owner", "updated_at"])
+    return device
+
+
+def device_delete(*, device: Device) -> None:
+    """Remove a device with its box records (audited as a deletion). Its CIK goes with it."""
+    device.delete()
+
+
+def _delete_unused(obj: Vendor | DeviceModel, what: str) -> None:
+    try:
+        with transaction.atomic():
+            obj.delete()
+    except ProtectedError as exc:
+        raise InUse(f"{what} {obj} is still in use: records refer to it") from exc
+
+
+def vendor_delete(*, vendor: Vendor) -> None:
+    _delete_unused(vendor, "vendor")
+
+
+def device_model_delete(*, device_model: DeviceModel) -> None:
+    _delete_unused(device_model, "model")
 
 
 def devices_expire_windows(*, now: datetime | None = None) -> int:

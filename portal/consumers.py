@@ -60,7 +60,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def relay(self, event: dict) -> None:
         await self.send_json(event)
 
-    device_event = device_command = cas_request = relay
+    device_event = device_command = cas_request = job_progress = relay
 
 
 class DeviceConsumer(LiveConsumer):

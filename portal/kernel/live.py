@@ -47,7 +47,18 @@ class CasRequest(TypedDict):
     state: str
 
 
-LiveEvent = DeviceEvent | DeviceCommand | CasRequest
+class JobProgress(TypedDict):
+    """A background job over many objects moved on (to the staff group only): counts so far and its state."""
+
+    type: Literal["job.progress"]
+    job_id: int
+    done: int
+    failed: int
+    total: int
+    state: str
+
+
+LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress
 
 
 def device_group(device_id: int) -> str:

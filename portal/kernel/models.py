@@ -37,3 +37,44 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class BulkJob(models.Model):
+    """One operation over many objects, run in the background in chunks (``portal.kernel.jobs``).
+
+    The database is the source of truth: ``cursor`` moves in the same transaction as each chunk's work, so a worker
+    killed mid-job redoes at most nothing (the chunk it was in rolled back) and a job is never run twice over."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    operation = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.PROTECT)
+    object_ids = models.JSONField(help_text="The primary keys, in order, frozen when the job was started.")
+    params = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField()
+    cursor = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text="The first failures: id, label and reason.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "background job"
+        indexes = [models.Index(fields=["-created_at"], name="bulkjob_created_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(cursor__lte=F("total")), name="bulkjob_cursor_within_total"),
+            models.CheckConstraint(condition=Q(done__lte=F("cursor") - F("failed")), name="bulkjob_counts_add_up"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 from celery import Task, shared_task, signals
 
-from portal.kernel import services
+from portal.kernel import jobs, services
 
 if TYPE_CHECKING:
     from celery.worker.consumer import Consumer
@@ -13,6 +13,13 @@ if TYPE_CHECKING:
 @shared_task(bind=True, ignore_result=True)
 def heartbeat(self: Task) -> None:
     services.heartbeat_record(hostname=self.request.hostname or "unknown")
+
+
+@shared_task(ignore_result=True)
+def job_run(job_id: int) -> None:
+    """A background job over many objects (``portal.kernel.jobs``); redelivered after a worker loss, it carries on
+    from the job's committed cursor."""
+    jobs.job_run(job_id=job_id)
 
 
 @shared_task(ignore_result=True)

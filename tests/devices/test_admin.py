@@ -61,8 +61,10 @@ def test_actions_on_a_selection(staff_client, action, start, end):
 
     assert response.status_code == 200
     assert set(Device.objects.filter(pk__in=[d.pk for d in devices]).values_list("state", flat=True)) == {end}
-    messages = [str(m) for m in response.context["messages"]]
-    assert messages[0].endswith("d 3 device(s).") and "1 device(s) could not be" in messages[1]
+    (message,) = [str(m) for m in response.context["messages"]]
+    done = {"enable": "Enabled", "disable": "Disabled", "reenable": "Re-enabled"}[action]
+    assert message.startswith(f"{done} 3; 1 could not be {done.lower()} (")
+    assert message.endswith(f": {untouched.serial_number}).")
 
 
 def test_change_page_never_shows_the_cik(staff_client):
