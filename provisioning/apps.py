@@ -9,6 +9,7 @@ class ProvisioningConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from provisioning import operations  # noqa: F401  (registers the box commands as bulk operations)
         from provisioning.models import SetTopBox
 
         # Staff change a box's Thunder address; what the portal reads from the box is not a staff change.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import current_app
@@ -121,6 +122,46 @@ def commands_create(
 
         transaction.on_commit(dispatch_all)
     return commands
+
+
+@dataclass
+class QueueResult:
+    queued: list[Command] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)  # box id -> why no command was queued for it
+
+
+def commands_queue(
+    *, box_ids: list[int], kind: str, params: dict | None = None, requested_by: User | None = None
+) -> QueueResult:
+    """Queue ``kind`` for each box among ``box_ids`` that has not the same command waiting already (queued or
+    sent: a second one would only repeat it); say why for the others (waiting already, or no such box)."""
+    clean = _clean_params(kind, params or {})
+    with transaction.atomic():
+        boxes = list(SetTopBox.objects.select_for_update().filter(pk__in=box_ids).order_by("pk"))
+        waiting = set(
+            Command.objects.filter(box__in=boxes, kind=kind, params=clean, state__in=[C.QUEUED, C.SENT]).values_list(
+                "box_id", flat=True
+            )
+        )
+        found = {box.pk for box in boxes}
+        refused = {pk: "the same command is already waiting for this box" for pk in waiting}
+        refused |= {pk: "no such box (removed)" for pk in box_ids if pk not in found}
+        ready = [box for box in boxes if box.pk not in waiting]
+        queued = commands_create(boxes=ready, kind=kind, params=clean, requested_by=requested_by) if ready else []
+    return QueueResult(queued=queued, refused=refused)
+
+
+def box_update(*, box: SetTopBox, host: str, port: int) -> SetTopBox:
+    """Staff change where the portal reaches a box's Thunder server (audited by the trail's save hook)."""
+    box.thunder_host, box.thunder_port = host, port
+    box.full_clean(validate_unique=False)
+    box.save(update_fields=["thunder_host", "thunder_port", "updated_at"])
+    return box
+
+
+def box_delete(*, box: SetTopBox) -> None:
+    """Forget a box's plugin records (its commands and events go with it); the device stays in the inventory."""
+    box.delete()
 
 
 def command_create(

@@ -54,18 +54,27 @@ class Operation:
     name: str
     model: type[models.Model]
     function: Function
-    verb: str  # "enable": the report reads "Enabled 3; 2 could not be enabled (...)"
-    done_verb: str  # "enabled"
+    verb: str  # "enable": a job's title reads "Enable 500 devices"
+    done_verb: str  # "enabled": the report reads "Enabled 3; 2 could not be enabled (...)"
+    not_done: str = ""  # what the refused "could not be ..." (default: could not be <done_verb>)
+
+    @property
+    def refused_words(self) -> str:
+        return self.not_done or f"could not be {self.done_verb}"
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
-def register(name: str, *, model: type[models.Model], verb: str, done_verb: str) -> Callable[[Function], Function]:
+def register(
+    name: str, *, model: type[models.Model], verb: str, done_verb: str, not_done: str = ""
+) -> Callable[[Function], Function]:
     """Decorator: make ``function(ids, params, actor) -> Outcome`` available as operation ``name``."""
 
     def decorate(function: Function) -> Function:
-        OPERATIONS[name] = Operation(name=name, model=model, function=function, verb=verb, done_verb=done_verb)
+        OPERATIONS[name] = Operation(
+            name=name, model=model, function=function, verb=verb, done_verb=done_verb, not_done=not_done
+        )
         return function
 
     return decorate
@@ -93,13 +102,13 @@ class Report:
 
     def sentence(self) -> str:
         op = self.operation
-        text = f"{op.done_verb.capitalize()} {self.done}"
+        text = f"{op.done_verb[:1].upper()}{op.done_verb[1:]} {self.done}"
         if self.refused:
             parts = []
             for reason, labels in self.refused.items():
                 more = f" and {len(labels) - LISTED} more" if len(labels) > LISTED else ""
                 parts.append(f"{reason}: {', '.join(labels[:LISTED])}{more}")
-            text += f"; {self.failed} could not be {op.done_verb} ({'; '.join(parts)})"
+            text += f"; {self.failed} {op.refused_words} ({'; '.join(parts)})"
         return text + "."
 
 
