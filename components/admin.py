@@ -1,7 +1,7 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from components import services
-from components.choices import ActiveStatus
+from components.choices import ActiveStatus, ComponentType
 from components.filters import (
     DeviceProvisioningFilter,
     ParameterFilter,
@@ -10,13 +10,24 @@ from components.filters import (
     SensorFilter,
 )
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from portal.kernel import jobs
 from portal.kernel.adminfilters import FilterSetAdminMixin
+from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
+from portal.kernel.errors import Category, DomainError
 
 
 @admin.register(Sensor, Parameter, ParameterGroup)
-class CatalogAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class CatalogAdmin(FilterSetAdminMixin, ConsoleAdmin):
     list_display = ("id", "name")
     FILTERSETS = {Sensor: SensorFilter, Parameter: ParameterFilter, ParameterGroup: ParameterGroupFilter}
+    KINDS = {Sensor: ComponentType.SENSOR, Parameter: ComponentType.PARAMETER, ParameterGroup: ComponentType.GROUP_PARAMETER}
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("id",) if obj is not None else ()  # the operator's id is the entry's identity
+
+    def service_save(self, request, obj, form, change):
+        pk = obj.pk if change else form.cleaned_data["id"]
+        return services.catalog_entry_save(kind=self.KINDS[self.model], pk=pk, name=form.cleaned_data["name"])
 
     def get_filterset_class(self):
         return self.FILTERSETS[self.model]
@@ -36,7 +47,7 @@ class ComponentInline(admin.TabularInline):
 
 
 @admin.register(DeviceProvisioning)
-class DeviceProvisioningAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class DeviceProvisioningAdmin(FilterSetAdminMixin, ConsoleAdmin):
     filterset_class = DeviceProvisioningFilter
     list_display = ("pk", "name", "device", "is_active", "created_at")
     list_filter = ("is_active",)
@@ -45,16 +56,29 @@ class DeviceProvisioningAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     list_select_related = ("device",)
     inlines = (ComponentInline,)
 
+    def get_readonly_fields(self, request, obj=None):
+        return ("device",) if obj is not None else ()
+
+    def service_save(self, request, obj, form, change):
+        data = form.cleaned_data
+        device = obj.device if change else data["device"]
+        return services.provisioning_save(device=device, name=data.get("name", ""), is_active=data.get("is_active"))
+
+
+class AlreadyInStatus(DomainError):
+    code = "ALREADY_IN_STATUS"
+    category = Category.CONFLICT
+
 
 @admin.register(ProvisioningComponent)
-class ProvisioningComponentAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class ProvisioningComponentAdmin(FilterSetAdminMixin, ConsoleAdmin):
     filterset_class = ProvisioningComponentFilter
     list_display = (
         "id",
         "provisioning",
         "component_type",
         "component_id",
-        "active_status",
+        "status_badge",
         "last_modified_by",
         "last_modified_datetime",
     )
@@ -70,20 +94,44 @@ class ProvisioningComponentAdmin(FilterSetAdminMixin, admin.ModelAdmin):
         "last_modified_datetime",
     )
     actions = ("activate", "deactivate")
+    object_actions = (
+        ObjectAction("activate", "Activate", run="activate_one", shown="is_inactive"),
+        ObjectAction(
+            "deactivate",
+            "Deactivate",
+            run="deactivate_one",
+            shown="is_active",
+            confirm="The device stops using this component at its next configuration read.",
+        ),
+    )
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    @admin.display(description="Status", ordering="active_status")
+    def status_badge(self, component: ProvisioningComponent) -> str:
+        status = ActiveStatus(component.active_status)
+        return badge("active" if status == ActiveStatus.ACTIVE else "inactive", status.label)
 
-    def _set(self, request, queryset, status: ActiveStatus) -> None:
-        changed = services.components_set_status(
-            ids=queryset.values_list("pk", flat=True), active_status=status, user=request.user
-        )
-        self.message_user(request, f"{changed} component(s) now {status.label.lower()}.", messages.SUCCESS)
+    def is_active(self, obj: ProvisioningComponent) -> bool:
+        return obj.active_status == ActiveStatus.ACTIVE
+
+    def is_inactive(self, obj: ProvisioningComponent) -> bool:
+        return obj.active_status == ActiveStatus.INACTIVE
+
+    def _one(self, request, operation: str, obj) -> str:
+        report = jobs.run_now(name=operation, ids=[obj.pk], actor=request.user)
+        if report.refused:
+            raise AlreadyInStatus(f"not changed: {next(iter(report.refused))}")
+        return f"{report.operation.done_verb.capitalize()} {obj}."
+
+    def activate_one(self, request, obj, data) -> str:
+        return self._one(request, "components.activate", obj)
+
+    def deactivate_one(self, request, obj, data) -> str:
+        return self._one(request, "components.deactivate", obj)
 
     @admin.action(description="Activate selected components", permissions=["change"])
-    def activate(self, request, queryset) -> None:
-        self._set(request, queryset, ActiveStatus.ACTIVE)
+    def activate(self, request, queryset):
+        return self.bulk(request, queryset, "components.activate")
 
     @admin.action(description="Deactivate selected components", permissions=["change"])
-    def deactivate(self, request, queryset) -> None:
-        self._set(request, queryset, ActiveStatus.INACTIVE)
+    def deactivate(self, request, queryset):
+        return self.bulk(request, queryset, "components.deactivate")

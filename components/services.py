@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -164,13 +165,33 @@ def components_update_by_ids(*, user: User, ids: list[int], active_status: Activ
 
 
 def components_set_status(*, ids: Iterable[int], active_status: int, user: User | None) -> int:
-    """Activate or deactivate components (staff bulk action); returns how many changed."""
+    """Activate or deactivate components (the admin's buttons and bulk actions); returns how many changed. A
+    conditional UPDATE sends no save signal, so each change is audited here."""
+    return len(components_set_status_ids(ids=ids, active_status=active_status, user=user))
+
+
+def components_set_status_ids(*, ids: Iterable[int], active_status: int, user: User | None) -> list[int]:
+    """``components_set_status``, returning the ids of the components that changed."""
     status = ActiveStatus(active_status)
     with transaction.atomic():
         changing = ProvisioningComponent.objects.filter(pk__in=list(ids)).exclude(active_status=status)
-        provisioning_ids = set(changing.values_list("provisioning_id", flat=True))
-        changed = changing.update(active_status=status, last_modified_by=user, last_modified_datetime=timezone.now())
-        devices_bump_configuration(provisioning_ids=provisioning_ids)
+        rows = list(changing.select_for_update().values("pk", "provisioning_id", "component_type", "component_id"))
+        changed = [row["pk"] for row in rows]
+        ProvisioningComponent.objects.filter(pk__in=changed).update(
+            active_status=status, last_modified_by=user, last_modified_datetime=timezone.now()
+        )
+        devices_bump_configuration(provisioning_ids={row["provisioning_id"] for row in rows})
+        for row in rows:
+            component = ProvisioningComponent(
+                pk=row["pk"], component_type=row["component_type"], component_id=row["component_id"]
+            )
+            component.provisioning_id = row["provisioning_id"]
+            LogEntry.objects.log_create(
+                component,
+                action=LogEntry.Action.UPDATE,
+                changes={"active_status": [str(ActiveStatus(1 - status).label), str(status.label)]},
+                additional_data={"action": "set_status"},
+            )
     return changed
 
 

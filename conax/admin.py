@@ -1,14 +1,16 @@
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
-from django.utils.html import format_html
+from django.db.models import ManyToManyField, QuerySet
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from conax import services
-from conax.choices import LifeCycleState
-from conax.exceptions import ConaxError
+from conax.choices import LifeCycleState, RequestType
+from conax.exceptions import IllegalState
 from conax.filters import ProvisioningRequestFilter
 from conax.models import (
     Entitlement,
@@ -20,23 +22,43 @@ from conax.models import (
     Subscription,
     Unit,
 )
+from portal.kernel import jobs
 from portal.kernel.adminfilters import FilterSetAdminMixin
+from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
+
+
+class CatalogAdmin(ConsoleAdmin):
+    """Units, services, subscriptions, smartcards and CAS boxes: saved and deleted through ``conax.services``
+    (unique identifiers as the head-end needs them; nothing a pending request refers to is deleted)."""
+
+    def service_save(self, request, obj, form, change):
+        values, services_ = {}, None
+        for name, value in form.cleaned_data.items():
+            field = obj._meta.get_field(name)
+            if isinstance(field, ManyToManyField):
+                services_ = list(value)
+            else:
+                values[name] = value
+        return services.catalog_save(instance=obj, values=values, services=services_)
+
+    def service_delete(self, request, obj):
+        services.catalog_delete(instance=obj)
 
 
 @admin.register(Unit)
-class UnitAdmin(admin.ModelAdmin):
+class UnitAdmin(CatalogAdmin):
     list_display = ("name", "alternative_code", "group_name", "community_name")
     search_fields = ("name", "alternative_code")
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(CatalogAdmin):
     list_display = ("code", "name", "service_ca_id", "alternative_code")
     search_fields = ("code", "name", "service_ca_id", "alternative_code")
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(CatalogAdmin):
     list_display = ("number", "customer", "created_at")
     search_fields = ("number", "customer__username")
     autocomplete_fields = ("customer",)
@@ -56,7 +78,7 @@ class EntitlementInline(admin.TabularInline):
 
 
 @admin.register(Smartcard)
-class SmartcardAdmin(admin.ModelAdmin):
+class SmartcardAdmin(CatalogAdmin):
     list_display = ("serial_number", "ca_id", "subscription", "pairing", "alternative_code")
     search_fields = ("serial_number", "ca_id", "alternative_code", "subscription__number")
     autocomplete_fields = ("subscription",)
@@ -66,7 +88,7 @@ class SmartcardAdmin(admin.ModelAdmin):
 
 
 @admin.register(SetTopBox)
-class SetTopBoxAdmin(admin.ModelAdmin):
+class SetTopBoxAdmin(CatalogAdmin):
     list_display = ("serial_number", "ca_id", "device", "subscription", "pairing")
     search_fields = ("serial_number", "ca_id", "alternative_code", "device__serial_number")
     autocomplete_fields = ("subscription", "device")
@@ -88,13 +110,12 @@ class PairedBoxes(PairedCards):
 
 
 @admin.register(Pairing)
-class PairingAdmin(admin.ModelAdmin):
+class PairingAdmin(ConsoleAdmin):
+    """Read-only: pairings are made by CREATE_PAIRING requests."""
+
     list_display = ("id", "subscription", "created_at")
     readonly_fields = ("id", "subscription", "created_at")
     inlines = (PairedCards, PairedBoxes)
-
-    def has_add_permission(self, request) -> bool:
-        return False  # pairings are made by CREATE_PAIRING requests
 
 
 class TextFilter(admin.SimpleListFilter):
@@ -144,7 +165,7 @@ class RequestChangeList(ChangeList):
 
 
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class ProvisioningRequestAdmin(FilterSetAdminMixin, ConsoleAdmin):
     filterset_class = ProvisioningRequestFilter
     changelist_base = RequestChangeList
     list_display = (
@@ -173,6 +194,19 @@ class ProvisioningRequestAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_date"
     show_full_result_count = False  # a count(*) of a million-row table on every page is not worth it
     actions = ("process_now", "retry_rejected")
+    change_list_template = "admin/portal/live_change_list.html"
+    live_event = "cas.request"
+    object_actions = (
+        ObjectAction("process_now", "Process now", run="process_now_one", shown="is_pending"),
+        ObjectAction(
+            "retry",
+            "Retry",
+            run="retry_one",
+            shown="can_retry",
+            confirm="A new request with the same parameters is created and sent to the head-end at once; this one "
+            "stays rejected, linked to it.",
+        ),
+    )
     inlines = (RetriesInline,)
     fieldsets = (
         (
@@ -228,34 +262,58 @@ class ProvisioningRequestAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     )
 
     def get_readonly_fields(self, request, obj=None):
+        # Requests come through the CRM API (or a retry) and their history is kept: nothing here is editable,
+        # so the page has no Save button, and there is no add or delete (no service_save / service_delete).
         return [f.name for f in ProvisioningRequest._meta.fields if f.name != "ca_pin_encrypted"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # requests come through the CRM API (or a retry)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the history of what was sent to the head-end is kept
 
     @admin.display(description="state", ordering="life_cycle_state")
     def state(self, obj: ProvisioningRequest) -> str:
-        # Coloured by portal/static/portal/admin.css (the Content-Security-Policy allows no inline style).
-        return format_html('<strong class="state state-{}">{}</strong>', obj.life_cycle_state, obj.life_cycle_state)
+        return badge(obj.life_cycle_state, obj.get_life_cycle_state_display())
+
+    def is_pending(self, obj: ProvisioningRequest) -> bool:
+        return obj.life_cycle_state == LifeCycleState.PENDING
+
+    def can_retry(self, obj: ProvisioningRequest) -> bool:
+        return obj.life_cycle_state == LifeCycleState.REJECTED and obj.type != RequestType.UPDATE_CA_PIN_TO_GIVEN_VALUE
+
+    def _one(self, request, operation: str, obj: ProvisioningRequest) -> str:
+        report = jobs.run_now(name=operation, ids=[obj.pk], actor=request.user)
+        if report.refused:
+            raise IllegalState(f"not done: {next(iter(report.refused))}")
+        return f"Request {obj.pk} {report.operation.done_verb}."
+
+    def process_now_one(self, request, obj, data) -> str:
+        return self._one(request, "conax.process_now", obj)
+
+    def retry_one(self, request, obj, data) -> str:
+        return self._one(request, "conax.retry", obj)
 
     @admin.action(description="Process selected pending requests now", permissions=["change"])
-    def process_now(self, request, queryset: QuerySet[ProvisioningRequest]) -> None:
-        numbers = list(queryset.values_list("pk", flat=True))
-        queued = services.requests_process_now(numbers=numbers, actor=services.Actor(request.user))
-        self.message_user(request, f"{queued} request(s) queued for the head-end.", messages.SUCCESS)
+    def process_now(self, request, queryset: QuerySet[ProvisioningRequest]):
+        return self.bulk(request, queryset, "conax.process_now")
 
     @admin.action(description="Retry selected rejected requests", permissions=["change"])
-    def retry_rejected(self, request, queryset: QuerySet[ProvisioningRequest]) -> None:
-        made, refused = 0, []
-        for original in queryset.filter(life_cycle_state=LifeCycleState.REJECTED).order_by("number"):
-            try:
-                services.request_retry(request=original, actor=services.Actor(request.user))
-                made += 1
-            except ConaxError as exc:
-                refused.append(f"{original.number}: {exc.message}")
-        self.message_user(request, f"{made} retry request(s) created.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not retried: " + "; ".join(refused), messages.WARNING)
+    def retry_rejected(self, request, queryset: QuerySet[ProvisioningRequest]):
+        return self.bulk(request, queryset, "conax.retry")
+
+    # --- the live page: the whole record re-rendered on every change, never a stale field under a live one ------
+
+    def get_urls(self):
+        panel = self.admin_site.admin_view(self.panel_view)
+        return [path("<int:number>/panel/", panel, name="conax_provisioningrequest_panel"), *super().get_urls()]
+
+    def _detail(self, request, obj: ProvisioningRequest) -> dict:
+        return {"r": obj, "opts": self.opts, "object_actions": self.visible_actions(request, obj)}
+
+    def panel_view(self, request, number: int):
+        obj = self.get_queryset(request).filter(pk=number).first()
+        if obj is None or not self.has_view_permission(request, obj):
+            raise Http404("No such request.")
+        return TemplateResponse(request, "admin/conax/provisioningrequest/detail.html", self._detail(request, obj))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if obj is not None:
+            context |= {"title": f"Provisioning request {obj.pk}", "detail": self._detail(request, obj)}
+        return super().change_view(request, object_id, form_url, context)

@@ -54,3 +54,18 @@ class AccessDenied(ConaxError):
 
     code = "ACCESS_DENIED"
     category = Category.DENIED
+
+
+class InUse(ConaxError):
+    """A record a pending provisioning request refers to cannot be deleted (the head-end would get a request about
+    something the portal no longer knows)."""
+
+    code = "IN_USE"
+    category = Category.CONFLICT
+
+
+class Duplicate(ConaxError):
+    """An identifier the head-end needs unique (smartcard CA id, box serial, service code, ...) is taken."""
+
+    code = "DUPLICATE"
+    category = Category.CONFLICT

@@ -17,14 +17,24 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
 from conax.cas_protocol import BARK_DEFAULT_SECONDS, BARK_MAX, MAIL_MAX
 from conax.choices import LifeCycleState, Priority, RequestType
 from conax.crypto import pin_encrypt
-from conax.exceptions import AccessDenied, IllegalState, InvalidCredentials, InvalidParameter, RuleViolation
+from conax.exceptions import (
+    AccessDenied,
+    Duplicate,
+    IllegalState,
+    InUse,
+    InvalidCredentials,
+    InvalidParameter,
+    RuleViolation,
+)
 from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit, new_id
 from portal.kernel import services as portal_services
 from portal.kernel.authentication import api_authenticate
@@ -318,6 +328,47 @@ def requests_process_now(*, numbers: list[int], actor: Actor) -> int:
         for request in sorted(taken, key=lambda r: (r.priority != Priority.EXPRESS, r.number)):
             request_dispatch_on_commit(request)
     return len(taken)
+
+
+# --- the catalog: units, services, subscriptions, smartcards, CAS set-top boxes ------------------------------------
+
+Catalog = Unit | Service | Subscription | Smartcard | SetTopBox
+REFERS = {Subscription: "subscription", Smartcard: "smartcard", Service: "service", SetTopBox: "set_top_box"}
+
+
+def catalog_save(*, instance: Catalog, values: dict[str, Any], services: list[Service] | None = None) -> Catalog:
+    """Create or change a catalog record (``values`` by field name; a subscription's ``services`` replace its
+    current ones). Identifiers the head-end needs unique are refused as ``Duplicate``; other invalid values as
+    ``InvalidParameter``. Audited by the trail's save hooks (``conax.apps``)."""
+    for name, value in values.items():
+        setattr(instance, name, value)
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        errors = exc.message_dict
+        taken = [name for name, messages in errors.items() if any("already exists" in m for m in messages)]
+        text = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
+        raise (Duplicate if taken else InvalidParameter)(text, fields=sorted(errors)) from exc
+    try:
+        with transaction.atomic():
+            instance.save()
+            if services is not None and isinstance(instance, Subscription):
+                instance.services.set(services)
+    except IntegrityError as exc:  # taken between the check and the write
+        raise Duplicate(f"{instance._meta.verbose_name} {instance}: an identifier is already taken") from exc
+    return instance
+
+
+def catalog_delete(*, instance: Catalog) -> None:
+    """Delete a catalog record, unless a PENDING request refers to it."""
+    field_name = REFERS.get(type(instance))
+    if field_name is not None:
+        pending = ProvisioningRequest.objects.filter(
+            Q(**{field_name: instance}), life_cycle_state=LifeCycleState.PENDING
+        ).count()
+        if pending:
+            raise InUse(f"{pending} pending request(s) refer to {instance}; wait for them or have them rejected")
+    instance.delete()
 
 
 # --- CRM.COM sessions ----------------------------------------------------------------------------------------------

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 
-from portal.kernel import services
-from portal.kernel.console import ConsoleAdmin, badge
+from portal.kernel import jobs, services
+from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
+from portal.kernel.errors import Category, DomainError
 from portal.kernel.models import ApiToken, BulkJob, WorkerHeartbeat
 
 admin.site.site_header = "Provisioning portal"
@@ -18,32 +22,90 @@ admin.site.index_title = "Operations"
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens can be inspected and revoked; they are never created or shown here (only digests are stored)."""
+class ApiTokenAdmin(ConsoleAdmin):
+    """Tokens are listed and revoked here, never created or shown (only digests are stored). Support staff see and
+    revoke their own tokens; superusers see everyone's, with the dialect's data."""
 
-    list_display = ("id", "user", "purpose", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_display = ("id", "user", "purpose", "created_at", "last_used_at", "expires_at", "status")
     list_filter = ("purpose", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("user__username",)
     list_select_related = ("user",)
-    readonly_fields = ("user", "purpose", "created_at", "last_used_at", "expires_at", "idle_timeout", "metadata")
-    fields = (*readonly_fields, "revoked_at")
+    readonly_fields = ("user", "purpose", "created_at", "last_used_at", "expires_at", "idle_timeout", "revoked_at")
     actions = ("revoke",)
+    object_actions = (
+        ObjectAction(
+            "revoke",
+            "Revoke",
+            run="revoke_one",
+            shown="is_live",
+            danger=True,
+            confirm="Revoking ends this token at once: every client that uses it is refused from its next call and "
+            "must log in again.",
+        ),
+    )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        tokens = super().get_queryset(request)
+        return tokens if request.user.is_superuser else tokens.filter(user_id=request.user.pk)
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        fields = tuple(self.readonly_fields)
+        return (*fields, "metadata") if request.user.is_superuser else fields  # dialect internals
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        return self.get_fields(request, obj)
+
+    @admin.display(description="Status")
+    def status(self, token: ApiToken) -> str:
+        if token.revoked_at:
+            return badge("disabled", "Revoked")
+        if token.expires_at <= timezone.now():
+            return badge("expired", "Expired")
+        return badge("active", "Live")
+
+    def is_live(self, token: ApiToken) -> bool:
+        return token.revoked_at is None and token.expires_at > timezone.now()
+
+    def revoke_one(self, request: HttpRequest, obj: ApiToken, data: dict[str, Any]) -> str:
+        report = jobs.run_now(name="tokens.revoke", ids=[obj.pk], actor=request.user)
+        if report.refused:
+            raise TokenNotRevoked(f"not revoked: {next(iter(report.refused))}")
+        return f"Revoked {obj}."
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        count = sum(services.token_revoke(token=token) for token in queryset)
-        self.message_user(request, f"Revoked {count} token(s).")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> HttpResponse | None:
+        return self.bulk(request, queryset, "tokens.revoke")
+
+
+class TokenNotRevoked(DomainError):
+    code = "TOKEN_NOT_REVOKED"
+    category = Category.CONFLICT
+
+
+@jobs.register("tokens.revoke", model=ApiToken, verb="revoke", done_verb="revoked")
+def tokens_revoke(ids: list[int], params: Mapping[str, Any], actor: jobs.Actor) -> jobs.Outcome:
+    """Revoke tokens: anyone's for a superuser, only their own for other staff."""
+    tokens = ApiToken.objects.filter(pk__in=ids)
+    if not isinstance(actor, User) or not actor.is_superuser:
+        tokens = tokens.filter(user_id=actor.pk) if isinstance(actor, User) else tokens.none()
+    found = {token.pk: token for token in tokens}
+    outcome = jobs.Outcome()
+    for pk in ids:
+        token = found.get(pk)
+        if token is None:
+            outcome.refused[pk] = "not one of your tokens"
+        elif services.token_revoke(token=token, reason="revoked by staff"):
+            outcome.done.append(pk)
+        else:
+            outcome.refused[pk] = "already revoked"
+    return outcome
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
-    list_display = ("hostname", "seen_at")
+class WorkerHeartbeatAdmin(ConsoleAdmin):
+    """Read-only: workers write their heartbeat themselves."""
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    list_display = ("hostname", "seen_at")
 
     def has_change_permission(self, request: HttpRequest, obj: WorkerHeartbeat | None = None) -> bool:
         return False

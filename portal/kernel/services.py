@@ -45,8 +45,16 @@ STAMP_KEY = "credentials"
 SUPPORT_GROUP = "support"
 CUSTOMERS_GROUP = "customers"
 # Apps whose every permission the support group holds; customers get none in the admin.
-SUPPORT_APPS = ("devices", "provisioning", "conax", "components", "django_celery_beat")
-SUPPORT_EXTRA_PERMISSIONS = (("auditlog", "view_logentry"), ("axes", "view_accessattempt"))
+SUPPORT_APPS = ("devices", "provisioning", "conax", "components")
+# Support staff read the audit trail, follow background jobs, and list and revoke their own API tokens (the token
+# admin shows them only theirs). Celery beat's schedules and Axes' lockout records are internals, for superusers.
+SUPPORT_EXTRA_PERMISSIONS = (
+    ("auditlog", "view_logentry"),
+    ("portal", "view_bulkjob"),
+    ("portal", "view_apitoken"),
+    ("portal", "change_apitoken"),
+)
+SUPERUSER_ONLY_APPS = ("django_celery_beat", "axes")
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,7 @@ def groups_sync() -> None:
     for app_label, codename in SUPPORT_EXTRA_PERMISSIONS:
         wanted |= Q(content_type__app_label=app_label, codename=codename)
     support.permissions.add(*Permission.objects.filter(wanted))
+    support.permissions.remove(*Permission.objects.filter(content_type__app_label__in=SUPERUSER_ONLY_APPS))
 
 
 def heartbeat_record(*, hostname: str) -> None:
