@@ -12,7 +12,7 @@ from components.filters import (
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from portal.kernel import jobs
 from portal.kernel.adminfilters import FilterSetAdminMixin
-from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
+from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 from portal.kernel.errors import Category, DomainError
 
 
@@ -20,7 +20,11 @@ from portal.kernel.errors import Category, DomainError
 class CatalogAdmin(FilterSetAdminMixin, ConsoleAdmin):
     list_display = ("id", "name")
     FILTERSETS = {Sensor: SensorFilter, Parameter: ParameterFilter, ParameterGroup: ParameterGroupFilter}
-    KINDS = {Sensor: ComponentType.SENSOR, Parameter: ComponentType.PARAMETER, ParameterGroup: ComponentType.GROUP_PARAMETER}
+    KINDS = {
+        Sensor: ComponentType.SENSOR,
+        Parameter: ComponentType.PARAMETER,
+        ParameterGroup: ComponentType.GROUP_PARAMETER,
+    }
 
     def get_readonly_fields(self, request, obj=None):
         return ("id",) if obj is not None else ()  # the operator's id is the entry's identity
@@ -35,15 +39,12 @@ class CatalogAdmin(FilterSetAdminMixin, ConsoleAdmin):
     search_fields = ("name",)
 
 
-class ComponentInline(admin.TabularInline):
+class ComponentInline(ConsoleInline):
     """Read-only here: changes go through the actions or the /v1/ API, which bump the configuration version."""
 
     model = ProvisioningComponent
     fields = ("component_type", "component_id", "active_status", "last_modified_by", "last_modified_datetime")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
 
 
 @admin.register(DeviceProvisioning)

@@ -24,7 +24,7 @@ from conax.models import (
 )
 from portal.kernel import jobs
 from portal.kernel.adminfilters import FilterSetAdminMixin
-from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
+from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 
 
 class CatalogAdmin(ConsoleAdmin):
@@ -66,15 +66,12 @@ class SubscriptionAdmin(CatalogAdmin):
     list_select_related = ("customer",)
 
 
-class EntitlementInline(admin.TabularInline):
+class EntitlementInline(ConsoleInline):
     """Read-only: entitlements change only when the head-end confirms a request."""
 
     model = Entitlement
     fields = ("service", "subscription", "active", "changed_at")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
 
 
 @admin.register(Smartcard)
@@ -96,13 +93,10 @@ class SetTopBoxAdmin(CatalogAdmin):
     list_select_related = ("subscription", "device")
 
 
-class PairedCards(admin.TabularInline):
+class PairedCards(ConsoleInline):
     model = Smartcard
     fields = ("serial_number", "ca_id")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
 
 
 class PairedBoxes(PairedCards):
@@ -140,15 +134,12 @@ class SubscriptionFilter(TextFilter):
     title, parameter_name, lookup = "subscription number", "subscription_number", "subscription__number"
 
 
-class RetriesInline(admin.TabularInline):
+class RetriesInline(ConsoleInline):
     model = ProvisioningRequest
     fk_name = "retry_of"
     verbose_name, verbose_name_plural = "retry", "retries"
     fields = ("number", "life_cycle_state", "created_date", "executed_date")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
     show_change_link = True
 
 

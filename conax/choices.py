@@ -17,7 +17,10 @@ class RequestType(models.TextChoices):
     UPDATE_CA_PIN_TO_GIVEN_VALUE = "UPDATE_CA_PIN_TO_GIVEN_VALUE", "Change the PIN"
     SEND_MAIL_MESSAGE_TO_CLIENT = "SEND_MAIL_MESSAGE_TO_CLIENT", "Send a mail message"
     SEND_BARK_MESSAGE_TO_CLIENT = "SEND_BARK_MESSAGE_TO_CLIENT", "Show an on-screen message"
-    SEND_REPEATING_BARK_MESSAGE_TO_CLIENT = "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", "Show a repeating on-screen message"
+    SEND_REPEATING_BARK_MESSAGE_TO_CLIENT = (
+        "SEND_REPEATING_BARK_MESSAGE_TO_CLIENT",
+        "Show a repeating on-screen message",
+    )
 
 
 class LifeCycleState(models.TextChoices):

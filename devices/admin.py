@@ -19,7 +19,7 @@ from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
 from portal.kernel import jobs
 from portal.kernel.adminfilters import FilterSetAdminMixin
-from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
+from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # larger files: `manage.py import_serials`
 
@@ -59,13 +59,10 @@ class DeviceModelAdmin(FilterSetAdminMixin, ConsoleAdmin):
         services.device_model_delete(device_model=obj)
 
 
-class ActivationAttemptInline(admin.TabularInline):
+class ActivationAttemptInline(ConsoleInline):
     model = ActivationAttempt
     fields = ("at", "outcome", "remote_addr", "user_agent")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
     ordering = ("-at",)
 
 

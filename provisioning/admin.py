@@ -7,7 +7,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from portal.kernel.adminfilters import FilterSetAdminMixin
-from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
+from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 from portal.lib.ago import ago
 from provisioning import selectors, services
 from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionState, ProvisionType
@@ -16,13 +16,10 @@ from provisioning.filters import CommandFilter
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
 
-class TypeStatusInline(admin.TabularInline):
+class TypeStatusInline(ConsoleInline):
     model = TypeStatus
     fields = ("provision_type", "kind", "state", "reason", "refreshed_at")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
 
 
 class SetIndexForm(forms.Form):

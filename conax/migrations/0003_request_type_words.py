@@ -4,15 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conax', '0002_date_windows'),
+        ("conax", "0002_date_windows"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='provisioningrequest',
-            name='type',
-            field=models.CharField(choices=[('ADD_SUBSCRIPTIONS', 'Add services to a card'), ('CANCEL_SUBSCRIPTIONS', 'Cancel services on a card'), ('GET_ACTIVE_SUBSCRIPTIONS', "Read a card's active services"), ('CREATE_PAIRING', 'Pair cards and boxes'), ('ADD_TO_EXISTING_PAIRING', 'Add to an existing pairing'), ('GET_PAIRING_STATUS_FOR_CARD', "Read a card's pairing"), ('GET_PAIRING_STATUS_FOR_PAIRING_MODULE', "Read a box's pairing"), ('DISPLAY_FINGERPRINT', 'Show a fingerprint on screen'), ('UPDATE_CA_PIN_TO_DEFAULT_VALUE', 'Reset the PIN to its default'), ('UPDATE_CA_PIN_TO_GIVEN_VALUE', 'Change the PIN'), ('SEND_MAIL_MESSAGE_TO_CLIENT', 'Send a mail message'), ('SEND_BARK_MESSAGE_TO_CLIENT', 'Show an on-screen message'), ('SEND_REPEATING_BARK_MESSAGE_TO_CLIENT', 'Show a repeating on-screen message')], max_length=48),
+            model_name="provisioningrequest",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("ADD_SUBSCRIPTIONS", "Add services to a card"),
+                    ("CANCEL_SUBSCRIPTIONS", "Cancel services on a card"),
+                    ("GET_ACTIVE_SUBSCRIPTIONS", "Read a card's active services"),
+                    ("CREATE_PAIRING", "Pair cards and boxes"),
+                    ("ADD_TO_EXISTING_PAIRING", "Add to an existing pairing"),
+                    ("GET_PAIRING_STATUS_FOR_CARD", "Read a card's pairing"),
+                    ("GET_PAIRING_STATUS_FOR_PAIRING_MODULE", "Read a box's pairing"),
+                    ("DISPLAY_FINGERPRINT", "Show a fingerprint on screen"),
+                    ("UPDATE_CA_PIN_TO_DEFAULT_VALUE", "Reset the PIN to its default"),
+                    ("UPDATE_CA_PIN_TO_GIVEN_VALUE", "Change the PIN"),
+                    ("SEND_MAIL_MESSAGE_TO_CLIENT", "Send a mail message"),
+                    ("SEND_BARK_MESSAGE_TO_CLIENT", "Show an on-screen message"),
+                    ("SEND_REPEATING_BARK_MESSAGE_TO_CLIENT", "Show a repeating on-screen message"),
+                ],
+                max_length=48,
+            ),
         ),
     ]

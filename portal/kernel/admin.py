@@ -106,9 +106,7 @@ class WorkerHeartbeatAdmin(ConsoleAdmin):
     """Read-only: workers write their heartbeat themselves."""
 
     list_display = ("hostname", "seen_at")
-
-    def has_change_permission(self, request: HttpRequest, obj: WorkerHeartbeat | None = None) -> bool:
-        return False
+    readonly_fields = ("hostname", "seen_at")
 
 
 @admin.register(BulkJob)

@@ -35,6 +35,23 @@ from portal.kernel import jobs
 from portal.kernel.errors import DomainError
 
 
+class ConsoleInline(admin.TabularInline):
+    """A related list on an object's page, read-only: related records change through their own pages and services
+    (``ConsoleAdmin.save_related`` saves no inline)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class ObjectAction:
     """A button on an object's page. ``run`` names a method of the admin: ``run(request, obj, data) -> str`` (the
@@ -57,7 +74,12 @@ class ConsoleAdmin(admin.ModelAdmin):
     """Mixed in before ``admin.ModelAdmin`` (``class DeviceAdmin(ConsoleAdmin, admin.ModelAdmin)``)."""
 
     object_actions: Sequence[ObjectAction] = ()
-    change_form_template = "admin/portal/change_form.html"
+
+    @property
+    def change_form_template(self) -> list[str]:  # type: ignore[override]
+        """Django's own lookup (the model's, the app's template) ending in the console's, which adds the buttons."""
+        app, model = self.opts.app_label, self.opts.model_name
+        return [f"admin/{app}/{model}/change_form.html", f"admin/{app}/change_form.html", "admin/portal/change_form.html"]
 
     # --- writes through services ----------------------------------------------------------------------------------
 
@@ -127,6 +149,8 @@ class ConsoleAdmin(admin.ModelAdmin):
         obj = self.get_object(request, object_id) if object_id else None
         extra_context = dict(extra_context or {})
         if object_id and obj is not None:
+            if request.method == "POST" and not self.editable(request, obj):
+                raise PermissionDenied  # a record without an editable field is never saved from this page
             if not self.editable(request, obj):
                 extra_context |= {"show_save": False, "show_save_and_continue": False}
                 extra_context |= {"show_save_and_add_another": False}
