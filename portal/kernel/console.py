@@ -79,7 +79,11 @@ class ConsoleAdmin(admin.ModelAdmin):
     def change_form_template(self) -> list[str]:  # type: ignore[override]
         """Django's own lookup (the model's, the app's template) ending in the console's, which adds the buttons."""
         app, model = self.opts.app_label, self.opts.model_name
-        return [f"admin/{app}/{model}/change_form.html", f"admin/{app}/change_form.html", "admin/portal/change_form.html"]
+        return [
+            f"admin/{app}/{model}/change_form.html",
+            f"admin/{app}/change_form.html",
+            "admin/portal/change_form.html",
+        ]
 
     # --- writes through services ----------------------------------------------------------------------------------
 
