@@ -6,7 +6,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -164,19 +164,9 @@ class DeviceAdmin(FilterSetAdminMixin, ConsoleAdmin):
     search_fields = ("serial_number",)
     autocomplete_fields = ("model", "owner")
     list_select_related = ("model__vendor", "owner")
-    readonly_fields = (
-        "state_display",
-        "has_active_cik",
-        "cik_use",
-        "enabled_at",
-        "activation_expires_at",
-        "activated_at",
-        "cik_first_used_at",
-        "disabled_at",
-        "configuration_version",
-        "created_at",
-        "updated_at",
-    )
+    # What changes by itself (state, CIK use, the window) is not a form field: the page's live facts show it, re-read
+    # with the live panel, so nothing on the page can be stale beside a fresh value (templates/admin/devices/device/).
+    readonly_fields = ("created_at", "updated_at")
     fields = ("model", "serial_number", "extra", "owner", *readonly_fields)
     inlines = (ActivationAttemptInline,)
     actions = ("enable", "reenable", "disable")
@@ -210,6 +200,32 @@ class DeviceAdmin(FilterSetAdminMixin, ConsoleAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
         return ("model", "serial_number", *fields) if obj is not None else fields  # its identity, once it exists
+
+    def get_urls(self):
+        facts = self.admin_site.admin_view(self.facts_view)
+        extra = [path("<int:device_id>/facts/", facts, name="devices_device_facts")]
+        return [*extra, *self._import_urls(), *super().get_urls()]
+
+    def facts_view(self, request: HttpRequest, device_id: int) -> HttpResponse:
+        device = self.get_queryset(request).filter(pk=device_id).first()
+        if device is None or not self.has_view_permission(request, device):
+            raise Http404("No such device.")
+        return TemplateResponse(request, "admin/devices/device/facts.html", self.facts(device))
+
+    def facts(self, device: Device) -> dict:
+        return {
+            "d": device,
+            "state": self.state_display(device),
+            "cik_active": device.has_active_cik,
+            "cik_use": self.cik_use(device),
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        device = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if device is not None:
+            context["facts"] = self.facts(device)
+        return super().change_view(request, object_id, form_url, context)
 
     def service_save(self, request, obj, form, change):
         data = form.cleaned_data
@@ -277,9 +293,9 @@ class DeviceAdmin(FilterSetAdminMixin, ConsoleAdmin):
 
     form = DeviceForm
 
-    def get_urls(self):
+    def _import_urls(self):
         view = self.admin_site.admin_view(self.import_view)
-        return [path("import/", view, name="devices_device_import"), *super().get_urls()]
+        return [path("import/", view, name="devices_device_import")]
 
     @staticmethod
     def _rows(form: ImportForm) -> list | None:

@@ -80,4 +80,7 @@
   }
 
   connect();
+  // Events say when something finished; rows that only began (a new request, a queued command) show on the next read.
+  var poll = parseInt(marker.dataset.pollSeconds || "0", 10);
+  if (poll > 0) setInterval(function () { if (!document.hidden) schedule(); }, poll * 1000);
 })();
