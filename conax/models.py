@@ -237,4 +237,5 @@ class ProvisioningRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.number} {self.type} {self.life_cycle_state}"
+        # No state here: the name appears where it is not re-read (breadcrumbs, links), and a state goes stale.
+        return f"Request {self.number} ({self.type})"

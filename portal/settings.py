@@ -455,6 +455,11 @@ CELERY_TASK_DEFAULT_QUEUE = queues.REGULAR
 CELERY_TASK_ROUTES = {"provisioning.tasks.run_command": {"queue": queues.DEVICES}}
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in queues.ALL)
 CELERY_TASK_ALWAYS_EAGER = False
+
+# The admin's bulk actions (portal/kernel/jobs.py): selections up to ADMIN_BULK_INLINE_MAX objects run in the
+# request; larger ones become a background job processed BULK_JOB_CHUNK objects per transaction.
+ADMIN_BULK_INLINE_MAX = env.int("ADMIN_BULK_INLINE_MAX", default=20)
+BULK_JOB_CHUNK = env.int("BULK_JOB_CHUNK", default=100)
 # Keep worker database connections between tasks (portal/celery.py closes them per CONN_MAX_AGE instead).
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -157,9 +157,10 @@ def job_start(
     return job
 
 
-def job_run(*, job_id: int, chunk: int = CHUNK) -> BulkJob | None:
+def job_run(*, job_id: int, chunk: int | None = None) -> BulkJob | None:
     """Process the job chunk by chunk from its cursor until it is finished. Safe to run again (a redelivered task
     finds the cursor where the last committed chunk left it)."""
+    chunk = chunk or int(getattr(settings, "BULK_JOB_CHUNK", CHUNK))
     while True:
         with transaction.atomic():
             job = BulkJob.objects.select_for_update().filter(pk=job_id).first()

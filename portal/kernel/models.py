@@ -19,6 +19,7 @@ class ApiToken(models.Model):
     metadata = models.JSONField(default=dict, blank=True, help_text="Dialect data, e.g. CRM organisation and unit.")
 
     class Meta:
+        verbose_name = "API token"
         indexes = [models.Index(fields=["user", "purpose"], name="apitoken_user_purpose_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(expires_at__gt=F("created_at")), name="apitoken_expires_after_created"),

@@ -111,6 +111,9 @@ def test_staff_watch_a_conax_request_complete_live_from_a_worker_process(asgi_se
             page.goto(f"{asgi_server}/admin/conax/provisioningrequest/{request.pk}/change/")
             expect(page.locator("#live-updated")).to_contain_text("Live updates: on")
             expect(page.locator('#live-panel [data-field="request-state"]')).to_have_text("PENDING")
+            expect(page.locator('[data-field="request-state-words"]')).to_have_text("Waiting to be sent")
+            expect(page.locator('[data-field="request-attempts"]')).to_have_text("0")
+            expect(page.get_by_role("button", name="Process now")).to_be_visible()
             shot(page, "staff-request-pending")
             page.evaluate("window.__sameDocument = true")
 
@@ -120,6 +123,16 @@ def test_staff_watch_a_conax_request_complete_live_from_a_worker_process(asgi_se
         finally:
             kill_worker(worker)
 
+    # Every field of the page moved with the state: nothing still says pending, the buttons are those that apply.
+    expect(page.locator('[data-field="request-state-words"]')).to_have_text("Completed by the head-end")
+    expect(page.locator('[data-field="request-attempts"]')).to_have_text("1")
+    expect(page.locator('[data-field="request-executed"]')).to_contain_text("Completed")
+    expect(page.locator('[data-field="request-sent"]')).to_contain_text("attempt 1")
+    expect(page.get_by_role("button", name="Process now")).to_have_count(0)
+    content = page.locator("#content").inner_text()
+    assert "PENDING" not in content and "Waiting" not in content
+    assert "PENDING" not in page.locator(".breadcrumbs").inner_text()
+    assert page.locator('input[name="_save"]').count() == 0  # a read-only record has no Save button
     shot(page, "staff-request-completed")
     assert page.evaluate("window.__sameDocument") is True
     request.refresh_from_db()
