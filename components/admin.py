@@ -33,6 +33,9 @@ class CatalogAdmin(FilterSetAdminMixin, ConsoleAdmin):
         pk = obj.pk if change else form.cleaned_data["id"]
         return services.catalog_entry_save(kind=self.KINDS[self.model], pk=pk, name=form.cleaned_data["name"])
 
+    def service_delete(self, request, obj):
+        services.catalog_entry_delete(kind=self.KINDS[self.model], pk=obj.pk)
+
     def get_filterset_class(self):
         return self.FILTERSETS[self.model]
 
@@ -83,7 +86,8 @@ class ProvisioningComponentAdmin(FilterSetAdminMixin, ConsoleAdmin):
         "last_modified_by",
         "last_modified_datetime",
     )
-    list_filter = ("component_type", "active_status", ("provisioning", admin.RelatedOnlyFieldListFilter))
+    # Not a filter per provisioning record: there is one per device (a list of 100 000 is no filter); search by serial.
+    list_filter = ("component_type", "active_status")
     search_fields = ("provisioning__name", "provisioning__device__serial_number")
     list_select_related = ("provisioning__device", "last_modified_by")
     readonly_fields = (

@@ -49,6 +49,13 @@ class UnknownComponent(ComponentError):
     code = "INVALID_COMPONENT_ID_PRAM"
 
 
+class CatalogEntryInUse(ComponentError):
+    """A sensor, parameter or parameter group that components still refer to cannot be deleted."""
+
+    code = "CATALOG_ENTRY_IN_USE"
+    category = Category.CONFLICT
+
+
 class LoginRefused(ComponentError):
     """A /v1/ login that issues no token; raised as one of its subclasses (the original's codes)."""
 

@@ -20,6 +20,7 @@ from components.choices import ActiveStatus, ComponentType
 from components.exceptions import (
     AccountDoesNotExist,
     AccountPasswordIncorrect,
+    CatalogEntryInUse,
     UnknownCatalogEntry,
     UnknownComponent,
     UnknownParameter,
@@ -199,6 +200,14 @@ def catalog_entry_save(*, kind: ComponentType, pk: int, name: str) -> object:
     """Create or rename a sensor, parameter or parameter group; the id is the operator's."""
     entry, _ = CATALOG[kind].objects.update_or_create(pk=pk, defaults={"name": name})
     return entry
+
+
+def catalog_entry_delete(*, kind: ComponentType, pk: int) -> None:
+    """Delete a catalog entry, unless components still refer to it (audited by the trail's delete hook)."""
+    used = ProvisioningComponent.objects.filter(component_type=kind, component_id=pk).count()
+    if used:
+        raise CatalogEntryInUse(f"{used} component(s) still refer to {ComponentType(kind).label.lower()} {pk}")
+    CATALOG[kind].objects.filter(pk=pk).delete()
 
 
 def provisioning_save(*, device: Device, name: str | None = None, is_active: bool | None = None) -> DeviceProvisioning:

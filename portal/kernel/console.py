@@ -130,6 +130,12 @@ class ConsoleAdmin(admin.ModelAdmin):
         for obj in queryset:
             self.service_delete(request, obj)
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
+        """What a deletion takes with it is the service's to decide (a device's box records go with it), not the
+        permissions of the related records' own admins, which delete nothing themselves."""
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def editable(self, request: HttpRequest, obj: Any = None) -> bool:
         """Whether the object page has a field to change (if not: no Save buttons, and a post is refused)."""
         if obj is None:
@@ -169,8 +175,9 @@ class ConsoleAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         try:
             return super().delete_view(request, object_id, extra_context)
-        except DomainError as exc:
-            return self._refused(request, exc)
+        except DomainError as exc:  # back to the object's page, which is still there
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id]))
 
     # --- buttons on the object's page ---------------------------------------------------------------------------------
 

@@ -359,3 +359,19 @@ def test_the_request_list_follows_the_fleet_live(staff_client):
     assert 'data-event-type="cas.request"' in html and "portal/livelist" in html
     assert 'class="badge badge-busy" data-state="PENDING"' in html
     assert ProvisioningRequest.objects.count() == 1
+
+
+def test_a_sensor_components_use_is_not_deleted(staff_client):
+    from components.models import DeviceProvisioning, ProvisioningComponent, Sensor
+
+    sensor = Sensor.objects.create(id=7, name="Humidity")
+    record = DeviceProvisioning.objects.create(device=DeviceFactory())
+    ProvisioningComponent.objects.create(
+        provisioning=record, component_type=0, component_id=7, last_modified_datetime=timezone.now()
+    )
+
+    response = staff_client.post(reverse("admin:components_sensor_delete", args=[7]), {"post": "yes"}, follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("admin:components_sensor_change", args=[7])
+    assert _messages(response) == ["1 component(s) still refer to sensor 7"]
+    assert Sensor.objects.filter(pk=sensor.pk).exists()

@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0003_bulk_jobs'),
+        ("portal", "0003_bulk_jobs"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='apitoken',
-            options={'verbose_name': 'API token'},
+            name="apitoken",
+            options={"verbose_name": "API token"},
         ),
     ]
