@@ -89,10 +89,11 @@ def reason_words(reason: str | None) -> str:
 
 @register.filter
 def box_result_words(status: int | None) -> str:
-    """What the box's last provisioning event says, as the customer would put it."""
+    """What the box's last provisioning event says, as the customer would put it. A key update that went through does
+    not mean that every kind of key is installed: the table of keys says which are."""
     if status is None:
         return "No news from your box yet"
-    return "Your box finished installing its keys" if status == 200 else "Your box could not install its keys"
+    return "Its last key update went through" if status == 200 else "Its last key update failed"
 
 
 @register.filter
@@ -100,4 +101,6 @@ def event_words(event) -> str:
     """One of the box's recent events as a sentence (``event`` is a ``BoxEvent``)."""
     if event.name != "provisioningchange":
         return "Your box sent a message"
-    return "Your box reported a change" if event.status is None else box_result_words(event.status)
+    if event.status is None:
+        return "Your box reported a change"
+    return "Key update went through" if event.status == 200 else "Key update failed"

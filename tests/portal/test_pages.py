@@ -88,7 +88,7 @@ def test_the_device_page_shows_box_and_conditional_access(client, customer_user,
     html = page.content.decode()
     assert page.status_code == 200
     assert 'data-field="activation-state" data-state="notactivated">Waiting for activation<' in html
-    assert "Last heard from your box <time" in html and "Your box finished installing its keys." in html
+    assert "Last heard from your box <time" in html and "Its last key update went through." in html
     assert 'data-field="last-event-status">200<' in html  # under "Details for support", collapsed
     assert ">Box security keys</th>" in html and 'data-state="PROVISIONED">Installed<' in html
     assert "Card number SC-CAROL" in html and "Sports" in html and 'data-field="paired">Paired with this box<' in html

@@ -133,9 +133,9 @@ def test_the_device_page_says_it_in_words(client, customer_user, fleet):
     text = visible(client.get(f"/devices/{paired.pk}/").content.decode())
 
     assert "Activated since <when>" in text
-    assert "Last heard from your box just now (<when>). Your box could not install its keys." in text
+    assert "Last heard from your box just now (<when>). Its last key update failed." in text
     assert "Box security keys Damaged, needs reinstalling" in text and "Content protection keys Installing" in text
-    assert "<when>: Your box could not install its keys." in text and "Your box finished installing its keys" in text
+    assert "<when>: Key update failed." in text and "Key update went through" in text
     assert "Pair the card with the box Done" in text and "Show an identification mark on screen Refused" in text
     assert "Details for support" in text
 
@@ -169,7 +169,7 @@ def test_my_devices_says_when_each_box_was_last_heard(client, customer_user, fle
 
     assert "STB-WORDS-1" in text and "Activated" in text
     assert "STB-WORDS-2" in text and "Not yet enabled by your provider" in text
-    assert "Last heard just now (<when>). Your box could not install its keys." in text
+    assert "Last heard just now (<when>). Its last key update failed." in text
 
 
 @pytest.mark.parametrize(
