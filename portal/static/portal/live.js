@@ -100,6 +100,11 @@
     return changed;
   }
 
+  function clock() {
+    // The time of day as the pages write it (24 h, with the zone): the browser's own zone.
+    return new Date().toLocaleTimeString("en-GB", {hour12: false, timeZoneName: "short"});
+  }
+
   // --- reading and listening ------------------------------------------------------------------------------------
 
   function reread() {
@@ -108,7 +113,7 @@
     reading = fetch(panel.dataset.panelUrl, {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}})
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) {
-        if (update(html)) say("Live updates: on — changed at " + new Date().toLocaleTimeString());
+        if (update(html)) say("Live updates: on — changed at " + clock());
         else if (status && status.textContent.indexOf("Live updates: on") !== 0) say("Live updates: on");
       })
       .catch(function () { say("Live updates: could not refresh"); })
