@@ -161,6 +161,29 @@ def test_a_focused_link_keeps_the_focus_across_refreshes_and_nothing_unchanged_i
     assert watched.problems() == []
 
 
+def test_a_ticking_relative_time_is_patched_in_but_not_announced(server, browser, customer_fleet):
+    from playwright.sync_api import expect
+
+    base, _ = server
+    first, _, box = customer_fleet
+    Box.objects.filter(pk=box.pk).update(last_event_at=timezone.now() - timedelta(seconds=12))  # "12 s ago", "13 s ago"
+    watched = _log_in(browser, base)
+    page = watched.page
+    page.goto(f"{base}/devices/{first.pk}/")
+    expect(page.locator("#live-updated")).to_have_text("Live updates: on")
+    before = page.locator('[data-field="last-heard"] time').inner_text()
+    page.evaluate(WATCH_MUTATIONS)
+
+    _wait_refreshes(page, 3)
+    after = page.locator('[data-field="last-heard"] time').inner_text()
+    announced, patched = page.evaluate("[window.__announced, window.__panelChanges]")
+
+    assert re.fullmatch(r"\d+ s ago", before) and re.fullmatch(r"\d+ s ago", after) and before != after
+    assert patched >= 1 and announced == 0
+    assert page.locator("#live-updated").inner_text() == "Live updates: on"
+    assert watched.problems() == []
+
+
 def test_an_open_support_section_stays_open_and_focused_across_refreshes(server, browser, customer_fleet):
     from playwright.sync_api import expect
 

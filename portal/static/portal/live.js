@@ -4,7 +4,7 @@
 // A re-read never rebuilds the panel: an answer equal to the last one touches nothing, and a different one changes
 // only the nodes that differ (children matched by their data-key or id, else by position and tag). The element with
 // the keyboard focus, an open <details> and the screen reader's place survive; the status line is written only when
-// its words change, so that its aria-live region announces changes and nothing else.
+// its words change, so that its aria-live region announces changes and nothing else (not a relative time ticking).
 (function () {
   "use strict";
   var panel = document.getElementById("live-panel");
@@ -90,14 +90,18 @@
     while (parent.childNodes.length > wanted.length) parent.removeChild(parent.lastChild);
   }
 
+  // The answer less the words of its <time> elements: "12 s ago" turning into "17 s ago" is patched in, but it is
+  // not news to announce (a new moment also changes the absolute time written beside it, outside the element).
+  function news(html) { return html.replace(/<time\b[^>]*>[\s\S]*?<\/time>/g, "<time>"); }
+
   function update(html) {
     if (html === lastHtml) return false;
-    var changed = lastHtml !== null;
+    var announce = lastHtml !== null && news(html) !== news(lastHtml);
     lastHtml = html;
     var answer = document.createElement("template");
     answer.innerHTML = html;
     patchChildren(panel, answer.content);
-    return changed;
+    return announce;
   }
 
   function clock() {
