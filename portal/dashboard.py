@@ -71,11 +71,21 @@ def device_view(device: Device) -> DeviceView:
         view.commands = provisioning_selectors.box_recent_commands(box=box, length=RECENT)
     view.cas_box = conax_selectors.box_of_device(device_id=device.pk)
     if view.cas_box is not None:
-        view.smartcards = conax_selectors.box_smartcards(box=view.cas_box, length=RECENT)
+        view.smartcards = _cards_of_box(view.cas_box)
         card_ids = [card.pk for card in view.smartcards]
         view.services = conax_selectors.active_entitlements(smartcard_ids=card_ids)
         view.requests = conax_selectors.box_requests(box=view.cas_box, smartcard_ids=card_ids, length=RECENT)
     return view
+
+
+def _cards_of_box(box: CasBox) -> list[Smartcard]:
+    """Only the smartcards paired with this box: the selector falls back to the subscription's cards when the box is
+    unpaired, and those may sit in the customer's other boxes (a page about this box would claim them)."""
+    if not box.pairing_id:
+        return []
+    return [
+        card for card in conax_selectors.box_smartcards(box=box, length=RECENT) if card.pairing_id == box.pairing_id
+    ]
 
 
 def request_visible(user: AbstractBaseUser, number: int) -> ProvisioningRequest | None:

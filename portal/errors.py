@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 
+from portal import pages
 from portal.kernel import dialects
 
 
@@ -31,7 +32,14 @@ def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
 
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
-    return _dialect_or(request, dialects.NOT_FOUND, lambda: defaults.page_not_found(request, exception))
+    return _dialect_or(request, dialects.NOT_FOUND, lambda: _pages_not_found(request, exception))
+
+
+def _pages_not_found(request: HttpRequest, exception) -> HttpResponse:
+    """The pages' own 404 (their look, plain words, the way back); the admin keeps Django's."""
+    if request.path.startswith("/admin/"):
+        return defaults.page_not_found(request, exception)
+    return pages.not_found(request)
 
 
 def database_down(exc: BaseException | None) -> bool:

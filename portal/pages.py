@@ -7,15 +7,20 @@ a 404 here, as it is for the WebSocket (closed) and the APIs.
 
 from __future__ import annotations
 
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse_lazy
+from drf_spectacular.views import SpectacularRedocView
 
 from portal import dashboard
 from portal.kernel.permissions import is_support_staff
+from portal.kernel.ratelimit import Check, Limit, retry_after
+from portal.kernel.remote import client_ip
 
 LoginView = auth_views.LoginView.as_view(template_name="portal/pages/login.html", redirect_authenticated_user=True)
 LogoutView = auth_views.LogoutView.as_view(next_page="pages-login")
@@ -23,7 +28,10 @@ LogoutView = auth_views.LogoutView.as_view(next_page="pages-login")
 
 def poll_seconds() -> int:
     """The in-memory channel layer of the embedded default carries nothing between processes (the worker and the
-    device listener publish from theirs): there the page also re-reads its panel every few seconds."""
+    device listener publish from theirs): there the page also re-reads its panel every few seconds. LIVE_POLL_SECONDS
+    sets that period for any layer."""
+    if settings.LIVE_POLL_SECONDS > 0:
+        return settings.LIVE_POLL_SECONDS
     layer = settings.CHANNEL_LAYERS["default"]["BACKEND"]
     return 5 if layer.endswith("InMemoryChannelLayer") else 0
 
@@ -61,6 +69,59 @@ def device_page(request: HttpRequest, device_id: int) -> HttpResponse:
 def device_panel(request: HttpRequest, device_id: int) -> HttpResponse:
     view = dashboard.device_view(_visible(request, device_id))
     return render(request, "portal/pages/device_panel.html", {"view": view})
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    """The pages' 404 (``portal.errors.page_not_found``): in the pages' look, with the way back to "My devices"."""
+    return render(request, "portal/pages/404.html", status=404)
+
+
+# --- password reset (Django's views, the pages' look) -----------------------------------------------------------
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset request. Every request counts against its email address and its client address, known address
+    or not, so that the answer (the same "check your email" page, or the same 429) tells nothing about who has an
+    account here."""
+
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+    success_url = reverse_lazy("pages-password-reset-done")
+
+    def form_valid(self, form):
+        limit = Limit.parse(settings.PASSWORD_RESET_RATE_LIMIT)
+        email = form.cleaned_data["email"].strip().lower()
+        checks = (
+            [Check("reset-ip", client_ip(self.request), limit), Check("reset-email", email, limit)] if limit else []
+        )
+        wait = retry_after(checks)
+        if wait is not None:
+            context = self.get_context_data(form=form, retry_minutes=-(-wait // 60))
+            response = render(self.request, "registration/password_reset_limited.html", context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().form_valid(form)
+
+
+PasswordResetDoneView = auth_views.PasswordResetDoneView.as_view(template_name="registration/password_reset_done.html")
+PasswordResetConfirmView = auth_views.PasswordResetConfirmView.as_view(
+    template_name="registration/password_reset_confirm.html", success_url=reverse_lazy("pages-password-reset-complete")
+)
+PasswordResetCompleteView = auth_views.PasswordResetCompleteView.as_view(
+    template_name="registration/password_reset_complete.html"
+)
+
+
+# --- API docs -----------------------------------------------------------------------------------------------------
+
+# Redoc (drf-spectacular's view, the sidecar's bundle from our static files) builds its page in the browser: it
+# injects <style> elements (styled-components) that cannot carry the request's nonce, and runs its search index in a
+# Web Worker made from a blob: URL. This view alone relaxes the policy for exactly those two: style-src is
+# 'self' 'unsafe-inline' (replaced, not extended: a nonce beside 'unsafe-inline' would make browsers ignore it) and
+# worker-src 'self' blob:. Scripts stay 'self' + nonce (no inline script, no eval) on this page too.
+REDOC_CSP = {"style-src": ["'self'", "'unsafe-inline'"], "worker-src": ["'self'", "blob:"]}
+api_redoc = csp_replace(REDOC_CSP)(SpectacularRedocView.as_view(url_name="schema", permission_classes=[]))
 
 
 # --- staff live views (served inside the admin) --------------------------------------------------------------------

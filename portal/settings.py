@@ -252,6 +252,22 @@ AXES_CLIENT_IP_CALLABLE = "portal.kernel.remote.client_ip"
 AXES_LOCKOUT_CALLABLE = "portal.kernel.authentication.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["password", "token", "ca_pin", "cik"]
 
+# Password reset (the pages' "Forgot your password?", Django's own views): the email goes through EMAIL_BACKEND, the
+# console in the embedded default (the link is printed in the server's output); each address and each client address
+# may ask PASSWORD_RESET_RATE_LIMIT times per window ("count/seconds", 0 = no limit).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Provisioning portal <noreply@localhost>")
+PASSWORD_RESET_TIMEOUT = 3 * 3600  # the pages and the email say "3 hours"
+PASSWORD_RESET_RATE_LIMIT = env.str("PASSWORD_RESET_RATE_LIMIT", default="5/3600")
+# How often the pages re-read their live panel besides the WebSocket's events (seconds; 0 = only on events, except
+# with the in-memory channel layer, where the pages poll every 5 s: see portal.pages.poll_seconds).
+LIVE_POLL_SECONDS = env.int("LIVE_POLL_SECONDS", default=0)
+
 # Addresses of reverse proxies whose X-Forwarded-For is believed (see portal/lib/net.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 

@@ -29,6 +29,10 @@ urlpatterns = [
     path("panel/", pages.my_devices_panel, name="pages-my-devices-panel"),
     path("login/", pages.LoginView, name="pages-login"),
     path("logout/", pages.LogoutView, name="pages-logout"),
+    path("password-reset/", pages.PasswordResetView.as_view(), name="pages-password-reset"),
+    path("password-reset/sent/", pages.PasswordResetDoneView, name="pages-password-reset-done"),
+    path("password-reset/<uidb64>/<token>/", pages.PasswordResetConfirmView, name="pages-password-reset-confirm"),
+    path("password-reset/done/", pages.PasswordResetCompleteView, name="pages-password-reset-complete"),
     path("devices/<int:device_id>/", pages.device_page, name="pages-device"),
     path("devices/<int:device_id>/panel/", pages.device_panel, name="pages-device-panel"),
     path("admin/activity/", admin.site.admin_view(pages.activity), name="admin-activity"),
@@ -37,6 +41,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api-v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
+    path("api/redoc/", pages.api_redoc, name="api-redoc"),
 ]
 
 # Each dialect answers its own format when Django answers for it (unknown path, refused Host, database down).

@@ -1,5 +1,10 @@
 // Live panel: re-reads the server-rendered panel when an event arrives and on every (re)connect of the WebSocket
 // (channel layers deliver at most once, so a reconnect may have missed events). No framework, no build step.
+//
+// A re-read never rebuilds the panel: an answer equal to the last one touches nothing, and a different one changes
+// only the nodes that differ (children matched by their data-key or id, else by position and tag). The element with
+// the keyboard focus, an open <details> and the screen reader's place survive; the status line is written only when
+// its words change, so that its aria-live region announces changes and nothing else (not a relative time ticking).
 (function () {
   "use strict";
   var panel = document.getElementById("live-panel");
@@ -8,9 +13,9 @@
   var status = document.getElementById("live-updated");
   var pollSeconds = parseInt(panel.dataset.pollSeconds || "0", 10);
   var filter = panel.dataset.eventFilter ? JSON.parse(panel.dataset.eventFilter) : null;
-  var delay = 500, lost = false, hideTimer = null, reading = null, again = false;
+  var delay = 500, lost = false, hideTimer = null, reading = null, again = false, lastHtml = null;
 
-  function say(text) { if (status) status.textContent = text; }
+  function say(text) { if (status && status.textContent !== text) status.textContent = text; }
 
   function showBanner(kind, text) {
     if (!banner) return;
@@ -21,14 +26,99 @@
     if (kind === "back") hideTimer = setTimeout(function () { banner.hidden = true; }, 4000);
   }
 
+  // --- patching the panel in place ------------------------------------------------------------------------------
+
+  function keyOf(node) {
+    if (node.nodeType !== 1) return null;
+    var key = node.getAttribute("data-key");
+    if (key) return "k:" + key;
+    return node.id ? "id:" + node.id : null;
+  }
+
+  function sameKind(a, b) {
+    return a.nodeType === b.nodeType && a.nodeName === b.nodeName;
+  }
+
+  function patchAttributes(from, to) {
+    var i, name;
+    for (i = from.attributes.length - 1; i >= 0; i--) {
+      name = from.attributes[i].name;
+      // An open <details> is the reader's choice, not the server's.
+      if (!to.hasAttribute(name) && !(name === "open" && from.nodeName === "DETAILS")) from.removeAttribute(name);
+    }
+    for (i = 0; i < to.attributes.length; i++) {
+      name = to.attributes[i].name;
+      if (from.getAttribute(name) !== to.attributes[i].value) from.setAttribute(name, to.attributes[i].value);
+    }
+  }
+
+  function patch(from, to) {
+    if (from.nodeType !== 1) {
+      if (from.nodeValue !== to.nodeValue) from.nodeValue = to.nodeValue;
+      return;
+    }
+    patchAttributes(from, to);
+    patchChildren(from, to);
+  }
+
+  function patchChildren(parent, model) {
+    var old = Array.prototype.slice.call(parent.childNodes);
+    var wanted = Array.prototype.slice.call(model.childNodes);
+    var keyed = {}, loose = [], next = 0;
+    old.forEach(function (node) {
+      var key = keyOf(node);
+      if (key) keyed[key] = node; else loose.push(node);
+    });
+    wanted.forEach(function (node, index) {
+      var key = keyOf(node), match = null;
+      if (key) {
+        if (keyed[key] && sameKind(keyed[key], node)) { match = keyed[key]; delete keyed[key]; }
+      } else {
+        while (next < loose.length && !match) {
+          if (sameKind(loose[next], node)) match = loose[next];
+          next++;
+        }
+      }
+      var here = parent.childNodes[index] || null;
+      if (match) {
+        patch(match, node);
+        if (match !== here) parent.insertBefore(match, here);
+      } else {
+        parent.insertBefore(node, here);  // a new node, moved out of the parsed answer
+      }
+    });
+    while (parent.childNodes.length > wanted.length) parent.removeChild(parent.lastChild);
+  }
+
+  // The answer less the words of its <time> elements: "12 s ago" turning into "17 s ago" is patched in, but it is
+  // not news to announce (a new moment also changes the absolute time written beside it, outside the element).
+  function news(html) { return html.replace(/<time\b[^>]*>[\s\S]*?<\/time>/g, "<time>"); }
+
+  function update(html) {
+    if (html === lastHtml) return false;
+    var announce = lastHtml !== null && news(html) !== news(lastHtml);
+    lastHtml = html;
+    var answer = document.createElement("template");
+    answer.innerHTML = html;
+    patchChildren(panel, answer.content);
+    return announce;
+  }
+
+  function clock() {
+    // The time of day as the pages write it (24 h, with the zone): the browser's own zone.
+    return new Date().toLocaleTimeString("en-GB", {hour12: false, timeZoneName: "short"});
+  }
+
+  // --- reading and listening ------------------------------------------------------------------------------------
+
   function reread() {
     // One read at a time; events arriving meanwhile cause exactly one more read.
     if (reading) { again = true; return; }
     reading = fetch(panel.dataset.panelUrl, {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}})
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) {
-        panel.innerHTML = html;
-        say("Live updates: on — updated " + new Date().toLocaleTimeString());
+        if (update(html)) say("Live updates: on — changed at " + clock());
+        else if (status && status.textContent.indexOf("Live updates: on") !== 0) say("Live updates: on");
       })
       .catch(function () { say("Live updates: could not refresh"); })
       .finally(function () { reading = null; if (again) { again = false; reread(); } });
