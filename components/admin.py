@@ -10,6 +10,7 @@ from components.filters import (
     SensorFilter,
 )
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 
 
@@ -36,7 +37,7 @@ class ComponentInline(admin.TabularInline):
 
 
 @admin.register(DeviceProvisioning)
-class DeviceProvisioningAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class DeviceProvisioningAdmin(FilterSetAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     filterset_class = DeviceProvisioningFilter
     list_display = ("pk", "name", "device", "is_active", "created_at")
     list_filter = ("is_active",)
@@ -47,7 +48,7 @@ class DeviceProvisioningAdmin(FilterSetAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ProvisioningComponent)
-class ProvisioningComponentAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class ProvisioningComponentAdmin(FilterSetAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     filterset_class = ProvisioningComponentFilter
     list_display = (
         "id",

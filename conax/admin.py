@@ -20,6 +20,7 @@ from conax.models import (
     Subscription,
     Unit,
 )
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 
 
@@ -144,7 +145,7 @@ class RequestChangeList(ChangeList):
 
 
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class ProvisioningRequestAdmin(FilterSetAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     filterset_class = ProvisioningRequestFilter
     changelist_base = RequestChangeList
     list_display = (

@@ -16,6 +16,7 @@ from devices.choices import ActivationState
 from devices.exceptions import InvalidImport
 from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # larger files: `manage.py import_serials`
@@ -125,7 +126,7 @@ class DeviceForm(forms.ModelForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class DeviceAdmin(FilterSetAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     filterset_class = DeviceFilter
     list_display = (
         "serial_number",

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 from provisioning import selectors, services
 from provisioning.choices import CommandKind, ProvisionType
@@ -29,7 +30,7 @@ class SetIndexForm(forms.Form):
 
 
 @admin.register(SetTopBox)
-class SetTopBoxAdmin(admin.ModelAdmin):
+class SetTopBoxAdmin(ExportAdminMixin, admin.ModelAdmin):
     list_display = (
         "device",
         "address",
@@ -115,7 +116,7 @@ class SetTopBoxAdmin(admin.ModelAdmin):
 
 
 @admin.register(Command)
-class CommandAdmin(FilterSetAdminMixin, admin.ModelAdmin):
+class CommandAdmin(FilterSetAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     filterset_class = CommandFilter
     list_display = ("id", "box", "kind", "state", "attempts", "requested_by", "created_at", "finished_at")
     list_filter = ("state", "kind")
@@ -128,7 +129,7 @@ class CommandAdmin(FilterSetAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BoxEvent)
-class BoxEventAdmin(admin.ModelAdmin):
+class BoxEventAdmin(ExportAdminMixin, admin.ModelAdmin):
     list_display = ("box", "name", "status", "source", "received_at")
     list_filter = ("source", "status")
     search_fields = ("box__device__serial_number",)

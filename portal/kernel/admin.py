@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from auditlog.admin import LogEntryAdmin
+from auditlog.models import LogEntry
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from portal.kernel import services
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.models import ApiToken, WorkerHeartbeat
 
 admin.site.site_header = "Provisioning portal"
@@ -42,3 +45,21 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: WorkerHeartbeat | None = None) -> bool:
         return False
+
+
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class AuditLogEntryAdmin(ExportAdminMixin, LogEntryAdmin):
+    export_fields = (
+        "timestamp",
+        "actor",
+        "remote_addr",
+        "action",
+        "content_type",
+        "object_pk",
+        "object_repr",
+        "changes",
+        "additional_data",
+    )
