@@ -4,8 +4,9 @@ The rows come from the changelist itself (``changelist_view`` runs as for the pa
 FilterSet parameters of ``FilterSetAdminMixin``, the search and the ordering are the list's own; a refused filter
 gets the list's own 400 page, never a file). The page the list would have shown is discarded and its queryset is
 read again, unpaginated, through ``iterator(chunk_size=…)``: constant memory and a constant number of queries
-whatever the row count. CSV streams as it is read; XLSX (openpyxl's write-only workbook, constant memory) is written
-to a temporary file and then sent. Each export leaves an audit entry: who, which list, which filter, how many rows.
+whatever the row count. CSV streams as it is read; XLSX (xlsxwriter's constant-memory mode, each row written out as
+it comes) goes to a temporary file, then is sent. Each export leaves an audit entry: who, which list, which filter,
+how many rows.
 
 Put ``ExportAdminMixin`` among a ModelAdmin's bases (after ``FilterSetAdminMixin`` when both are used) and name
 ``export_fields`` when the export should differ from ``list_display``.
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import csv
 import html
+import re
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import IO, Any
+from functools import partial
+from typing import IO, Any, TypeVar
 
+import xlsxwriter  # type: ignore[import-untyped]  # no stubs: typed as Any
 from asgiref.sync import sync_to_async
 from auditlog.models import LogEntry
 from django.contrib import admin
@@ -35,9 +39,6 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.text import capfirst
-from openpyxl import Workbook  # type: ignore[import-untyped]  # no stubs: typed as Any
-from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # type: ignore[import-untyped]
 
 from portal.kernel.adminfilters import REFUSED
 
@@ -47,6 +48,10 @@ CHUNK = 2000
 # A spreadsheet reads a cell starting with one of these as a formula (CSV injection); a leading quote makes it text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FILE_BLOCK = 64 * 1024
+# Characters XML 1.0 cannot hold (an XLSX is XML): dropped from a cell rather than refusing the export.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+Chunk = TypeVar("Chunk", str, bytes)
 
 
 class ExportAdminMixin(admin.ModelAdmin):
@@ -100,12 +105,11 @@ class ExportAdminMixin(admin.ModelAdmin):
             response = StreamingHttpResponse(_streamed(request, csv_lines(headers, rows)), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             return response
-        return FileResponse(
-            xlsx_file(headers, rows, title=str(self.opts.verbose_name_plural)),
-            as_attachment=True,
-            filename=filename,
-            content_type=XLSX_TYPE,
-        )
+        workbook = xlsx_file(headers, rows, title=str(self.opts.verbose_name_plural))
+        response = FileResponse(workbook, as_attachment=True, filename=filename, content_type=XLSX_TYPE)
+        if isinstance(request, ASGIRequest):  # the file (closed by the response) read as it is sent, not read whole
+            response.streaming_content = _async_chunks(iter(partial(workbook.read, FILE_BLOCK), b""))
+        return response
 
     def export_rows(self, queryset: QuerySet[Model], names: Sequence[str | Callable[..., Any]]) -> Iterator[list[str]]:
         for obj in queryset.iterator(chunk_size=self.export_chunk_size):
@@ -130,7 +134,10 @@ class ExportAdminMixin(admin.ModelAdmin):
             shown = str(getattr(obj, field.name) or "")
         else:
             shown = display_for_field(value, field, "")
-        return html.unescape(strip_tags(str(shown)))
+        text = str(shown)
+        if "<" in text or "&" in text:  # a display method's HTML (format_html): its text only
+            text = html.unescape(strip_tags(text))
+        return text
 
 
 def csv_safe(value: str) -> str:
@@ -159,52 +166,46 @@ def csv_lines(headers: Sequence[str], rows: Iterable[Sequence[str]], batch: int 
 
 
 def xlsx_file(headers: Sequence[str], rows: Iterable[Sequence[str]], *, title: str) -> IO[bytes]:
-    """A workbook of one sheet in a temporary file (gone when closed), rows written as they come: every cell is a
-    string cell, so that a value starting with ``=`` is shown, never evaluated."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=title[:31])
-    sheet.freeze_panes = "A2"
-    for index in range(len(headers)):
-        sheet.column_dimensions[_column(index)].width = 22
-    sheet.append([_text_cell(sheet, header) for header in headers])
-    for row in rows:
-        sheet.append([_text_cell(sheet, value) for value in row])
+    """A workbook of one sheet in a temporary file (gone when closed), each row written out as it comes
+    (xlsxwriter's constant-memory mode): every cell a string cell, so that a value starting with ``=`` is shown,
+    never evaluated."""
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115  # FileResponse closes it, and closing deletes it
-    workbook.save(target)
+    workbook = xlsxwriter.Workbook(
+        target,
+        {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False},
+    )
+    sheet = workbook.add_worksheet(_sheet_title(title))
+    sheet.freeze_panes(1, 0)
+    sheet.set_column(0, max(len(headers) - 1, 0), 22)
+    bold = workbook.add_format({"bold": True})
+    for column, header in enumerate(headers):
+        sheet.write_string(0, column, header, bold)
+    for number, row in enumerate(rows, start=1):
+        for column, value in enumerate(row):
+            sheet.write_string(number, column, XML_ILLEGAL.sub("", value))
+    workbook.close()
     target.seek(0)
     return target
 
 
-def _text_cell(sheet: Any, value: str) -> WriteOnlyCell:
-    cell = WriteOnlyCell(sheet, value=None)
-    cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    cell.data_type = "s"  # set after the value: openpyxl would take "=…" for a formula
-    return cell
-
-
-def _column(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+def _sheet_title(title: str) -> str:
+    return re.sub(r"[\[\]:*?/\\]", " ", title)[:31] or "export"
 
 
 def _streamed(request: HttpRequest, lines: Iterator[str]) -> Iterator[str] | AsyncIterator[str]:
     """Under ASGI a synchronous iterator would be read whole before the first byte is sent; there each chunk is
     read in the request's own thread (the server-side cursor lives on its connection) and sent as it comes."""
-    return _async_lines(lines) if isinstance(request, ASGIRequest) else lines
+    return _async_chunks(lines) if isinstance(request, ASGIRequest) else lines
 
 
-async def _async_lines(lines: Iterator[str]) -> AsyncIterator[str]:
+async def _async_chunks(chunks: Iterator[Chunk]) -> AsyncIterator[Chunk]:
     step = sync_to_async(_next, thread_sensitive=True)
-    while (chunk := await step(lines)) is not None:
+    while (chunk := await step(chunks)) is not None:
         yield chunk
 
 
-def _next(lines: Iterator[str]) -> str | None:
-    return next(lines, None)
+def _next(chunks: Iterator[Chunk]) -> Chunk | None:
+    return next(chunks, None)
 
 
 def _audit_export(request: HttpRequest, model: type[Model], *, fmt: str, rows: int, columns: list[str]) -> None:
