@@ -373,6 +373,16 @@ def test_the_export_is_audited_with_who_what_filter_and_how_many(staff_client, s
     }
 
 
+@pytest.mark.parametrize("name", list(LISTS))
+def test_every_exporting_list_shows_both_buttons(staff_client, name):
+    url, _, _ = LISTS[name]
+
+    html = staff_client.get(url).content.decode()
+
+    assert f'href="{url}export/csv/"' in html
+    assert f'href="{url}export/xlsx/"' in html
+
+
 def test_the_list_shows_the_export_buttons_with_its_filters(staff_client, fleet):
     html = staff_client.get(DEVICES, {"state": "notactivated"}).content.decode()
     box_html = staff_client.get("/admin/provisioning/settopbox/").content.decode()
