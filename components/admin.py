@@ -11,6 +11,7 @@ from components.filters import (
 )
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from portal.kernel import jobs
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 from portal.kernel.errors import Category, DomainError
@@ -51,7 +52,7 @@ class ComponentInline(ConsoleInline):
 
 
 @admin.register(DeviceProvisioning)
-class DeviceProvisioningAdmin(FilterSetAdminMixin, ConsoleAdmin):
+class DeviceProvisioningAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     filterset_class = DeviceProvisioningFilter
     list_display = ("pk", "name", "device", "is_active", "created_at")
     list_filter = ("is_active",)
@@ -75,7 +76,7 @@ class AlreadyInStatus(DomainError):
 
 
 @admin.register(ProvisioningComponent)
-class ProvisioningComponentAdmin(FilterSetAdminMixin, ConsoleAdmin):
+class ProvisioningComponentAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     filterset_class = ProvisioningComponentFilter
     list_display = (
         "id",

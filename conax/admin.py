@@ -23,6 +23,7 @@ from conax.models import (
     Unit,
 )
 from portal.kernel import jobs
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 
@@ -156,7 +157,7 @@ class RequestChangeList(ChangeList):
 
 
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(FilterSetAdminMixin, ConsoleAdmin):
+class ProvisioningRequestAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     filterset_class = ProvisioningRequestFilter
     changelist_base = RequestChangeList
     list_display = (

@@ -4,6 +4,7 @@ import io
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,6 +19,7 @@ from devices.exceptions import IllegalTransition, InvalidImport
 from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
 from portal.kernel import jobs
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 
@@ -143,7 +145,7 @@ class DeviceForm(forms.ModelForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(FilterSetAdminMixin, ConsoleAdmin):
+class DeviceAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     filterset_class = DeviceFilter
     list_display = (
         "serial_number",
@@ -327,11 +329,20 @@ class DeviceAdmin(FilterSetAdminMixin, ConsoleAdmin):
                 self.message_user(
                     request,
                     f"Imported into {data['model']}: {result.created} created, {result.existing} already there, "
-                    f"{len(result.invalid)} invalid, {result.enabled} enabled.",
+                    f"{len(result.duplicates)} repeated in the file, {len(result.invalid)} invalid, "
+                    f"{result.enabled} enabled.",
                     messages.SUCCESS,
                 )
                 return redirect(reverse("admin:devices_device_changelist"))
-            context |= {"preview": result, "invalid_rows": result.invalid[:100], "csv_text": data["csv_text"]}
+            context |= {
+                "preview": result,
+                "more": result.created - len(result.sample),
+                "window": settings.ACTIVATION_WINDOW if data["enable"] else None,
+                "window_words": _duration(timedelta(seconds=settings.ACTIVATION_WINDOW)),
+                "invalid_rows": [(line, importing.shown(value), why) for line, value, why in result.invalid[:100]],
+                "duplicate_rows": result.duplicates[:100],
+                "csv_text": data["csv_text"],
+            }
         return TemplateResponse(request, "admin/devices/device/import.html", context)
 
 

@@ -1,7 +1,8 @@
 """Serial-number sources for the bulk import: a list, a CSV of ``sn,extra``, or a numeric / hexadecimal range.
 
 Each yields ``(line, serial, extra)`` rows for ``devices.services.devices_import``; lines are 1-based positions
-in the source so that an operator can find a rejected row.
+in the source so that an operator can find a rejected row. Serials are passed on as written: one with a space
+(leading, trailing or inside) is refused by the import with its line, never silently trimmed into another serial.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ HEADER = ("sn", "extra")
 
 def rows_from_list(serials: Iterable[str]) -> Iterator[tuple[int, str, str]]:
     for line, serial in enumerate(serials, start=1):
-        yield line, serial.strip() if isinstance(serial, str) else "", ""
+        yield line, serial if isinstance(serial, str) else "", ""
 
 
 def rows_from_csv(stream: io.TextIOBase | Iterable[str]) -> Iterator[tuple[int, str, str]]:
@@ -31,9 +32,14 @@ def rows_from_csv(stream: io.TextIOBase | Iterable[str]) -> Iterator[tuple[int, 
                 continue
             if line == 1 and tuple(cell.strip().lower() for cell in row) in (HEADER, HEADER[:1]):
                 continue
-            yield line, row[0].strip(), ",".join(row[1:]).strip()
+            yield line, row[0], ",".join(row[1:]).strip()
     except (csv.Error, UnicodeDecodeError) as exc:
         raise InvalidImport(f"not a readable CSV file: {exc}") from exc
+
+
+def shown(serial: str) -> str:
+    """A serial as an operator must see it in a page: each space as a visible mark (HTML collapses spaces)."""
+    return serial.replace(" ", "\u2423")
 
 
 def rows_from_range(start: str, end: str, *, base: int = 10) -> Iterator[tuple[int, str, str]]:

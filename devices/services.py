@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from auditlog.cid import get_cid
+from auditlog.diff import model_instance_diff
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import ProtectedError, Q
+from django.db.models.signals import pre_save
 from django.utils import timezone
 
 from devices.choices import ActivationOutcome, ActivationState
@@ -251,12 +256,19 @@ def device_model_save(
 # --- import -------------------------------------------------------------------------------------------------------
 
 
+PREVIEW_SAMPLE = 50  # serials an import names before it is confirmed (the rest are counted)
+
+
 @dataclass
 class ImportResult:
+    """What an import did (or, dry run, would do). The seam for background imports: rows in, this out."""
+
     created: int = 0
     existing: int = 0
     invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line, value, reason)
     enabled: int = 0
+    duplicates: list[tuple[int, str, int]] = field(default_factory=list)  # (line, serial, line it first appeared on)
+    sample: list[str] = field(default_factory=list)  # the first PREVIEW_SAMPLE serials created, in file order
 
     def as_dict(self) -> dict:
         return {
@@ -264,6 +276,7 @@ class ImportResult:
             "existing": self.existing,
             "invalid": [{"line": line, "value": value, "reason": reason} for line, value, reason in self.invalid],
             "enabled": self.enabled,
+            "duplicates": [{"line": line, "serial": sn, "first_line": first} for line, sn, first in self.duplicates],
         }
 
 
@@ -272,29 +285,40 @@ def serial_problem(serial: str) -> str | None:
         return "empty serial number"
     if len(serial) > MAX_FIELD:
         return f"longer than {MAX_FIELD} characters"
-    if not serial.isprintable() or serial != serial.strip():
-        return "control characters or surrounding spaces"
+    spaces = [unicodedata.category(ch) == "Zs" for ch in serial]  # a space, a no-break space, an em space…
+    if spaces[0]:
+        return "starts with a space"
+    if spaces[-1]:
+        return "ends with a space"
+    if any(spaces):
+        return "contains a space"
+    if not serial.isprintable():
+        return "control characters"
     return None
 
 
 def devices_import(
     *, model: DeviceModel, rows: Iterable[tuple[int, str, str]], enable: bool = False, dry_run: bool = False
 ) -> ImportResult:
-    """Add serials (``(line, serial, extra)`` rows) to a model. Serials it already has are counted, not changed.
+    """Add serials (``(line, serial, extra)`` rows) to a model. Serials it already has are counted, not changed; a
+    serial repeated in the rows is reported with the line it first appeared on. Each new device is audited as a
+    creation, as ``device_create`` is.
 
-    Runs in batches so that a million-row file neither holds one huge transaction nor all rows in memory.
+    Runs in batches so that a million-row file neither holds one huge transaction nor all rows in memory (the
+    serials seen so far are kept, to name repeats across batches).
     """
     result = ImportResult()
+    seen: dict[str, int] = {}
     batch: list[tuple[int, str, str]] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= IMPORT_BATCH:
-            _import_batch(model, batch, result, enable=enable, dry_run=dry_run)
+            _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run)
             batch = []
     if batch:
-        _import_batch(model, batch, result, enable=enable, dry_run=dry_run)
+        _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run)
     if not dry_run and result.created:
-        # Bulk inserts send no save signals: one audit entry on the model says who imported how many.
+        # One entry on the model besides each device's own: who imported how many.
         summary = {
             "created": result.created,
             "existing": result.existing,
@@ -312,31 +336,63 @@ def devices_import(
 
 
 def _import_batch(
-    model: DeviceModel, batch: list[tuple[int, str, str]], result: ImportResult, *, enable: bool, dry_run: bool
+    model: DeviceModel,
+    batch: list[tuple[int, str, str]],
+    result: ImportResult,
+    seen: dict[str, int],
+    *,
+    enable: bool,
+    dry_run: bool,
 ) -> None:
-    seen: dict[str, str] = {}
+    fresh: dict[str, str] = {}
     for line, serial, extra in batch:
         problem = serial_problem(serial) or ("extra longer than 255 characters" if len(extra) > 255 else None)
         if problem:
             result.invalid.append((line, serial[:MAX_FIELD], problem))
-        elif serial not in seen:
-            seen[serial] = extra
+        elif serial in seen:
+            result.duplicates.append((line, serial, seen[serial]))
         else:
-            result.existing += 1
+            seen[serial] = line
+            fresh[serial] = extra
     with transaction.atomic():
         existing = set(
-            Device.objects.filter(model=model, serial_number__in=list(seen)).values_list("serial_number", flat=True)
+            Device.objects.filter(model=model, serial_number__in=list(fresh)).values_list("serial_number", flat=True)
         )
-        new = [Device(model=model, serial_number=sn, extra=extra) for sn, extra in seen.items() if sn not in existing]
+        new = [Device(model=model, serial_number=sn, extra=extra) for sn, extra in fresh.items() if sn not in existing]
         result.existing += len(existing)
+        result.sample += [device.serial_number for device in new[: PREVIEW_SAMPLE - len(result.sample)]]
         if dry_run:
             result.created += len(new)
             return
-        created = Device.objects.bulk_create(new, ignore_conflicts=True)
+        Device.objects.bulk_create(new, ignore_conflicts=True)
+        created = list(Device.objects.filter(model=model, serial_number__in=[d.serial_number for d in new]))
         result.created += len(created)
+        _audit_created(created)
         if enable:
-            ids = Device.objects.filter(model=model, serial_number__in=[d.serial_number for d in new])
-            result.enabled += len(devices_enable(ids=ids.values_list("pk", flat=True)).changed)
+            result.enabled += len(devices_enable(ids=[device.pk for device in created]).changed)
+
+
+def _audit_created(devices: list[Device]) -> None:
+    """The entry a save of each new device would have written (action create, its fields), in one INSERT: bulk
+    inserts send no save signal. Each entry gets the ``pre_save`` a save would send, so that auditlog's own receiver
+    (when a request or ``set_actor`` is active) fills in the actor, address and correlation id as it does for one."""
+    content_type = ContentType.objects.get_for_model(Device)
+    entries = [
+        LogEntry(
+            content_type=content_type,
+            object_pk=str(device.pk),
+            object_id=device.pk,
+            object_repr=str(device),
+            action=LogEntry.Action.CREATE,
+            changes=model_instance_diff(None, device, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES),
+            cid=get_cid(),
+            additional_data={"action": "import_serials"},
+        )
+        for device in devices
+    ]
+    for entry in entries:
+        pre_save.send(sender=LogEntry, instance=entry, raw=False, using="default", update_fields=None)
+    LogEntry.objects.bulk_create(entries)
 
 
 # --- activation ---------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 from portal.lib.ago import ago
@@ -80,7 +81,7 @@ def box_reported(command: Command) -> str:
 
 
 @admin.register(SetTopBox)
-class SetTopBoxAdmin(ConsoleAdmin):
+class SetTopBoxAdmin(ExportAdminMixin, ConsoleAdmin):
     list_display = (
         "device",
         "address",
@@ -212,7 +213,7 @@ class SetTopBoxAdmin(ConsoleAdmin):
 
 
 @admin.register(Command)
-class CommandAdmin(FilterSetAdminMixin, ConsoleAdmin):
+class CommandAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     filterset_class = CommandFilter
     list_display = (
         "id",
@@ -246,7 +247,7 @@ class CommandAdmin(FilterSetAdminMixin, ConsoleAdmin):
 
 
 @admin.register(BoxEvent)
-class BoxEventAdmin(ConsoleAdmin):
+class BoxEventAdmin(ExportAdminMixin, ConsoleAdmin):
     list_display = ("box", "name", "status", "source", "received_at")
     list_filter = ("source", "status")
     search_fields = ("box__device__serial_number",)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from auditlog.admin import LogEntryAdmin
+from auditlog.models import LogEntry
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
@@ -12,6 +14,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from portal.kernel import jobs, services
+from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
 from portal.kernel.errors import Category, DomainError
 from portal.kernel.models import ApiToken, BulkJob, WorkerHeartbeat
@@ -151,3 +154,21 @@ class BulkJobAdmin(ConsoleAdmin):
             raise Http404
         context = {"job": job, "change_url_name": self._change_url_name(job)}
         return TemplateResponse(request, "admin/portal/bulkjob/panel.html", context)
+
+
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class AuditLogEntryAdmin(ExportAdminMixin, LogEntryAdmin):
+    export_fields = (
+        "timestamp",
+        "actor",
+        "remote_addr",
+        "action",
+        "content_type",
+        "object_pk",
+        "object_repr",
+        "changes",
+        "additional_data",
+    )

@@ -241,14 +241,14 @@ def test_import_creates_new_counts_existing_and_reports_invalid_lines():
 
     result = services.devices_import(model=model, rows=rows)
 
-    assert (result.created, result.existing) == (2, 2)
+    assert (result.created, result.existing, result.duplicates) == (2, 1, [(3, "A-2", 2)])
     assert [(line, reason) for line, _, reason in result.invalid] == [
         (4, "empty serial number"),
         (5, "longer than 128 characters"),
     ]
     assert Device.objects.get(model=model, serial_number="A-2").extra == "lot 5"
     again = services.devices_import(model=model, rows=rows)
-    assert (again.created, again.existing) == (0, 4)
+    assert (again.created, again.existing, len(again.duplicates)) == (0, 3, 1)
 
 
 def test_import_dry_run_writes_nothing_and_import_can_enable():

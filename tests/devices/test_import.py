@@ -1,0 +1,189 @@
+"""Serial import (devices.services.devices_import, devices/importing.py, the admin's Import serial numbers page): a
+serial repeated in the file is reported with its lines, one with a space anywhere is refused with its line, the
+preview names what it will create and whether it enables it, and every created device is audited as a creation,
+as ``device_create`` audits one."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from auditlog.context import set_actor
+from auditlog.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from devices import importing, services
+from devices.models import Device
+from tests.factories import DeviceFactory, DeviceModelFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+IMPORT = reverse("admin:devices_device_import")
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+def device_entries():
+    return LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Device))
+
+
+# --- the service --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("serial", "reason"),
+    [
+        pytest.param(" STB-1", "starts with a space", id="leading"),
+        pytest.param("STB-1 ", "ends with a space", id="trailing"),
+        pytest.param("STB 1", "contains a space", id="inner"),
+        pytest.param("STB\u00a01", "contains a space", id="no-break-space"),
+        pytest.param("STB\t1", "control characters", id="tab"),
+        pytest.param("", "empty serial number", id="empty"),
+    ],
+)
+def test_a_serial_with_a_space_is_refused_with_its_line(serial, reason):
+    model = DeviceModelFactory()
+
+    result = services.devices_import(model=model, rows=[(1, "OK-1", ""), (2, serial, "")])
+
+    assert result.invalid == [(2, serial, reason)]
+    assert list(Device.objects.filter(model=model).values_list("serial_number", flat=True)) == ["OK-1"]
+
+
+def test_the_csv_reader_keeps_spaces_for_the_import_to_refuse():
+    rows = list(importing.rows_from_csv(io.StringIO("sn,extra\n A-1,x\nA-2 , lot 2\nA 3\n")))
+
+    assert rows == [(2, " A-1", "x"), (3, "A-2 ", "lot 2"), (4, "A 3", "")]
+
+
+def test_repeats_in_the_file_are_reported_with_both_lines_across_batches():
+    model = DeviceModelFactory()
+    DeviceFactory(model=model, serial_number="OLD")
+    rows = [(n, f"S{n}", "") for n in range(1, services.IMPORT_BATCH + 2)]
+    rows += [(5000, "S1", ""), (5001, "S1", ""), (5002, f"S{services.IMPORT_BATCH + 1}", ""), (5003, "OLD", "")]
+
+    result = services.devices_import(model=model, rows=rows)
+
+    assert result.duplicates == [(5000, "S1", 1), (5001, "S1", 1), (5002, f"S{services.IMPORT_BATCH + 1}", 1001)]
+    assert (result.created, result.existing, result.invalid) == (services.IMPORT_BATCH + 1, 1, [])
+    assert Device.objects.filter(model=model).count() == services.IMPORT_BATCH + 2
+
+
+def test_a_dry_run_names_the_first_serials_it_would_create_and_writes_nothing():
+    model = DeviceModelFactory()
+    DeviceFactory(model=model, serial_number="N-0002")
+    rows = [(n, f"N-{n:04d}", "") for n in range(1, 301)]
+
+    result = services.devices_import(model=model, rows=rows, dry_run=True)
+
+    assert result.created == 299
+    assert result.sample == [f"N-{n:04d}" for n in range(1, services.PREVIEW_SAMPLE + 2) if n != 2]
+    assert Device.objects.filter(model=model).count() == 1
+    assert list(device_entries().filter(action=LogEntry.Action.CREATE).values_list("object_repr", flat=True)) == [
+        "N-0002"
+    ]
+
+
+def test_each_imported_device_is_audited_as_a_creation_like_device_create():
+    model = DeviceModelFactory()
+    staff = StaffFactory(username="importer")
+    with set_actor(staff, remote_addr="192.0.2.7"):
+        single = services.device_create(model=model, serial_number="ONE")
+        services.devices_import(model=model, rows=[(1, "BULK-1", "lot"), (2, "BULK-2", ""), (3, "ONE", "")])
+
+    created = {entry.object_repr: entry for entry in device_entries().filter(action=LogEntry.Action.CREATE)}
+    assert sorted(created) == ["BULK-1", "BULK-2", "ONE"]
+    one, bulk = created["ONE"], created["BULK-1"]
+    assert (bulk.actor, bulk.remote_addr) == (one.actor, one.remote_addr) == (staff, "192.0.2.7")
+    assert set(bulk.changes_dict) == set(one.changes_dict)
+    assert bulk.changes_dict["serial_number"] == [one.changes_dict["serial_number"][0], "BULK-1"]
+    assert bulk.changes_dict["extra"][1] == "lot"
+    assert bulk.object_id == Device.objects.get(model=model, serial_number="BULK-1").pk
+    assert bulk.additional_data == {"action": "import_serials"}
+    assert single.pk == one.object_id
+
+
+def test_audit_entries_of_an_import_are_written_in_bulk():
+    model = DeviceModelFactory()
+    rows = [(n, f"Q{n}", "") for n in range(1, 2 * services.IMPORT_BATCH + 1)]
+
+    with CaptureQueriesContext(connection) as queries:
+        services.devices_import(model=model, rows=rows)
+
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "auditlog_logentry"')]
+    assert len(inserts) == 3  # one per batch of devices, and the model's summary
+    assert device_entries().filter(action=LogEntry.Action.CREATE).count() == 2 * services.IMPORT_BATCH
+
+
+# --- the admin page -----------------------------------------------------------------------------------------------
+
+
+def upload(text: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile("serials.csv", text.encode())
+
+
+def test_the_preview_reports_repeats_spaces_and_what_it_will_create(staff_client):
+    model = DeviceModelFactory()
+    DeviceFactory(model=model, serial_number="OLD-1")
+    text = "sn,extra\nNEW-1,\nOLD-1,\nNEW-1,again\n NEW-2,\nNEW 3,\nNEW-4,\n"
+
+    preview = staff_client.post(IMPORT, {"model": model.pk, "file": upload(text)})
+
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert '<strong data-count="created">2</strong>' in html
+    assert '<strong data-count="existing">1</strong>' in html
+    assert '<strong data-count="duplicates">1</strong>' in html
+    assert '<strong data-count="invalid">2</strong>' in html
+    assert "<tr><td>4</td><td><code>NEW-1</code></td><td>2</td></tr>" in html
+    assert "<tr><td>5</td><td><code>\u2423NEW-2</code></td><td>starts with a space</td></tr>" in html
+    assert "<tr><td>6</td><td><code>NEW\u24233</code></td><td>contains a space</td></tr>" in html
+    assert "<li><code>NEW-1</code></li><li><code>NEW-4</code></li>" in html
+    assert "These 2 serial numbers will be created, not enabled" in html
+    assert Device.objects.filter(model=model).count() == 1
+
+
+def test_the_preview_says_the_window_opens_when_enabling(staff_client, settings):
+    settings.ACTIVATION_WINDOW = 3600
+    model = DeviceModelFactory()
+    text = "".join(f"E-{n:03d}\n" for n in range(340))
+
+    preview = staff_client.post(IMPORT, {"model": model.pk, "file": upload(text), "enable": "on"})
+
+    html = " ".join(preview.content.decode().split())
+    assert (
+        "These 340 serial numbers will be created <strong>and enabled</strong>: the activation window opens now, "
+        "when you confirm, for 3600 s (1 h 0 min)."
+    ) in html
+    assert f"… and {340 - services.PREVIEW_SAMPLE} more." in html
+    assert 'value="Import 340 serial numbers and enable them"' in html
+
+
+def test_confirming_creates_the_devices_once_and_audits_each(staff_client, staff_user):
+    model = DeviceModelFactory()
+    text = "A-1\nA-2\nA-1\n A-3\n"
+    preview = staff_client.post(IMPORT, {"model": model.pk, "file": upload(text), "enable": "on"})
+
+    confirmed = staff_client.post(
+        IMPORT, {"model": model.pk, "csv_text": preview.context["csv_text"], "enable": "on", "confirm": "1"}
+    )
+
+    assert confirmed.status_code == 302
+    assert sorted(Device.objects.filter(model=model).values_list("serial_number", "state")) == [
+        ("A-1", "notactivated"),
+        ("A-2", "notactivated"),
+    ]
+    created = device_entries().filter(action=LogEntry.Action.CREATE)
+    assert sorted(created.values_list("object_repr", "actor")) == [("A-1", staff_user.pk), ("A-2", staff_user.pk)]
+    messages = [str(m) for m in confirmed.wsgi_request._messages]
+    assert messages == [
+        f"Imported into {model}: 2 created, 0 already there, 1 repeated in the file, 1 invalid, 2 enabled."
+    ]
