@@ -322,6 +322,8 @@ class DeviceAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
         if rows is not None:
             data = form.cleaned_data
             confirmed = "confirm" in request.POST
+            if confirmed and len(rows) > settings.ADMIN_IMPORT_INLINE_ROWS:
+                return self._import_in_background(request, data, rows)
             result = services.devices_import(
                 model=data["model"], rows=rows, enable=data["enable"], dry_run=not confirmed
             )
@@ -344,6 +346,25 @@ class DeviceAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
                 "csv_text": data["csv_text"],
             }
         return TemplateResponse(request, "admin/devices/device/import.html", context)
+
+    def _import_in_background(self, request: HttpRequest, data: dict, rows: list) -> HttpResponse:
+        """A large file: the rows the preview showed become a background job with live progress. Lines repeated in
+        the file keep their first occurrence (the preview listed the repeats)."""
+        table: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for line, serial, extra in rows:
+            if serial not in seen:
+                seen.add(serial)
+                table[str(line)] = [serial, extra]
+        job = jobs.job_start(
+            name="devices.import",
+            ids=[int(line) for line in table],
+            params={"model_id": data["model"].pk, "enable": bool(data["enable"]), "rows": table},
+            actor=request.user,
+            title=f"Import {len(table)} serial numbers into {data['model']}"
+            + (" and enable them" if data["enable"] else ""),
+        )
+        return redirect(reverse("admin:portal_bulkjob_change", args=[job.pk]))
 
 
 def _duration(span: timedelta) -> str:

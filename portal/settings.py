@@ -476,6 +476,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 # request; larger ones become a background job processed BULK_JOB_CHUNK objects per transaction.
 ADMIN_BULK_INLINE_MAX = env.int("ADMIN_BULK_INLINE_MAX", default=20)
 BULK_JOB_CHUNK = env.int("BULK_JOB_CHUNK", default=100)
+# A serial import of more rows than this (admin, Devices -> Import) runs in the background with live progress.
+ADMIN_IMPORT_INLINE_ROWS = env.int("ADMIN_IMPORT_INLINE_ROWS", default=5000)
 # Keep worker database connections between tasks (portal/celery.py closes them per CONN_MAX_AGE instead).
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -43,6 +43,9 @@ class Outcome:
 
     done: list[int] = field(default_factory=list)
     refused: dict[int, str] = field(default_factory=dict)
+    # How to name a refused key when it is not an object's primary key (a line of an imported file): given, the
+    # failure is listed with this label and no link.
+    labels: dict[int, str] = field(default_factory=dict)
 
 
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -178,8 +181,8 @@ def job_run(*, job_id: int, chunk: int | None = None) -> BulkJob | None:
                 room = MAX_FAILURES - len(job.failures)
                 if room > 0 and refused:
                     kept = list(refused.items())[:room]
-                    labels = _labels(op.model, [pk for pk, _ in kept])
-                    job.failures = [*job.failures, *({"id": k, "label": labels[k], "reason": why} for k, why in kept)]
+                    labels = _labels(op.model, [pk for pk, _ in kept if pk not in outcome.labels])
+                    job.failures = [*job.failures, *(_failure(k, why, labels, outcome.labels) for k, why in kept)]
                 job.failed += len(refused)
                 job.done += len(keys) - len(refused)
                 job.cursor += len(keys)
@@ -192,6 +195,12 @@ def job_run(*, job_id: int, chunk: int | None = None) -> BulkJob | None:
             transaction.on_commit(lambda event=event: live.publish(event))  # type: ignore[misc]
         if finished:
             return job
+
+
+def _failure(key: int, reason: str, labels: dict[int, str], given: dict[int, str]) -> dict[str, Any]:
+    if key in given:
+        return {"id": key, "label": given[key], "reason": reason, "linked": False}
+    return {"id": key, "label": labels[key], "reason": reason}
 
 
 def progress_event(job: BulkJob) -> live.JobProgress:

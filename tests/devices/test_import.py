@@ -187,3 +187,39 @@ def test_confirming_creates_the_devices_once_and_audits_each(staff_client, staff
     assert messages == [
         f"Imported into {model}: 2 created, 0 already there, 1 repeated in the file, 1 invalid, 2 enabled."
     ]
+
+
+def test_a_large_file_imports_in_the_background_with_progress(
+    staff_client, staff_user, settings, django_capture_on_commit_callbacks
+):
+    from portal.kernel import jobs
+    from portal.kernel.models import BulkJob
+
+    settings.ADMIN_IMPORT_INLINE_ROWS = 3
+    model = DeviceModelFactory()
+    DeviceFactory(model=model, serial_number="BG-OLD")
+    csv_text = "sn,extra\nBG-1,a\nBG-2,\nBG-OLD,\nBG-1,again\nBG 3,\nBG-4,\n"
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = staff_client.post(
+            IMPORT, {"model": model.pk, "csv_text": csv_text, "enable": "on", "confirm": "1"}
+        )
+
+    job = BulkJob.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/admin/portal/bulkjob/{job.pk}/change/")
+    assert job.total == 5 and len(queued) == 1  # the repeat of BG-1 (line 5) was listed by the preview, not re-sent
+    assert Device.objects.filter(model=model).count() == 1  # nothing imported before the worker runs
+
+    jobs.job_run(job_id=job.pk, chunk=2)
+
+    job.refresh_from_db()
+    assert (job.done, job.failed, job.state) == (4, 1, "finished")
+    assert job.failures == [{"id": 6, "label": "line 6: BG 3", "reason": "contains a space", "linked": False}]
+    created = Device.objects.filter(model=model).exclude(serial_number="BG-OLD")
+    assert sorted(created.values_list("serial_number", flat=True)) == ["BG-1", "BG-2", "BG-4"]
+    assert set(created.values_list("state", flat=True)) == {"notactivated"}  # enabled on import, as asked
+    assert Device.objects.get(serial_number="BG-1").extra == "a"
+    entries = LogEntry.objects.filter(action=LogEntry.Action.CREATE, object_repr__in=["BG-1", "BG-2", "BG-4"])
+    assert entries.count() == 3 and {e.actor_id for e in entries} == {staff_user.pk}  # the requester, in the worker
+    panel = staff_client.get(f"/admin/portal/bulkjob/{job.pk}/panel/").content.decode()
+    assert "5 / 5 done" in panel and "line 6: BG 3" in panel and "contains a space" in panel
