@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.utils.html import format_html
 
 from conax import services
+from conax.admin_filters import RequestCreatedFilter, RequestFailingFilter
 from conax.choices import LifeCycleState
 from conax.exceptions import ConaxError
 from conax.filters import ProvisioningRequestFilter
@@ -161,6 +162,8 @@ class ProvisioningRequestAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     list_filter = (
         "type",
         "life_cycle_state",
+        RequestFailingFilter,
+        RequestCreatedFilter,
         "priority",
         SmartcardFilter,
         SubscriptionFilter,

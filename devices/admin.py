@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from devices import importing, services
+from devices.admin_filters import DeviceModelChoices, VendorChoices
 from devices.choices import ActivationState
 from devices.exceptions import InvalidImport
 from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
@@ -139,8 +140,8 @@ class DeviceAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     list_filter = (
         EffectiveStateFilter,
         StrandedCikFilter,
-        "model__vendor",
-        "model",
+        VendorChoices,
+        DeviceModelChoices,
         ("owner", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("serial_number",)

@@ -8,6 +8,14 @@ from django.utils.html import format_html_join
 
 from portal.kernel.adminfilters import FilterSetAdminMixin
 from provisioning import selectors, services
+from provisioning.admin_filters import (
+    BoxModelFilter,
+    BoxVendorFilter,
+    CommandCreatedFilter,
+    CommandFailingFilter,
+    LastHeardFilter,
+    ProvisioningStateFilter,
+)
 from provisioning.choices import CommandKind, ProvisionType
 from provisioning.exceptions import InvalidCommand
 from provisioning.filters import CommandFilter
@@ -39,7 +47,7 @@ class SetTopBoxAdmin(admin.ModelAdmin):
         "last_event_status",
         "refreshed_at",
     )
-    list_filter = ("api_version", "device__model__vendor", "device__model")
+    list_filter = (LastHeardFilter, ProvisioningStateFilter, BoxVendorFilter, BoxModelFilter, "api_version")
     search_fields = ("device__serial_number", "thunder_host", "provision_id", "soc_id")
     list_select_related = ("device",)
     autocomplete_fields = ("device",)
@@ -118,7 +126,7 @@ class SetTopBoxAdmin(admin.ModelAdmin):
 class CommandAdmin(FilterSetAdminMixin, admin.ModelAdmin):
     filterset_class = CommandFilter
     list_display = ("id", "box", "kind", "state", "attempts", "requested_by", "created_at", "finished_at")
-    list_filter = ("state", "kind")
+    list_filter = ("state", CommandFailingFilter, CommandCreatedFilter, "kind")
     search_fields = ("box__device__serial_number",)
     list_select_related = ("box__device", "requested_by")
     readonly_fields = [f.name for f in Command._meta.fields]
