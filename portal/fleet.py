@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from kombu.exceptions import KombuError
 
@@ -381,14 +382,8 @@ def _chart(
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 190, 40, 22, 8
 
 
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    tone: str
-    title: str
+def _n(value: float) -> str:
+    return f"{value:.1f}"
 
 
 def _nice_ceiling(value: int) -> int:
@@ -402,42 +397,63 @@ def _nice_ceiling(value: int) -> int:
 
 
 def drawing(chart: Chart, unit: str) -> dict[str, Any]:
-    """Stacked bars (one per bucket, a segment per outcome), the y axis' ticks and the x axis' labels."""
+    """The chart's SVG (stacked bars: one per bucket, a segment per outcome, each with its own <title>; the y axis'
+    ticks; the x axis' labels), its legend with totals and its table's rows. Built here with ``format_html``, not
+    with template tags: a few hundred numbers cost the template engine more than every query of the page."""
     top = _nice_ceiling(max(chart.totals, default=0) or 1)
     plot_h, slot = HEIGHT - BOTTOM - TOP, (WIDTH - LEFT) / max(len(chart.buckets), 1)
-    bars: list[Bar] = []
-    for i, start in enumerate(chart.buckets):
+    fmt = "%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d"
+    periods = [timezone.localtime(start) for start in chart.buckets]
+    bars = []
+    for i, start in enumerate(periods):
         base = HEIGHT - BOTTOM
         for key, label, tone in chart.legend:
-            n = chart.values[key][i]
-            if not n:
-                continue
-            h = n / top * plot_h
-            base -= h
-            when = timezone.localtime(start).strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d")
-            bars.append(Bar(LEFT + i * slot + slot * 0.1, base, slot * 0.8, h, tone, f"{when}: {n} {label}"))
+            if n := chart.values[key][i]:
+                h = n / top * plot_h
+                base -= h
+                bars.append((LEFT + i * slot + slot * 0.1, base, slot * 0.8, h, tone, f"{start:{fmt}}: {n} {label}"))
     every = 3 if unit == "hour" else 1
     labels = [
-        (LEFT + i * slot + slot / 2, timezone.localtime(start).strftime("%H:00" if unit == "hour" else "%a %d"))
-        for i, start in enumerate(chart.buckets)
-        if (len(chart.buckets) - 1 - i) % every == 0
+        (LEFT + i * slot + slot / 2, start.strftime("%H:00" if unit == "hour" else "%a %d"))
+        for i, start in enumerate(periods)
+        if (len(periods) - 1 - i) % every == 0
     ]
     ticks = [(HEIGHT - BOTTOM - value / top * plot_h, value) for value in sorted({0, top // 2, top})]
-    fmt = "%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d"
-    rows = [
-        (timezone.localtime(start).strftime(fmt), [chart.values[key][i] for key, _, _ in chart.legend])
-        for i, start in enumerate(chart.buckets)
-    ]
+    svg = format_html(
+        '<svg viewBox="0 0 {} {}" role="img" aria-labelledby="chart-{}-title">'
+        '<title id="chart-{}-title">{}, {}: {} in all (per period in the table below)</title>{}{}{}</svg>',
+        WIDTH,
+        HEIGHT,
+        chart.key,
+        chart.key,
+        chart.title,
+        chart.range_label,
+        chart.total,
+        format_html_join(
+            "",
+            '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
+            '<text class="axis" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>',
+            ((LEFT, WIDTH, _n(y), _n(y), LEFT - 4, _n(y), value) for y, value in ticks),
+        ),
+        format_html_join(
+            "",
+            '<rect class="bar tone-{}" x="{}" y="{}" width="{}" height="{}"><title>{}</title></rect>',
+            ((tone, _n(x), _n(y), _n(w), _n(h), title) for x, y, w, h, tone, title in bars),
+        ),
+        format_html_join(
+            "",
+            '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
+            ((_n(x), HEIGHT - 6, label) for x, label in labels),
+        ),
+    )
+    cells = [[chart.values[key][i] for key, _, _ in chart.legend] for i in range(len(periods))]
+    rows = format_html_join(
+        "",
+        '<tr><th scope="row">{}</th>{}</tr>',
+        (
+            (f"{start:{fmt}}", format_html_join("", "<td>{}</td>", ((n,) for n in row)))
+            for start, row in zip(periods, cells, strict=True)
+        ),
+    )
     legend = [(label, tone, sum(chart.values[key])) for key, label, tone in chart.legend]
-    return {
-        "rows": rows,
-        "legend": legend,
-        "bars": bars,
-        "labels": labels,
-        "ticks": ticks,
-        "width": WIDTH,
-        "height": HEIGHT,
-        "left": LEFT,
-        "baseline": HEIGHT - BOTTOM,
-        "label_y": HEIGHT - 6,
-    }
+    return {"svg": svg, "rows": rows, "legend": legend}

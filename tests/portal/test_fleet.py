@@ -109,9 +109,8 @@ def fleet_rows():
     old = Command.objects.create(box=box, kind="refresh", state="FAILED", finished_at=_ago(days=2))
     Command.objects.filter(pk=old.pk).update(created_at=_ago(days=2))
     ProvisioningRequestFactory(life_cycle_state="COMPLETED", executed_date=_ago(minutes=10))
-    ProvisioningRequestFactory(
-        life_cycle_state="REJECTED", executed_date=_ago(minutes=5), error_code="E_CARD", error_description="card unknown"
-    )
+    rejected = {"executed_date": _ago(minutes=5), "error_code": "E_CARD", "error_description": "card unknown"}
+    ProvisioningRequestFactory(life_cycle_state="REJECTED", **rejected)
     ProvisioningRequestFactory(life_cycle_state="PENDING", attempts=1)
     ProvisioningRequestFactory(life_cycle_state="PENDING")
     stale = ProvisioningRequestFactory(life_cycle_state="REJECTED", executed_date=_ago(days=3))
@@ -163,7 +162,7 @@ def test_the_dashboard_shows_each_count(support, fleet_rows):
     counts = {key: count for key, (_, count) in shown(response).items()}
     assert {key: counts[key] for key in EXPECTED} == EXPECTED
     unlisted = {key: counts[key] for key in counts.keys() - EXPECTED.keys()}
-    assert unlisted == {"provisioning.1.NOT_PROVISIONED": 0, "provisioning.1.PROVISIONED": 0, "provisioning.1.CORRUPTED": 0}
+    assert unlisted == {f"provisioning.1.{state}": 0 for state in ("NOT_PROVISIONED", "PROVISIONED", "CORRUPTED")}
 
 
 def test_every_link_on_the_dashboard_lists_as_many_rows_as_it_shows(support, fleet_rows):
@@ -244,7 +243,8 @@ def test_the_charts_are_svg_with_a_title_a_legend_and_a_table(support, fleet_row
     html = support.get(INDEX).content.decode()
 
     assert html.count('<svg viewBox="0 0 720 190" role="img"') == 3
-    assert '<title id="chart-activations-title">Activation attempts by outcome, last 24 hours, per hour: 3 in all' in html
+    title = "Activation attempts by outcome, last 24 hours, per hour: 3 in all"
+    assert f'<title id="chart-activations-title">{title}' in html
     assert 'class="bar tone-ok"' in html and 'class="bar tone-bad3"' in html
     assert "Unknown serial (404): <strong>1</strong>" in html
     assert "<summary>Table</summary>" in html
