@@ -379,7 +379,7 @@ def _chart(
 
 
 # The SVG's drawing, in the viewBox's units (the CSS scales it to the panel's width).
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 190, 40, 22, 8
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 1000, 180, 48, 30, 10
 
 
 def _n(value: float) -> str:
@@ -421,7 +421,7 @@ def drawing(chart: Chart, unit: str) -> dict[str, Any]:
     ticks = [(HEIGHT - BOTTOM - value / top * plot_h, value) for value in sorted({0, top // 2, top})]
     svg = format_html(
         '<svg viewBox="0 0 {} {}" role="img" aria-labelledby="chart-{}-title">'
-        '<title id="chart-{}-title">{}, {}: {} in all (per period in the table below)</title>{}{}{}</svg>',
+        '<title id="chart-{}-title">{}, {}: {} in all (per period in the table below)</title>{}{}{}{}</svg>',
         WIDTH,
         HEIGHT,
         chart.key,
@@ -445,6 +445,13 @@ def drawing(chart: Chart, unit: str) -> dict[str, Any]:
             '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
             ((_n(x), HEIGHT - 6, label) for x, label in labels),
         ),
+        format_html(
+            '<text class="empty" x="{}" y="{}" text-anchor="middle">Nothing in this range</text>',
+            (LEFT + WIDTH) // 2,
+            (HEIGHT - BOTTOM) // 2,
+        )
+        if not chart.total
+        else "",
     )
     cells = [[chart.values[key][i] for key, _, _ in chart.legend] for i in range(len(periods))]
     rows = format_html_join(

@@ -242,7 +242,7 @@ def test_an_unknown_range_is_a_400_that_says_so(support, fleet_rows):
 def test_the_charts_are_svg_with_a_title_a_legend_and_a_table(support, fleet_rows):
     html = support.get(INDEX).content.decode()
 
-    assert html.count('<svg viewBox="0 0 720 190" role="img"') == 3
+    assert html.count('<svg viewBox="0 0 1000 180" role="img"') == 3
     title = "Activation attempts by outcome, last 24 hours, per hour: 3 in all"
     assert f'<title id="chart-activations-title">{title}' in html
     assert 'class="bar tone-ok"' in html and 'class="bar tone-bad3"' in html

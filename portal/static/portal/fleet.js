@@ -64,7 +64,7 @@
           if (d) d.open = true;
         });
         restoreFocus(key);
-        say("Live updates: on — updated " + new Date().toLocaleTimeString());
+        say("Live updates: on");
       })
       .catch(function () { say("Live updates: could not refresh"); })
       .finally(function () {
