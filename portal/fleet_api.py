@@ -16,7 +16,7 @@ from portal.kernel.api.rest import valid
 TONE = "ok | warn | bad, or empty: how the dashboard colours it (warn and bad only when the count is not 0)."
 
 
-class TallyOutput(serializers.Serializer):
+class FleetTallyOutput(serializers.Serializer):
     key = serializers.CharField(help_text="A state, a bucket, or `total`.")
     label = serializers.CharField()
     count = serializers.IntegerField()
@@ -24,12 +24,12 @@ class TallyOutput(serializers.Serializer):
     tone = serializers.CharField(help_text=TONE)
 
 
-class ProvisioningOutput(serializers.Serializer):
+class FleetProvisioningOutput(serializers.Serializer):
     provision_type = serializers.CharField()
-    states = TallyOutput(many=True, help_text="Boxes per state of this type as last read, and `none`: never read.")
+    states = FleetTallyOutput(many=True, help_text="Boxes per state of this type as last read, and `none`: never read.")
 
 
-class FailureOutput(serializers.Serializer):
+class FleetFailureOutput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["command", "request"])
     at = serializers.DateTimeField(allow_null=True)
     what = serializers.CharField()
@@ -37,51 +37,51 @@ class FailureOutput(serializers.Serializer):
     url = serializers.CharField()
 
 
-class CheckOutput(serializers.Serializer):
+class FleetCheckOutput(serializers.Serializer):
     name = serializers.CharField()
     result = serializers.CharField(help_text="`ok`, `not configured` or `error: <name>`, as /readyz.")
     tone = serializers.CharField(help_text=TONE)
 
 
-class WorkersOutput(serializers.Serializer):
+class FleetWorkersOutput(serializers.Serializer):
     workers_seen = serializers.IntegerField()
     last_heartbeat_age_s = serializers.FloatField(required=False)
     tone = serializers.CharField(help_text=f"`bad` past {fleet.HEARTBEAT_STALE_S} s without a heartbeat.")
 
 
-class QueueOutput(serializers.Serializer):
+class FleetQueueOutput(serializers.Serializer):
     name = serializers.CharField()
     depth = serializers.IntegerField(allow_null=True, help_text="Messages waiting; null when the broker is down.")
 
 
-class SeriesOutput(serializers.Serializer):
+class FleetSeriesOutput(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()
     counts = serializers.ListField(child=serializers.IntegerField(), help_text="One count per bucket.")
     total = serializers.IntegerField()
 
 
-class ChartOutput(serializers.Serializer):
+class FleetChartOutput(serializers.Serializer):
     key = serializers.CharField()
     title = serializers.CharField()
     buckets = serializers.ListField(child=serializers.DateTimeField(), help_text="Each bucket's start.")
-    series = SeriesOutput(many=True)
+    series = FleetSeriesOutput(many=True)
 
 
 class FleetSummaryOutput(serializers.Serializer):
     at = serializers.DateTimeField(help_text="When the numbers were read.")
     window_hours = serializers.IntegerField(help_text="Commands and requests: those created in this many hours.")
-    devices = TallyOutput(many=True)
-    boxes_heard = TallyOutput(many=True)
-    provisioning = ProvisioningOutput(many=True)
-    commands = TallyOutput(many=True)
-    requests = TallyOutput(many=True)
-    failures = FailureOutput(many=True)
-    checks = CheckOutput(many=True)
-    workers = WorkersOutput()
-    queues = QueueOutput(many=True)
+    devices = FleetTallyOutput(many=True)
+    boxes_heard = FleetTallyOutput(many=True)
+    provisioning = FleetProvisioningOutput(many=True)
+    commands = FleetTallyOutput(many=True)
+    requests = FleetTallyOutput(many=True)
+    failures = FleetFailureOutput(many=True)
+    checks = FleetCheckOutput(many=True)
+    workers = FleetWorkersOutput()
+    queues = FleetQueueOutput(many=True)
     range = serializers.CharField()
-    charts = ChartOutput(many=True)
+    charts = FleetChartOutput(many=True)
 
 
 class FleetSummaryInput(serializers.Serializer):
