@@ -121,6 +121,8 @@ def summary(*, now: datetime | None = None) -> Summary:
     since = now - WINDOW
     devices = device_selectors.device_state_counts()
     boxes = provisioning_selectors.box_heard_counts(now=now)
+    ready = checks()
+    broker_up = any(check.name == "broker" and check.result == "ok" for check in ready)
     return Summary(
         at=now,
         devices=_device_tallies(devices),
@@ -134,9 +136,9 @@ def summary(*, now: datetime | None = None) -> Summary:
         commands=_command_tallies(provisioning_selectors.command_state_counts(since=since)),
         requests=_request_tallies(conax_selectors.request_state_counts(since=since)),
         failures=failures(since=since),
-        checks=checks(),
+        checks=ready,
         workers=health._worker_status(),
-        queues=queue_depths(),
+        queues=queue_depths() if broker_up else [Queue(name, None) for name in queues.ALL],  # no second timeout
     )
 
 

@@ -277,3 +277,19 @@ def test_a_superuser_sees_the_dashboard_too(admin_client, fleet_rows):
 def test_the_summary_reads_each_table_once(support, fleet_rows, django_assert_max_num_queries):
     with django_assert_max_num_queries(20):
         fleet.summary()
+
+
+def test_a_broker_that_is_down_is_named_and_its_queues_unknown(support, monkeypatch):
+    from portal.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "broker_url", "redis://127.0.0.1:9/0")  # nothing listens on port 9
+    monkeypatch.setitem(celery_app.conf, "broker_transport", None)
+    monkeypatch.setitem(celery_app.conf, "broker_write_url", None)
+
+    summary = fleet.summary()
+    response = support.get(INDEX)
+
+    assert {check.name: check.result for check in summary.checks}["broker"].startswith("error: ")
+    assert [queue.depth for queue in summary.queues] == [None, None, None]
+    assert response.status_code == 200
+    assert response.content.decode().count("unknown</span>") == 3
