@@ -416,10 +416,12 @@ def drawing(chart: Chart, unit: str) -> dict[str, Any]:
                 bars.append((LEFT + i * slot + slot * 0.1, base, slot * 0.8, h, tone, f"{start:{fmt}}: {n} {label}"))
     every = 3 if unit == "hour" else 1
     labels = [
-        (LEFT + i * slot + slot / 2, start.strftime("%H:00" if unit == "hour" else "%a %d"))
+        (LEFT + i * slot + slot / 2, "middle", start.strftime("%H:00" if unit == "hour" else "%a %d"))
         for i, start in enumerate(periods)
         if (len(periods) - 1 - i) % every == 0
     ]
+    if labels:  # the current period's label ends at the right edge, so that a larger font does not cut it off
+        labels[-1] = (WIDTH, "end", labels[-1][2])
     ticks = [(HEIGHT - BOTTOM - value / top * plot_h, value) for value in sorted({0, top // 2, top})]
     svg = format_html(
         '<svg viewBox="0 0 {} {}" role="img" aria-labelledby="chart-{}-title">'
@@ -444,8 +446,8 @@ def drawing(chart: Chart, unit: str) -> dict[str, Any]:
         ),
         format_html_join(
             "",
-            '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
-            ((_n(x), HEIGHT - 6, label) for x, label in labels),
+            '<text class="axis" x="{}" y="{}" text-anchor="{}">{}</text>',
+            ((_n(x), HEIGHT - 6, anchor, label) for x, anchor, label in labels),
         ),
         format_html(
             '<text class="empty" x="{}" y="{}" text-anchor="middle">Nothing in this range</text>',
