@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from conax import services
+from conax.admin_filters import RequestCreatedFilter, RequestFailingFilter
 from conax.choices import LifeCycleState, RequestType
 from conax.exceptions import IllegalState
 from conax.filters import ProvisioningRequestFilter
@@ -174,6 +175,8 @@ class ProvisioningRequestAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdm
     list_filter = (
         "type",
         "life_cycle_state",
+        RequestFailingFilter,
+        RequestCreatedFilter,
         "priority",
         SmartcardFilter,
         SubscriptionFilter,

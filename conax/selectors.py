@@ -3,9 +3,14 @@ the portal's pages show of a box (its smartcards, their services, its requests) 
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Q, QuerySet
+from datetime import datetime
+from typing import Literal
 
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Trunc
+
+from conax.choices import LifeCycleState
 from conax.exceptions import NotFound
 from conax.filters import ProvisioningRequestFilter
 from conax.models import Entitlement, ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
@@ -126,3 +131,41 @@ def executed_request_feed(
         requests = requests.filter(life_cycle_state=state)
     requests = requests.select_related("set_top_box__device__model__vendor")
     return list(requests.order_by("-executed_date", "-number")[:length])
+
+
+# --- the fleet dashboard (portal.fleet): counts and series, each one aggregate query -------------------------------
+
+
+def request_failing_q(value: str) -> Q:
+    """Failing requests: ``rejected`` by the head-end, or ``retried``: still pending after a worker took it."""
+    return {
+        "rejected": Q(life_cycle_state=LifeCycleState.REJECTED),
+        "retried": Q(life_cycle_state=LifeCycleState.PENDING, attempts__gt=0),
+    }[value]
+
+
+def request_state_counts(*, since: datetime) -> dict[str, int]:
+    """Requests created since ``since`` per life-cycle state, the retried ones and ``total``: one query."""
+    counts = {state: Count("pk", filter=Q(life_cycle_state=state)) for state in LifeCycleState.values}
+    retried = Count("pk", filter=request_failing_q("retried"))
+    return ProvisioningRequest.objects.filter(created_date__gte=since).aggregate(
+        total=Count("pk"), retried=retried, **counts
+    )
+
+
+def request_failures(*, since: datetime, length: int) -> list[ProvisioningRequest]:
+    """The latest requests rejected since ``since``, last executed first."""
+    rejected = ProvisioningRequest.objects.filter(life_cycle_state=LifeCycleState.REJECTED, executed_date__gte=since)
+    return list(rejected.select_related("smartcard").order_by("-executed_date", "-number")[:length])
+
+
+def request_series(*, since: datetime, unit: Literal["hour", "day"]) -> list[tuple[datetime, str, int]]:
+    """Requests executed since ``since`` per ``unit`` (in the current time zone) and outcome: one GROUP BY."""
+    rows = (
+        ProvisioningRequest.objects.filter(executed_date__gte=since)
+        .annotate(bucket=Trunc("executed_date", unit))
+        .values_list("bucket", "life_cycle_state")
+        .annotate(n=Count("pk"))
+        .order_by("bucket", "life_cycle_state")
+    )
+    return [(bucket, state, n) for bucket, state, n in rows]

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from devices import importing, services
+from devices.admin_filters import DeviceModelChoices, VendorChoices
 from devices.choices import ActivationState
 from devices.choices import ActivationState as S
 from devices.exceptions import IllegalTransition, InvalidImport
@@ -159,8 +160,8 @@ class DeviceAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     list_filter = (
         EffectiveStateFilter,
         StrandedCikFilter,
-        "model__vendor",
-        "model",
+        VendorChoices,
+        DeviceModelChoices,
         ("owner", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("serial_number",)

@@ -3,12 +3,17 @@ through ``portal.kernel.filters.filtered`` (an invalid value is an error), so ev
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Trunc
 
+from devices.choices import ActivationState
 from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q, window_elapsed
 from portal.kernel.filters import filtered
 from portal.kernel.permissions import is_support_staff
 
@@ -57,3 +62,51 @@ def device_find(*, pk: int | str) -> Device | None:
 def device_attempts(*, device_id: int) -> QuerySet[ActivationAttempt]:
     """One device's activation attempts, newest first (the staff API's device log)."""
     return ActivationAttempt.objects.filter(device_id=device_id).order_by("-at", "-pk")
+
+
+# --- the fleet dashboard (portal.fleet): counts and series, each one aggregate query -------------------------------
+
+
+def device_state_q() -> dict[str, Q]:
+    """Each effective state as a condition (``DeviceQuerySet.in_effective_state``), plus ``stranded`` (activated,
+    CIK never used): the dashboard counts these and the admin's state and CIK-use filters list the same rows."""
+    elapsed = window_elapsed()
+    return {
+        ActivationState.NOT_ADDED.value: Q(state=ActivationState.NOT_ADDED),
+        ActivationState.NOT_ACTIVATED.value: Q(state=ActivationState.NOT_ACTIVATED) & ~elapsed,
+        ActivationState.ACTIVATED.value: Q(state=ActivationState.ACTIVATED),
+        ActivationState.EXPIRED.value: Q(state=ActivationState.EXPIRED) | elapsed,
+        ActivationState.DISABLED.value: Q(state=ActivationState.DISABLED),
+        "stranded": stranded_q(),
+    }
+
+
+def device_state_counts() -> dict[str, int]:
+    """How many devices are in each effective state, how many are stranded, and ``total``: one query."""
+    counts = {name: Count("pk", filter=condition) for name, condition in device_state_q().items()}
+    return Device.objects.aggregate(total=Count("pk"), **counts)
+
+
+def attempt_series(*, since: datetime, unit: Literal["hour", "day"]) -> list[tuple[datetime, str, int]]:
+    """Activation attempts since ``since`` per ``unit`` (in the current time zone) and outcome: one GROUP BY."""
+    rows = (
+        ActivationAttempt.objects.filter(at__gte=since)
+        .annotate(bucket=Trunc("at", unit))
+        .values_list("bucket", "outcome")
+        .annotate(n=Count("pk"))
+        .order_by("bucket", "outcome")
+    )
+    return [(bucket, outcome, n) for bucket, outcome, n in rows]
+
+
+def vendor_choices() -> list[tuple[int, str]]:
+    """Every vendor, by name: the admin's vendor filters offer these."""
+    return list(Vendor.objects.order_by("name").values_list("pk", "name"))
+
+
+def device_model_choices(*, vendor_id: int | None = None) -> list[tuple[int, str]]:
+    """Every device model (of one vendor when given) as ``vendor/model``: the admin's model filters offer these."""
+    models = DeviceModel.objects.order_by("vendor__name", "name")
+    if vendor_id is not None:
+        models = models.filter(vendor_id=vendor_id)
+    return [(pk, f"{vendor}/{name}") for pk, vendor, name in models.values_list("pk", "vendor__name", "name")]

@@ -5,7 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from components.api import login as components_login
 from components.api import v1 as components_v1
 from conax.api import crm
-from portal import health, pages
+from portal import fleet_views, health, pages
+from portal.fleet_api import FleetSummaryView
 from portal.kernel.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
 
@@ -14,6 +15,7 @@ api_v1 = [
     path("", include("provisioning.api.urls")),
     path("", include("devices.api.urls")),
     path("", include("components.api.urls")),
+    path("fleet/summary/", FleetSummaryView.as_view(), name="fleet-summary"),
 ]
 
 urlpatterns = [
@@ -37,6 +39,8 @@ urlpatterns = [
     path("devices/<int:device_id>/panel/", pages.device_panel, name="pages-device-panel"),
     path("admin/activity/", admin.site.admin_view(pages.activity), name="admin-activity"),
     path("admin/requests/<int:number>/panel/", admin.site.admin_view(pages.request_panel), name="admin-request-panel"),
+    path("admin/", admin.site.admin_view(fleet_views.index), name="admin-dashboard"),
+    path("admin/fleet/panel/", admin.site.admin_view(fleet_views.panel), name="admin-fleet-panel"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api-v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),

@@ -11,6 +11,14 @@ from portal.kernel.adminfilters import FilterSetAdminMixin
 from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
 from portal.lib.ago import ago
 from provisioning import selectors, services
+from provisioning.admin_filters import (
+    BoxModelFilter,
+    BoxVendorFilter,
+    CommandCreatedFilter,
+    CommandFailingFilter,
+    LastHeardFilter,
+    ProvisioningStateFilter,
+)
 from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionState, ProvisionType
 from provisioning.exceptions import InvalidCommand
 from provisioning.filters import CommandFilter
@@ -91,7 +99,7 @@ class SetTopBoxAdmin(ExportAdminMixin, ConsoleAdmin):
         "last_heard",
         "refreshed_at",
     )
-    list_filter = ("api_version", "device__model__vendor", "device__model")
+    list_filter = (LastHeardFilter, ProvisioningStateFilter, BoxVendorFilter, BoxModelFilter, "api_version")
     search_fields = ("device__serial_number", "thunder_host", "provision_id", "soc_id")
     list_select_related = ("device",)
     autocomplete_fields = ("device",)
@@ -226,7 +234,7 @@ class CommandAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
         "created_at",
         "finished_at",
     )
-    list_filter = ("state", "kind")
+    list_filter = ("state", CommandFailingFilter, CommandCreatedFilter, "kind")
     search_fields = ("box__device__serial_number",)
     list_select_related = ("box__device", "requested_by")
     readonly_fields = ("description", *[f.name for f in Command._meta.fields])

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Trunc
 
 from devices.models import Device
 from portal.kernel.filters import filtered
+from provisioning.choices import CommandState
 from provisioning.filters import CommandFilter
-from provisioning.models import BoxEvent, Command, SetTopBox
+from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
 TIMELINE_LENGTH = 50
 
@@ -62,3 +65,79 @@ def finished_command_feed(*, devices: QuerySet[Device] | None = None, state: str
 def command_list(*, filters: dict | None = None) -> QuerySet[Command]:
     qs = Command.objects.select_related("box__device", "requested_by").order_by("-created_at", "-pk")
     return filtered(CommandFilter, filters, qs)
+
+
+# --- the fleet dashboard (portal.fleet): counts and series, each one aggregate query -------------------------------
+
+# How long ago a box was last heard from (its last provisioningchange event): disjoint buckets, the dashboard counts
+# them and the admin's "last heard" filter lists the same rows.
+HEARD_BUCKETS: dict[str, str] = {
+    "1h": "Heard in the last hour",
+    "1d": "Last heard 1 to 24 h ago",
+    "silent": "Silent for over a day",
+    "never": "Never heard from",
+}
+NOT_CHECKED = "none"  # a box whose provision type was never read (no TypeStatus row)
+
+
+def heard_q(bucket: str, *, now: datetime) -> Q:
+    """The boxes of one ``HEARD_BUCKETS`` bucket at ``now``."""
+    hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+    return {
+        "1h": Q(last_event_at__gte=hour),
+        "1d": Q(last_event_at__lt=hour, last_event_at__gte=day),
+        "silent": Q(last_event_at__lt=day),
+        "never": Q(last_event_at__isnull=True),
+    }[bucket]
+
+
+def box_heard_counts(*, now: datetime) -> dict[str, int]:
+    """Boxes per ``HEARD_BUCKETS`` bucket, and ``total``: one query."""
+    counts = {bucket: Count("pk", filter=heard_q(bucket, now=now)) for bucket in HEARD_BUCKETS}
+    return SetTopBox.objects.aggregate(total=Count("pk"), **counts)
+
+
+def type_state_q(provision_type: str, state: str) -> Q:
+    """The boxes whose ``provision_type`` is in ``state`` (``NOT_CHECKED``: never read)."""
+    if state == NOT_CHECKED:
+        return ~Q(pk__in=TypeStatus.objects.filter(provision_type=provision_type).values("box_id"))
+    return Q(pk__in=TypeStatus.objects.filter(provision_type=provision_type, state=state).values("box_id"))
+
+
+def type_state_counts() -> dict[tuple[str, str], int]:
+    """Boxes per (provision type, provisioning state) as last read: one GROUP BY (a box has one row per type)."""
+    rows = TypeStatus.objects.values_list("provision_type", "state").annotate(n=Count("pk")).order_by()
+    return {(provision_type, state): n for provision_type, state, n in rows}
+
+
+def command_failing_q(value: str) -> Q:
+    """Failing commands: ``failed`` (gave up), ``retrying`` (queued again after a failed attempt)."""
+    return {
+        "failed": Q(state=CommandState.FAILED),
+        "retrying": Q(state=CommandState.QUEUED, attempts__gt=0),
+    }[value]
+
+
+def command_state_counts(*, since: datetime) -> dict[str, int]:
+    """Commands created since ``since`` per state, the retrying ones (``command_failing_q``) and ``total``."""
+    counts = {state: Count("pk", filter=Q(state=state)) for state in CommandState.values}
+    retrying = Count("pk", filter=command_failing_q("retrying"))
+    return Command.objects.filter(created_at__gte=since).aggregate(total=Count("pk"), retrying=retrying, **counts)
+
+
+def command_failures(*, since: datetime, length: int) -> list[Command]:
+    """The latest commands that failed since ``since``, last finished first, with the box's device."""
+    failed = Command.objects.filter(state=CommandState.FAILED, finished_at__gte=since)
+    return list(failed.select_related("box__device").order_by("-finished_at", "-pk")[:length])
+
+
+def command_series(*, since: datetime, unit: Literal["hour", "day"]) -> list[tuple[datetime, str, int]]:
+    """Commands finished since ``since`` per ``unit`` (in the current time zone) and outcome: one GROUP BY."""
+    rows = (
+        Command.objects.filter(finished_at__gte=since)
+        .annotate(bucket=Trunc("finished_at", unit))
+        .values_list("bucket", "state")
+        .annotate(n=Count("pk"))
+        .order_by("bucket", "state")
+    )
+    return [(bucket, state, n) for bucket, state, n in rows]

@@ -201,9 +201,7 @@ def test_a_large_file_imports_in_the_background_with_progress(
     csv_text = "sn,extra\nBG-1,a\nBG-2,\nBG-OLD,\nBG-1,again\nBG 3,\nBG-4,\n"
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        response = staff_client.post(
-            IMPORT, {"model": model.pk, "csv_text": csv_text, "enable": "on", "confirm": "1"}
-        )
+        response = staff_client.post(IMPORT, {"model": model.pk, "csv_text": csv_text, "enable": "on", "confirm": "1"})
 
     job = BulkJob.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/admin/portal/bulkjob/{job.pk}/change/")
