@@ -10,11 +10,9 @@ from components.filters import (
     SensorFilter,
 )
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
-from portal.kernel import jobs
 from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
 from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
-from portal.kernel.errors import Category, DomainError
 
 
 @admin.register(Sensor, Parameter, ParameterGroup)
@@ -70,11 +68,6 @@ class DeviceProvisioningAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmi
         return services.provisioning_save(device=device, name=data.get("name", ""), is_active=data.get("is_active"))
 
 
-class AlreadyInStatus(DomainError):
-    code = "ALREADY_IN_STATUS"
-    category = Category.CONFLICT
-
-
 @admin.register(ProvisioningComponent)
 class ProvisioningComponentAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     filterset_class = ProvisioningComponentFilter
@@ -122,17 +115,11 @@ class ProvisioningComponentAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleA
     def is_inactive(self, obj: ProvisioningComponent) -> bool:
         return obj.active_status == ActiveStatus.INACTIVE
 
-    def _one(self, request, operation: str, obj) -> str:
-        report = jobs.run_now(name=operation, ids=[obj.pk], actor=request.user)
-        if report.refused:
-            raise AlreadyInStatus(f"not changed: {next(iter(report.refused))}")
-        return f"{report.operation.done_verb.capitalize()} {obj}."
-
     def activate_one(self, request, obj, data) -> str:
-        return self._one(request, "components.activate", obj)
+        return self.run_one(request, "components.activate", obj)
 
     def deactivate_one(self, request, obj, data) -> str:
-        return self._one(request, "components.deactivate", obj)
+        return self.run_one(request, "components.deactivate", obj)
 
     @admin.action(description="Activate selected components", permissions=["change"])
     def activate(self, request, queryset):

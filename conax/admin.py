@@ -11,7 +11,6 @@ from django.urls import path
 from conax import services
 from conax.admin_filters import RequestCreatedFilter, RequestFailingFilter
 from conax.choices import LifeCycleState, RequestType
-from conax.exceptions import IllegalState
 from conax.filters import ProvisioningRequestFilter
 from conax.models import (
     Entitlement,
@@ -272,10 +271,8 @@ class ProvisioningRequestAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdm
         return obj.life_cycle_state == LifeCycleState.REJECTED and obj.type != RequestType.UPDATE_CA_PIN_TO_GIVEN_VALUE
 
     def _one(self, request, operation: str, obj: ProvisioningRequest) -> str:
-        report = jobs.run_now(name=operation, ids=[obj.pk], actor=request.user)
-        if report.refused:
-            raise IllegalState(f"not done: {next(iter(report.refused))}")
-        return f"Request {obj.pk} {report.operation.done_verb}."
+        self.run_one(request, operation, obj)
+        return f"Request {obj.pk} {jobs.operation(operation).done_verb}."
 
     def process_now_one(self, request, obj, data) -> str:
         return self._one(request, "conax.process_now", obj)

@@ -16,7 +16,7 @@ from devices import importing, services
 from devices.admin_filters import DeviceModelChoices, VendorChoices
 from devices.choices import ActivationState
 from devices.choices import ActivationState as S
-from devices.exceptions import IllegalTransition, InvalidImport
+from devices.exceptions import InvalidImport
 from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
 from portal.kernel import jobs
@@ -250,21 +250,14 @@ class DeviceAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     def can_disable(self, obj: Device) -> bool:
         return obj.current_state in (S.NOT_ACTIVATED, S.ACTIVATED, S.EXPIRED)
 
-    def _one(self, request, operation: str, obj: Device) -> str:
-        report = jobs.run_now(name=operation, ids=[obj.pk], actor=request.user)
-        if report.refused:
-            reason = next(iter(report.refused))
-            raise IllegalTransition(f"not changed: {reason}")
-        return f"{report.operation.done_verb.capitalize()} {obj}."
-
     def enable_one(self, request, obj, data) -> str:
-        return self._one(request, "devices.enable", obj)
+        return self.run_one(request, "devices.enable", obj)
 
     def reenable_one(self, request, obj, data) -> str:
-        return self._one(request, "devices.reenable", obj) + " Its old key no longer works."
+        return self.run_one(request, "devices.reenable", obj) + " Its old key no longer works."
 
     def disable_one(self, request, obj, data) -> str:
-        return self._one(request, "devices.disable", obj) + " Its key no longer works."
+        return self.run_one(request, "devices.disable", obj) + " Its key no longer works."
 
     @admin.display(description="State", ordering="state")
     def state_display(self, obj: Device) -> str:

@@ -16,7 +16,6 @@ from django.utils import timezone
 from portal.kernel import jobs, services
 from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
-from portal.kernel.errors import Category, DomainError
 from portal.kernel.models import ApiToken, BulkJob, WorkerHeartbeat
 
 admin.site.site_header = "Provisioning portal"
@@ -70,19 +69,11 @@ class ApiTokenAdmin(ConsoleAdmin):
         return token.revoked_at is None and token.expires_at > timezone.now()
 
     def revoke_one(self, request: HttpRequest, obj: ApiToken, data: dict[str, Any]) -> str:
-        report = jobs.run_now(name="tokens.revoke", ids=[obj.pk], actor=request.user)
-        if report.refused:
-            raise TokenNotRevoked(f"not revoked: {next(iter(report.refused))}")
-        return f"Revoked {obj}."
+        return self.run_one(request, "tokens.revoke", obj)
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> HttpResponse | None:
         return self.bulk(request, queryset, "tokens.revoke")
-
-
-class TokenNotRevoked(DomainError):
-    code = "TOKEN_NOT_REVOKED"
-    category = Category.CONFLICT
 
 
 @jobs.register("tokens.revoke", model=ApiToken, verb="revoke", done_verb="revoked")

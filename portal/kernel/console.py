@@ -32,7 +32,14 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from portal.kernel import jobs
-from portal.kernel.errors import DomainError
+from portal.kernel.errors import Category, DomainError
+
+
+class NotDone(DomainError):
+    """A button's operation left its object alone (the object is not in a state that allows it)."""
+
+    code = "NOT_DONE"
+    category = Category.CONFLICT
 
 
 class ConsoleInline(admin.TabularInline):
@@ -226,6 +233,15 @@ class ConsoleAdmin(admin.ModelAdmin):
             "object_url": page,
         }
         return TemplateResponse(request, "admin/portal/object_action.html", context)
+
+    def run_one(self, request: HttpRequest, operation: str, obj: Any) -> str:
+        """A button's work: the list action's operation over this one object. Left alone, it says why (a
+        ``NotDone`` the object's page shows); done, it returns the message ("Disabled STB-1.")."""
+        report = jobs.run_now(name=operation, ids=[obj.pk], actor=request.user)
+        if report.refused:
+            raise NotDone(f"not changed: {next(iter(report.refused))}")
+        verb = report.operation.done_verb
+        return f"{verb[:1].upper()}{verb[1:]} {obj}."
 
     # --- list actions over many objects --------------------------------------------------------------------------
 
