@@ -27,8 +27,12 @@ from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
 class TypeStatusInline(ConsoleInline):
     model = TypeStatus
-    fields = ("provision_type", "kind", "state", "reason", "refreshed_at")
+    fields = ("provision_type", "kind", "state_badge", "reason", "refreshed_at")
     readonly_fields = fields
+
+    @admin.display(description="State")
+    def state_badge(self, status: TypeStatus) -> str:
+        return badge(status.state, status.get_state_display())
 
 
 class SetIndexForm(forms.Form):

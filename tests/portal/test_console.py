@@ -375,3 +375,14 @@ def test_a_sensor_components_use_is_not_deleted(staff_client):
     assert response.redirect_chain[-1][0] == reverse("admin:components_sensor_change", args=[7])
     assert _messages(response) == ["1 component(s) still refer to sensor 7"]
     assert Sensor.objects.filter(pk=sensor.pk).exists()
+
+
+def test_a_box_page_shows_its_provision_types_as_badges(staff_client):
+    from provisioning.models import TypeStatus
+
+    box = SetTopBox.objects.create(device=DeviceFactory(), thunder_host="10.0.0.7")
+    TypeStatus.objects.create(box=box, provision_type="HARDWARE", kind="RT.2", state="CORRUPTED")
+
+    html = staff_client.get(reverse("admin:provisioning_settopbox_change", args=[box.pk])).content.decode()
+
+    assert '<span class="badge badge-bad" data-state="CORRUPTED">Corrupted</span>' in html
