@@ -67,7 +67,24 @@ def test_a_bulk_reprovision_of_50_boxes_shows_its_progress_to_the_end(asgi_serve
             host, port = sim.address.rsplit(":", 1)
             device = DeviceFactory(model=model, serial_number=f"SIM{n:06d}")
             box_services.box_register(device=device, host=host, port=int(port))
-        # The server queues on the embedded broker in its var dir (the same tmp_path); the worker takes the job and
+        page = log_in(browser, asgi_server, "sam", path="/admin/login/", viewport=DESKTOP)
+        page.goto(f"{asgi_server}/admin/provisioning/settopbox/")
+        page.locator("#action-toggle").check()
+        page.select_option("select[name=action]", "reprovision_hardware")
+        page.get_by_role("button", name="Go").click()
+
+        # No worker yet: the job waits, and the page is watched from its first state on.
+        expect(page.locator(".job-counts")).to_contain_text("0 / 50 done")
+        expect(page.locator(".job-counts")).to_contain_text("waiting for a worker")
+        expect(page.locator("#live-updated")).to_contain_text("Live updates: on", timeout=15_000)
+        page.evaluate(
+            """() => { window.__sameDocument = true; window.__seen = new Set();
+              new MutationObserver(() => window.__seen.add(document.querySelector('.job-counts').textContent))
+                .observe(document.getElementById('live-panel'),
+                         {childList: true, subtree: true, characterData: true, attributes: true}); }"""
+        )
+        shot(page, "console-bulk-waiting")
+        # The server queued on the embedded broker in its var dir (the same tmp_path); the worker takes the job and
         # the commands from there and publishes progress through channels-redis. Ten boxes per chunk: five steps.
         worker = start_worker(
             tmp_path,
@@ -78,18 +95,6 @@ def test_a_bulk_reprovision_of_50_boxes_shows_its_progress_to_the_end(asgi_serve
             BULK_JOB_CHUNK="10",
         )
         try:
-            page = log_in(browser, asgi_server, "sam", path="/admin/login/", viewport=DESKTOP)
-            page.goto(f"{asgi_server}/admin/provisioning/settopbox/")
-            page.locator("#action-toggle").check()
-            page.select_option("select[name=action]", "reprovision_hardware")
-            page.get_by_role("button", name="Go").click()
-
-            expect(page.locator("#live-updated")).to_contain_text("Live updates: on", timeout=15_000)
-            page.evaluate(
-                """() => { window.__sameDocument = true; window.__seen = new Set();
-                  new MutationObserver(() => window.__seen.add(document.querySelector('.job-counts').textContent))
-                    .observe(document.getElementById('live-panel'), {childList: true, subtree: true}); }"""
-            )
             shot(page, "console-bulk-progress")
             expect(page.locator(".job-counts")).to_contain_text("50 / 50 done", timeout=60_000)
             expect(page.locator(".job-state .badge")).to_have_text("Finished")

@@ -381,7 +381,9 @@ def test_a_box_page_shows_its_provision_types_as_badges(staff_client):
     from provisioning.models import TypeStatus
 
     box = SetTopBox.objects.create(device=DeviceFactory(), thunder_host="10.0.0.7")
-    TypeStatus.objects.create(box=box, provision_type="HARDWARE", kind="RT.2", state="CORRUPTED")
+    TypeStatus.objects.create(
+        box=box, provision_type="HARDWARE", kind="RT.2", state="CORRUPTED", refreshed_at=timezone.now()
+    )
 
     html = staff_client.get(reverse("admin:provisioning_settopbox_change", args=[box.pk])).content.decode()
 

@@ -309,7 +309,14 @@ def _dialect_routes_outside_the_schema(paths) -> list[str]:
     return sorted(r for r in routes if dialects.dialect_for(r) and r not in paths and "<" not in r)
 
 
-OUTSIDE = ["/api/docs/", "/api/schema/", "/jsonrpc", "/provision/activate", "/v1/DeviceProvisioningComponents/"]
+OUTSIDE = [
+    "/api/docs/",
+    "/api/redoc/",
+    "/api/schema/",
+    "/jsonrpc",
+    "/provision/activate",
+    "/v1/DeviceProvisioningComponents/",
+]
 V1_LOGIN = "/v1/Login/"
 
 
