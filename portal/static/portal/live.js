@@ -106,7 +106,10 @@
 
   function clock() {
     // The time of day as the pages write it (24 h, with the zone): the browser's own zone.
-    return new Date().toLocaleTimeString("en-GB", {hour12: false, timeZoneName: "short"});
+    // hour12: false alone gives "9:05:07" before ten (the numeric hour); spell every field out: "09:05:07 UTC".
+    return new Date().toLocaleTimeString("en-GB", {
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+    });
   }
 
   // --- reading and listening ------------------------------------------------------------------------------------
