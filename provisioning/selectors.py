@@ -37,7 +37,7 @@ def box_recent_events(*, box: SetTopBox, length: int) -> list[BoxEvent]:
 
 def box_recent_commands(*, box: SetTopBox, length: int) -> list[Command]:
     """The box's latest commands, newest first."""
-    return list(box.commands.order_by("-created_at", "-id")[:length])
+    return list(box.commands.select_related("requested_by").order_by("-created_at", "-id")[:length])
 
 
 def event_feed(*, devices: QuerySet[Device] | None = None, status: int | None = None, length: int) -> list[BoxEvent]:
