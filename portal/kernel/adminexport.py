@@ -142,6 +142,7 @@ class ExportAdminMixin(admin.ModelAdmin):
         from portal.kernel import tasks  # the task module imports this one
 
         keys = list(queryset.values_list("pk", flat=True))
+        query = request.GET.urlencode()
         user = request.user if isinstance(request.user, AbstractBaseUser) and request.user.pk else None
         plural = str(self.opts.verbose_name_plural)
         job = BulkJob.objects.create(
@@ -149,7 +150,14 @@ class ExportAdminMixin(admin.ModelAdmin):
             title=f"Export {len(keys)} {plural} as {fmt.upper()}",
             content_type=ContentType.objects.get_for_model(self.model),
             object_ids=keys,
-            params={"format": fmt, "fields": list(names), "headers": headers, "filename": name, "sheet": plural},
+            params={
+                "format": fmt,
+                "fields": list(names),
+                "headers": headers,
+                "filename": name,
+                "sheet": plural,
+                "list": f"{reverse(f'admin:{self.opts.app_label}_{self.opts.model_name}_changelist')}?{query}",
+            },
             total=len(keys),
             requested_by=user,
         )
