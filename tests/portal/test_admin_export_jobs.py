@@ -91,7 +91,7 @@ def test_a_large_filtered_export_becomes_a_job_whose_file_holds_exactly_the_filt
     )  # fmt: skip
     assert job.object_ids == [d.pk for d in sorted(pending, key=lambda d: d.serial_number, reverse=True)]
     assert "waiting for a worker" in page and "Download" not in page
-    assert f'<a href="/admin/devices/device/?state=notactivated&amp;o=-1">the list as it was filtered</a>' in page
+    assert '<a href="/admin/devices/device/?state=notactivated&amp;o=-1">the list as it was filtered</a>' in page
     assert job.file.name.startswith(f"{job.pk}/devices-") and job.file.name.endswith(f".{fmt}")
     assert (exports / job.file.name).is_file()  # in the exports storage, not in the row
     assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment;")
