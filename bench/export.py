@@ -1,22 +1,28 @@
 #!/usr/bin/env python
-"""The admin's list export (portal/kernel/adminexport.py) at fleet size, against django-import-export's resource
-export, the library issue 14 suggests.
+"""The admin's list export (portal/kernel/adminexport.py) at fleet size: the inline path (sent in the request) against
+the background-job path (a job row, then the worker's file), and against django-import-export's resource export, the
+library issue 14 suggests.
 
     .venv/bin/python bench/export.py [--rows 100000] [--rounds 2] [--import-export /tmp/bench-iex]
 
 Creates a throwaway PostgreSQL database with ``--rows`` devices (one vendor, one model, some enabled), then, each
 case in a fresh process so that its peak memory is its own, ``--rounds`` times interleaved:
 
-1. ``portal-csv``: the device list's CSV export, ``DeviceAdmin.export_view`` as the admin calls it, the stream read
+1. ``inline-csv``: the device list's CSV export, ``DeviceAdmin.export_view`` as the admin calls it, the stream read
    through to the end (the changelist, ``iterator(chunk_size=2000)``, values as the list shows them);
-2. ``portal-xlsx``: the same list as XLSX (xlsxwriter constant-memory, a temporary file, then sent);
-3. ``iex-csv`` / ``iex-xlsx``: a django-import-export ``ModelResource`` of the same columns, ``export(queryset)``
+2. ``inline-xlsx``: the same list as XLSX (xlsxwriter constant-memory, a temporary file, then sent);
+3. ``job-csv`` / ``job-xlsx``: the same export over ``ADMIN_EXPORT_INLINE_ROWS`` (set to 0 here): the view answers
+   with the redirect to the job's page, then ``adminexport.export_run`` (the worker task's body, run here in the same
+   process instead of a worker) writes the file into the exports storage;
+4. ``iex-csv`` / ``iex-xlsx``: a django-import-export ``ModelResource`` of the same columns, ``export(queryset)``
    into a tablib Dataset, then its ``csv`` / ``xlsx`` (what import-export's admin ``ExportMixin`` does).
 
 django-import-export is not a dependency of the portal: give ``--import-export`` a directory it is installed in
 (``pip install --no-deps --target /tmp/bench-iex django-import-export tablib diff-match-patch``), or the iex cases are
-skipped. Prints, per case, the median wall time, the peak resident memory above the process's size before the
-export (VmRSS before, ru_maxrss after) and the bytes produced; then the ratios import-export / portal.
+skipped. Prints, per case, the median time to the first byte the browser gets (inline: the first chunk of the
+file; job: the redirect to the job's page), the median time to the whole file, the peak resident memory above the
+process's size before the export (VmRSS before, ru_maxrss after) and the bytes produced; then the ratios job /
+inline and import-export / inline.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +43,7 @@ import psycopg
 from common import PG, REPO, drop_database, fresh_database, migrate, server_env  # bench/common.py
 
 DB = "portal_bench_export"
-CASES = ("portal-csv", "portal-xlsx", "iex-csv", "iex-xlsx")
+CASES = ("inline-csv", "inline-xlsx", "job-csv", "job-xlsx", "iex-csv", "iex-xlsx")
 
 
 def main() -> None:
@@ -48,7 +56,9 @@ def main() -> None:
     if args.case:
         print(json.dumps(measure(args.case, args.import_export)))
         return
-    env = server_env(DB, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), args.import_export])))
+    scratch = tempfile.mkdtemp(prefix="bench-export-")  # the job cases' files
+    path = os.pathsep.join(filter(None, [str(REPO), args.import_export]))
+    env = server_env(DB, PYTHONPATH=path, ADMIN_EXPORT_ROOT=scratch)
     fresh_database(DB)
     try:
         migrate(env)
@@ -61,6 +71,7 @@ def main() -> None:
         report(results, args.rows)
     finally:
         drop_database(DB)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def seed(rows: int) -> None:
@@ -94,7 +105,8 @@ def run(case: str, import_export: str, env: dict[str, str]) -> dict:
 
 
 def measure(case: str, import_export: str) -> dict:
-    """One export in this (fresh) process: seconds, the peak resident memory it added, the bytes it produced."""
+    """One export in this (fresh) process: seconds to the first byte and to the whole file, the peak resident memory
+    it added, the bytes it produced."""
     import django
 
     # This script's own directory holds bench/conax.py, bench/components.py…: the apps must win.
@@ -102,32 +114,74 @@ def measure(case: str, import_export: str) -> dict:
     if import_export:
         sys.path.append(import_export)
     django.setup()
-    export = _portal(case) if case.startswith("portal") else _import_export(case)
+    export = {"inline": _inline, "job": _job, "iex": _import_export}[case.split("-")[0]](case)
     before = _rss_kib()
     started = time.perf_counter()
-    size, rows = export()
+    first, size, rows = export()
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"seconds": seconds, "peak_mib": max(peak - before, 0) / 1024, "bytes": size, "rows": rows}
+    return {
+        "first_byte": first - started if first else seconds,
+        "seconds": seconds,
+        "peak_mib": max(peak - before, 0) / 1024,
+        "bytes": size,
+        "rows": rows,
+    }
 
 
-def _portal(case: str):
-    from django.contrib import admin
+def _request():
     from django.contrib.auth import get_user_model
     from django.test import RequestFactory
 
-    from devices.models import Device
-
     user, _ = get_user_model().objects.get_or_create(username="bench-export", is_staff=True, is_superuser=True)
-    device_admin = admin.site._registry[Device]
     request = RequestFactory().get("/admin/devices/device/export/")
     request.user = user
-    fmt = case.split("-")[1]
+    return request
 
-    def export() -> tuple[int, int]:
+
+def _device_admin():
+    from django.contrib import admin
+
+    from devices.models import Device
+
+    return admin.site._registry[Device]
+
+
+def _inline(case: str):
+    from django.conf import settings
+
+    settings.ADMIN_EXPORT_INLINE_ROWS = 10**9
+    device_admin, request, fmt = _device_admin(), _request(), case.split("-")[1]
+
+    def export() -> tuple[float | None, int, int]:
         response = device_admin.export_view(request, fmt)
-        size = sum(len(chunk) for chunk in response.streaming_content)
-        return size, _exported_rows()
+        size, first = 0, None
+        for chunk in response.streaming_content:
+            first = first or time.perf_counter()
+            size += len(chunk)
+        return first, size, _exported_rows()
+
+    return export
+
+
+def _job(case: str):
+    from django.conf import settings
+
+    from portal.kernel import adminexport, tasks
+    from portal.kernel.models import exports_storage
+
+    settings.ADMIN_EXPORT_INLINE_ROWS = 0  # the files go to ADMIN_EXPORT_ROOT, a scratch directory main() removes
+    queued: list[int] = []
+    tasks.export_run.delay = queued.append  # the worker's part runs below, in this process, timed
+    device_admin, request, fmt = _device_admin(), _request(), case.split("-")[1]
+
+    def export() -> tuple[float | None, int, int]:
+        response = device_admin.export_view(request, fmt)
+        assert response.status_code == 302, response.status_code
+        first = time.perf_counter()  # the browser has its answer: the job's page
+        job = adminexport.export_run(job_id=queued[-1])
+        size = exports_storage().size(job.file.name) if job and job.file else 0
+        return first, size, job.done if job else 0
 
     return export
 
@@ -157,10 +211,10 @@ def _import_export(case: str):
     queryset = Device.objects.select_related("model__vendor", "owner").order_by("-pk")
     fmt = case.split("-")[1]
 
-    def export() -> tuple[int, int]:
+    def export() -> tuple[float | None, int, int]:
         dataset = DeviceResource().export(queryset=queryset)
         data = dataset.csv if fmt == "csv" else dataset.xlsx
-        return len(data.encode() if isinstance(data, str) else data), len(dataset)
+        return None, len(data.encode() if isinstance(data, str) else data), len(dataset)
 
     return export
 
@@ -174,18 +228,24 @@ def _rss_kib() -> int:
 
 def report(results: dict[str, list[dict]], rows: int) -> None:
     print(f"{rows} devices; median of {len(next(iter(results.values())))} runs, each in a fresh process")
-    print(f"{'case':<12} {'seconds':>8} {'peak MiB':>9} {'MB out':>7} {'rows':>8}")
+    print(f"{'case':<12} {'1st byte s':>10} {'file s':>8} {'peak MiB':>9} {'MB out':>7} {'rows':>8}")
     medians = {}
     for case, runs in results.items():
+        first = statistics.median(r["first_byte"] for r in runs)
         seconds = statistics.median(r["seconds"] for r in runs)
         peak = statistics.median(r["peak_mib"] for r in runs)
-        medians[case] = (seconds, peak)
-        print(f"{case:<12} {seconds:8.2f} {peak:9.1f} {runs[0]['bytes'] / 1e6:7.1f} {runs[0]['rows']:8d}")
+        medians[case] = (first, seconds, peak)
+        print(f"{case:<12} {first:10.2f} {seconds:8.2f} {peak:9.1f} {runs[0]['bytes'] / 1e6:7.1f} {runs[0]['rows']:8d}")
     for fmt in ("csv", "xlsx"):
+        (i_first, i_s, i_m), (j_first, j_s, _) = medians[f"inline-{fmt}"], medians[f"job-{fmt}"]
+        print(
+            f"{fmt}: job / inline = {j_first / max(i_first, 1e-6):.3f}x the time to the first byte, "
+            f"{j_s / i_s:.2f}x the time to the whole file"
+        )
         if f"iex-{fmt}" in medians:
-            (ps, pm), (iex_s, iex_m) = medians[f"portal-{fmt}"], medians[f"iex-{fmt}"]
-            ratio_memory = iex_m / max(pm, 0.1)
-            print(f"{fmt}: import-export / portal = {iex_s / ps:.2f}x the time, {ratio_memory:.1f}x the peak memory")
+            _, iex_s, iex_m = medians[f"iex-{fmt}"]
+            ratio_memory = iex_m / max(i_m, 0.1)
+            print(f"{fmt}: import-export / inline = {iex_s / i_s:.2f}x the time, {ratio_memory:.1f}x the peak memory")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,9 @@ the portal's pages show of a box (its smartcards, their services, its requests) 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Trunc
 
 from conax.choices import LifeCycleState
 from conax.exceptions import NotFound
@@ -18,6 +16,7 @@ from devices.models import Device
 from devices.selectors import device_visibility
 from portal.kernel.filters import filtered
 from portal.kernel.permissions import is_support_staff
+from portal.kernel.series import Period, Series, time_series
 
 # The fields an identifier object may name, per entity (DESIGN.md, interface 4). ``id`` is the 32-hex CRM id.
 # The models an identifier object can name.
@@ -159,13 +158,8 @@ def request_failures(*, since: datetime, length: int) -> list[ProvisioningReques
     return list(rejected.select_related("smartcard").order_by("-executed_date", "-number")[:length])
 
 
-def request_series(*, since: datetime, unit: Literal["hour", "day"]) -> list[tuple[datetime, str, int]]:
+def request_series(*, since: datetime, unit: Period) -> Series:
     """Requests executed since ``since`` per ``unit`` (in the current time zone) and outcome: one GROUP BY."""
-    rows = (
-        ProvisioningRequest.objects.filter(executed_date__gte=since)
-        .annotate(bucket=Trunc("executed_date", unit))
-        .values_list("bucket", "life_cycle_state")
-        .annotate(n=Count("pk"))
-        .order_by("bucket", "life_cycle_state")
+    return time_series(
+        ProvisioningRequest.objects.all(), at="executed_date", by="life_cycle_state", since=since, unit=unit
     )
-    return [(bucket, state, n) for bucket, state, n in rows]

@@ -4,18 +4,17 @@ through ``portal.kernel.filters.filtered`` (an invalid value is an error), so ev
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Trunc
 
 from devices.choices import ActivationState
 from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q, window_elapsed
 from portal.kernel.filters import filtered
 from portal.kernel.permissions import is_support_staff
+from portal.kernel.series import Period, Series, time_series
 
 
 def device_visibility(*, user: User | AnonymousUser | None, prefix: str = "") -> Q:
@@ -87,16 +86,9 @@ def device_state_counts() -> dict[str, int]:
     return Device.objects.aggregate(total=Count("pk"), **counts)
 
 
-def attempt_series(*, since: datetime, unit: Literal["hour", "day"]) -> list[tuple[datetime, str, int]]:
+def attempt_series(*, since: datetime, unit: Period) -> Series:
     """Activation attempts since ``since`` per ``unit`` (in the current time zone) and outcome: one GROUP BY."""
-    rows = (
-        ActivationAttempt.objects.filter(at__gte=since)
-        .annotate(bucket=Trunc("at", unit))
-        .values_list("bucket", "outcome")
-        .annotate(n=Count("pk"))
-        .order_by("bucket", "outcome")
-    )
-    return [(bucket, outcome, n) for bucket, outcome, n in rows]
+    return time_series(ActivationAttempt.objects.all(), at="at", by="outcome", since=since, unit=unit)
 
 
 def vendor_choices() -> list[tuple[int, str]]:

@@ -20,7 +20,7 @@ from conax.models import SetTopBox as CasBox
 from devices import selectors as device_selectors
 from devices.models import Device
 from provisioning import selectors as provisioning_selectors
-from provisioning.choices import CommandState
+from provisioning.choices import CommandState, ProvisionType
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
 
 RECENT = 10
@@ -75,6 +75,32 @@ def device_view(device: Device) -> DeviceView:
         card_ids = [card.pk for card in view.smartcards]
         view.services = conax_selectors.active_entitlements(smartcard_ids=card_ids)
         view.requests = conax_selectors.box_requests(box=view.cas_box, smartcard_ids=card_ids, length=RECENT)
+    return view
+
+
+@dataclass
+class StaffDeviceView:
+    """What support staff need of a device's box on its admin page: its address, each provision type's state as last
+    read (or not read yet), and its last event and last command with their raw codes."""
+
+    device: Device
+    box: SetTopBox | None
+    types: list[tuple[str, TypeStatus | None]] = field(default_factory=list)  # (provision type, its status)
+    last_event: BoxEvent | None = None
+    last_command: Command | None = None
+
+
+def staff_device_view(device: Device) -> StaffDeviceView:
+    """Four queries whatever the box's history: the box with its types, its last event, its last command."""
+    box = provisioning_selectors.box_for_device(device_id=device.pk)
+    view = StaffDeviceView(device=device, box=box)
+    if box is None:
+        return view
+    read = {status.provision_type: status for status in box.type_statuses.all()}
+    view.types = [(kind, read.get(kind)) for kind in ProvisionType.values]
+    view.types += [(kind, status) for kind, status in read.items() if kind not in ProvisionType.values]
+    view.last_event = next(iter(provisioning_selectors.box_recent_events(box=box, length=1)), None)
+    view.last_command = next(iter(provisioning_selectors.box_recent_commands(box=box, length=1)), None)
     return view
 
 

@@ -47,7 +47,24 @@ def _checks() -> dict[str, Callable[[], None] | None]:
     }
 
 
-def _worker_status() -> dict:
+def readiness() -> dict[str, str]:
+    """What /readyz checks, each part ``ok``, ``not configured`` or ``error: <ExceptionName>``: the endpoint and the
+    admin's dashboard read the same answers."""
+    results: dict[str, str] = {}
+    for name, check in _checks().items():
+        if check is None:
+            results[name] = "not configured"
+            continue
+        try:
+            check()
+        except Exception as exc:  # any failure of a check is that part being down, named
+            results[name] = f"error: {type(exc).__name__}"
+        else:
+            results[name] = "ok"
+    return results
+
+
+def worker_status() -> dict:
     """Informational: the web tier is ready without workers, but operators want to see them."""
     latest = WorkerHeartbeat.objects.order_by("-seen_at").first()
     if latest is None:
@@ -65,19 +82,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    results: dict[str, str] = {}
-    for name, check in _checks().items():
-        if check is None:
-            results[name] = "not configured"
-            continue
-        try:
-            check()
-        except Exception as exc:
-            results[name] = f"error: {type(exc).__name__}"
-        else:
-            results[name] = "ok"
+    results = readiness()
     failing = [name for name, result in results.items() if result.startswith("error")]
     body: dict = {"status": "unavailable" if failing else "ok", "checks": results, "failing": failing}
     if "database" not in failing:
-        body["workers"] = _worker_status()
+        body["workers"] = worker_status()
     return JsonResponse(body, status=503 if failing else 200)

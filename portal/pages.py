@@ -21,6 +21,7 @@ from portal import dashboard
 from portal.kernel.permissions import is_support_staff
 from portal.kernel.ratelimit import Check, Limit, retry_after
 from portal.kernel.remote import client_ip
+from provisioning import admin as provisioning_admin
 
 LoginView = auth_views.LoginView.as_view(template_name="portal/pages/login.html", redirect_authenticated_user=True)
 LogoutView = auth_views.LogoutView.as_view(next_page="pages-login")
@@ -139,6 +140,26 @@ def request_panel(request: HttpRequest, number: int) -> HttpResponse:
     if found is None:
         raise Http404("No such request.")
     return render(request, "portal/pages/request_panel.html", {"r": found})
+
+
+def device_staff_context(device) -> dict:
+    """The staff panel of a device's admin page (``admin/devices/device/panel.html``), with its box's last event and
+    last command as the admin words them, raw codes included."""
+    view = dashboard.staff_device_view(device)
+    return {
+        "staff": view,
+        "event_words": provisioning_admin.event_words(view.last_event) if view.last_event else "",
+        "command_words": provisioning_admin.command_words(view.last_command) if view.last_command else "",
+    }
+
+
+def device_staff_panel(request: HttpRequest, device_id: int) -> HttpResponse:
+    """The live part of a device's admin page: its box as support staff need it (codes included)."""
+    _staff(request)
+    device = dashboard.device_visible(request.user, device_id)
+    if device is None:
+        raise Http404("No such device.")
+    return render(request, "admin/devices/device/panel.html", device_staff_context(device))
 
 
 def activity(request: HttpRequest) -> HttpResponse:

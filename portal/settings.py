@@ -324,8 +324,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+# Background exports' files (portal/kernel/adminexport.py): the web process that serves them and the workers that
+# write them must share this directory.
+ADMIN_EXPORT_ROOT = Path(env.str("ADMIN_EXPORT_ROOT", default="") or VAR_DIR / "exports")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "exports": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": ADMIN_EXPORT_ROOT}},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if PRODUCTION
@@ -478,6 +482,9 @@ ADMIN_BULK_INLINE_MAX = env.int("ADMIN_BULK_INLINE_MAX", default=20)
 BULK_JOB_CHUNK = env.int("BULK_JOB_CHUNK", default=100)
 # A serial import of more rows than this (admin, Devices -> Import) runs in the background with live progress.
 ADMIN_IMPORT_INLINE_ROWS = env.int("ADMIN_IMPORT_INLINE_ROWS", default=5000)
+# A list export (CSV or XLSX) of more rows than this runs as a background job; its file is kept this many hours.
+ADMIN_EXPORT_INLINE_ROWS = env.int("ADMIN_EXPORT_INLINE_ROWS", default=5000)
+ADMIN_EXPORT_RETENTION_HOURS = env.int("ADMIN_EXPORT_RETENTION_HOURS", default=24)
 # Keep worker database connections between tasks (portal/celery.py closes them per CONN_MAX_AGE instead).
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -488,6 +495,7 @@ _sweep_every = float(COMMAND_SWEEP_INTERVAL)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.kernel.tasks.heartbeat", "schedule": 30.0},
     "tokens-purge": {"task": "portal.kernel.tasks.tokens_purge", "schedule": 3600.0},
+    "exports-purge": {"task": "portal.kernel.tasks.exports_purge", "schedule": 900.0},
     "devices-expire-windows": {"task": "devices.tasks.expire_windows", "schedule": 60.0},
     "provisioning-commands-sweep": {"task": "provisioning.tasks.commands_sweep", "schedule": _sweep_every},
     "conax-requests-dispatch": {"task": "conax.tasks.requests_dispatch", "schedule": float(CAS_DISPATCH_INTERVAL)},

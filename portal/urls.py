@@ -39,6 +39,11 @@ urlpatterns = [
     path("devices/<int:device_id>/panel/", pages.device_panel, name="pages-device-panel"),
     path("admin/activity/", admin.site.admin_view(pages.activity), name="admin-activity"),
     path("admin/requests/<int:number>/panel/", admin.site.admin_view(pages.request_panel), name="admin-request-panel"),
+    path(
+        "admin/devices/<int:device_id>/panel/",
+        admin.site.admin_view(pages.device_staff_panel),
+        name="admin-device-panel",
+    ),
     path("admin/", admin.site.admin_view(fleet_views.index), name="admin-dashboard"),
     path("admin/fleet/panel/", admin.site.admin_view(fleet_views.panel), name="admin-fleet-panel"),
     path("admin/", admin.site.urls),

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Trunc
 
 from devices.models import Device
 from portal.kernel.filters import filtered
+from portal.kernel.series import Period, Series, time_series
 from provisioning.choices import CommandState
 from provisioning.filters import CommandFilter
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
@@ -37,7 +37,7 @@ def box_recent_events(*, box: SetTopBox, length: int) -> list[BoxEvent]:
 
 def box_recent_commands(*, box: SetTopBox, length: int) -> list[Command]:
     """The box's latest commands, newest first."""
-    return list(box.commands.order_by("-created_at", "-id")[:length])
+    return list(box.commands.select_related("requested_by").order_by("-created_at", "-id")[:length])
 
 
 def event_feed(*, devices: QuerySet[Device] | None = None, status: int | None = None, length: int) -> list[BoxEvent]:
@@ -131,13 +131,6 @@ def command_failures(*, since: datetime, length: int) -> list[Command]:
     return list(failed.select_related("box__device").order_by("-finished_at", "-pk")[:length])
 
 
-def command_series(*, since: datetime, unit: Literal["hour", "day"]) -> list[tuple[datetime, str, int]]:
+def command_series(*, since: datetime, unit: Period) -> Series:
     """Commands finished since ``since`` per ``unit`` (in the current time zone) and outcome: one GROUP BY."""
-    rows = (
-        Command.objects.filter(finished_at__gte=since)
-        .annotate(bucket=Trunc("finished_at", unit))
-        .values_list("bucket", "state")
-        .annotate(n=Count("pk"))
-        .order_by("bucket", "state")
-    )
-    return [(bucket, state, n) for bucket, state, n in rows]
+    return time_series(Command.objects.all(), at="finished_at", by="state", since=since, unit=unit)

@@ -9,11 +9,12 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 
-from portal.kernel import jobs, services
+from portal.kernel import adminexport, jobs, services
 from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
 from portal.kernel.models import ApiToken, BulkJob, WorkerHeartbeat
@@ -123,6 +124,10 @@ class BulkJobAdmin(ConsoleAdmin):
         failed = f", {job.failed} failed" if job.failed else ""
         return f"{job.cursor} / {job.total} done{failed}"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BulkJob]:
+        # The frozen keys (100 000 of them for a large export) are the worker's; the pages re-read on every event.
+        return super().get_queryset(request).defer("object_ids")
+
     def _change_url_name(self, job: BulkJob) -> str:
         return f"admin:{job.content_type.app_label}_{job.content_type.model}_change"
 
@@ -132,19 +137,45 @@ class BulkJobAdmin(ConsoleAdmin):
         job = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if job is not None:
-            context["change_url_name"] = self._change_url_name(job)
+            context |= self._panel_context(request, job)
         return super().change_view(request, object_id, form_url, context)
+
+    def _panel_context(self, request: HttpRequest, job: BulkJob) -> dict[str, Any]:
+        export = job.operation == adminexport.OPERATION
+        return {
+            "change_url_name": self._change_url_name(job),
+            "export": export,
+            "export_ready": export and bool(job.file) and not adminexport.export_expired(job),
+            "may_download": export and adminexport.may_download(request.user, job),
+            "retention_hours": int(adminexport.retention().total_seconds() // 3600),
+        }
 
     def get_urls(self) -> list[URLPattern]:
         panel = self.admin_site.admin_view(self.panel_view)
-        return [path("<int:job_id>/panel/", panel, name="portal_bulkjob_panel"), *super().get_urls()]
+        download = self.admin_site.admin_view(self.download_view)
+        return [
+            path("<int:job_id>/panel/", panel, name="portal_bulkjob_panel"),
+            path("<int:job_id>/download/", download, name="portal_bulkjob_download"),
+            *super().get_urls(),
+        ]
 
-    def panel_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+    def _job(self, request: HttpRequest, job_id: int) -> BulkJob:
         job = self.get_queryset(request).filter(pk=job_id).first()
         if job is None or not self.has_view_permission(request, job):
             raise Http404
-        context = {"job": job, "change_url_name": self._change_url_name(job)}
+        return job
+
+    def panel_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self._job(request, job_id)
+        context = {"job": job, **self._panel_context(request, job)}
         return TemplateResponse(request, "admin/portal/bulkjob/panel.html", context)
+
+    def download_view(self, request: HttpRequest, job_id: int) -> HttpResponseBase:
+        """A background export's file: to its owner, or to staff who may see the jobs and the exported list."""
+        job = BulkJob.objects.select_related("content_type").filter(pk=job_id).first()
+        if job is None or not adminexport.may_download(request.user, job):
+            raise Http404
+        return adminexport.download_response(request, job)
 
 
 admin.site.unregister(LogEntry)

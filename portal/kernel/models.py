@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import F, Q
 
@@ -40,6 +41,13 @@ class WorkerHeartbeat(models.Model):
         return self.hostname
 
 
+def exports_storage() -> Storage:
+    """Where background exports keep their files (``STORAGES["exports"]``, any storage backend: a shared volume, an
+    object store). The export code asks for it each time rather than through the field (Django resolves a field's
+    storage once, at import)."""
+    return storages["exports"]
+
+
 class BulkJob(models.Model):
     """One operation over many objects, run in the background in chunks (``portal.kernel.jobs``).
 
@@ -68,6 +76,9 @@ class BulkJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A background export's file (portal/kernel/adminexport.py), in the exports storage, never in the database;
+    # emptied when ADMIN_EXPORT_RETENTION_HOURS have passed and the file is deleted.
+    file = models.FileField(storage=exports_storage, max_length=300, blank=True)
 
     class Meta:
         verbose_name = "background job"

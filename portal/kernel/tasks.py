@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 from celery import Task, shared_task, signals
 
-from portal.kernel import jobs, services
+from portal.kernel import adminexport, jobs, services
 
 if TYPE_CHECKING:
     from celery.worker.consumer import Consumer
@@ -20,6 +20,17 @@ def job_run(job_id: int) -> None:
     """A background job over many objects (``portal.kernel.jobs``); redelivered after a worker loss, it carries on
     from the job's committed cursor."""
     jobs.job_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def export_run(job_id: int) -> None:
+    """A list export too large for a request (``portal.kernel.adminexport``): the file, then the job finished."""
+    adminexport.export_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def exports_purge() -> int:
+    return adminexport.exports_purge()
 
 
 @shared_task(ignore_result=True)

@@ -1,6 +1,6 @@
 """``{% load words %}``: the customer pages' plain words for the portal's codes, in one place. A page shows these, never
-the code itself (``notactivated``, ``PROVISIONED``, ``ADD_SUBSCRIPTIONS``, a status 200): support staff find the codes
-in the admin and, for the box's last status, under "Details for support" on the device page."""
+the code itself (``notactivated``, ``PROVISIONED``, ``ADD_SUBSCRIPTIONS``, a status 200), not even folded away:
+support staff find the codes on the device's admin page (its staff panel)."""
 
 from __future__ import annotations
 

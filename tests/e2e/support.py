@@ -25,14 +25,16 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
-def start_uvicorn(port: int, var_dir, redis_url: str) -> subprocess.Popen:
-    """uvicorn serving portal.asgi (HTTP and WebSocket) on the test database, channels-redis as its layer."""
+def start_uvicorn(port: int, var_dir, redis_url: str, **settings: str) -> subprocess.Popen:
+    """uvicorn serving portal.asgi (HTTP and WebSocket) on the test database, channels-redis as its layer;
+    ``settings``: more environment variables for the server."""
     env = clean_env(
         PORTAL_VAR_DIR=str(var_dir),
         DATABASE_URL=subprocess_database_url(),
         DATABASE_CONN_MAX_AGE="0",
         REDIS_URL=redis_url,
         LOG_LEVEL="WARNING",
+        **settings,
     )
     proc = subprocess.Popen(
         [

@@ -116,3 +116,46 @@ def test_a_bulk_reprovision_of_50_boxes_shows_its_progress_to_the_end(asgi_serve
     page.goto(f"{asgi_server}/admin/provisioning/command/")
     expect(page.locator("#result_list .badge-ok").first).to_have_text("Succeeded")
     shot(page, "console-commands-list")
+
+
+@pytest.fixture
+def live_layer(settings, redis_db):
+    """This process publishes through the same channels-redis as the server, so the browser hears the event."""
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_db]}}
+    }
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_device_page_staff_panel_updates_live(asgi_server, browser, live_layer, viewport):
+    from playwright.sync_api import expect
+
+    from provisioning.choices import EventSource
+
+    StaffFactory(username="sam")
+    device = device_services.device_enable(device=DeviceFactory(serial_number="STB-STAFF-LIVE"))
+    box = box_services.box_register(device=device, host="10.1.2.3", port=9998)
+    suffix = "-phone" if viewport is PHONE else ""
+
+    page = log_in(browser, asgi_server, "sam", path="/admin/login/", viewport=viewport)
+    page.goto(f"{asgi_server}/admin/devices/device/{device.pk}/change/")
+    expect(page.locator("#live-updated")).to_contain_text("Live updates: on")
+    expect(page.locator('[data-field="thunder-address"]')).to_have_text("10.1.2.3:9998")
+    expect(page.locator('[data-field="staff-last-status"]')).to_have_text("none yet")
+    expect(page.locator('[data-field="staff-last-command"]')).to_have_text("none yet")
+    expect(page.locator('[data-type="HARDWARE"] [data-field="staff-type-state"]')).to_have_text("Not checked yet")
+    shot(page, f"console-device-staff-panel{suffix}")
+    page.evaluate("window.__sameDocument = true")
+
+    box_services.event_ingest(box=box, name="provisioningchange", params={"status": 599}, source=EventSource.PUSH)
+
+    expect(page.locator('[data-field="staff-last-status"]')).to_have_text("599 provisioningchange", timeout=5000)
+    expect(page.locator('[data-field="staff-last-event"]')).to_contain_text(
+        "Box reported provisioning failed (status 599), pushed by the box"
+    )
+    command = page.locator('[data-field="staff-last-command"]')
+    expect(command).to_contain_text("Status refresh requested by the portal: Queued")
+    expect(command.locator(".badge")).to_have_text("Queued")
+    assert page.evaluate("window.__sameDocument") is True  # patched in place, no reload
+    assert page.locator("text=Keys on your box").count() == 0  # the staff's panel, not the customer's
+    shot(page, f"console-device-staff-panel-live{suffix}")

@@ -168,7 +168,9 @@ def test_the_customer_pages_work_under_the_csp_with_live_updates(asgi_server, br
         page.evaluate("window.__sameDocument = true")
         with thunder.ThunderClient(sim.address, timeout=5) as client:
             client.reprovision(thunder.ProvisionType.HARDWARE)
-        expect(page.locator('[data-field="last-event-status"]')).to_have_text("200", timeout=5000)
+        expect(page.locator('[data-field="last-heard"]')).to_contain_text(
+            "Its last key update went through.", timeout=5000
+        )
         shot(page, f"csp-device-{size}")
 
     assert page.evaluate("window.__sameDocument") is True  # the live update arrived through the WebSocket

@@ -1,8 +1,9 @@
 """The export and the serial import in a real browser, served by uvicorn (ASGI, the CSV streamed as an async
 iterator): support staff filter the device list, click Export, and the download holds exactly the rows the list
-shows; they upload a CSV with a repeated line and a serial with a space, see both reported in the preview, confirm,
-and find the devices. Screenshots: ``test-artifacts/export-list-{desktop,phone}.png``,
-``test-artifacts/import-preview-{desktop,phone}.png``."""
+shows; over ADMIN_EXPORT_INLINE_ROWS the export is a background job a real worker runs, its page follows it live to
+its download link, and the file holds exactly the filtered rows. They upload a CSV with a repeated line and a serial
+with a space, see both reported in the preview, confirm, and find the devices. Screenshots (test-artifacts/):
+``export-list-*``, ``export-job-waiting-*``, ``export-job-done-*``, ``import-preview-*`` (desktop and phone)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from playwright.sync_api import expect
 
 from devices import services
 from devices.models import Device
-from tests.e2e.support import DESKTOP, PHONE, Watched, log_in_page, shot
+from portal.kernel.models import BulkJob
+from tests.conftest import free_port, kill_worker, start_worker
+from tests.e2e.support import DESKTOP, PHONE, Watched, log_in_page, shot, start_uvicorn, stop
 from tests.factories import DeviceFactory, DeviceModelFactory, StaffFactory
 
 pytestmark = [
@@ -106,4 +109,62 @@ def test_the_import_preview_reports_repeats_and_spaces_then_creates(asgi_server,
         ("IMP-2", "notactivated"),
         ("IMP-5", "notactivated"),
     ]
+    assert watched.take() == []
+
+
+@pytest.fixture
+def small_inline_server(tmp_path, redis_db):
+    """A server on which any export of more than 3 rows is a background job."""
+    port = free_port()
+    proc = start_uvicorn(port, tmp_path, redis_db, ADMIN_EXPORT_INLINE_ROWS="3")
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.mark.parametrize(("size", "viewport"), VIEWPORTS)
+def test_a_large_filtered_export_finishes_as_a_job_and_downloads_the_filtered_rows(
+    small_inline_server, browser, redis_db, tmp_path, size, viewport
+):
+    server = small_inline_server
+    StaffFactory(username="support-3")
+    model = DeviceModelFactory(name="stb-job")
+    pending = DeviceFactory.create_batch(5, model=model)
+    services.devices_enable(ids=[device.pk for device in pending])
+    DeviceFactory.create_batch(4, model=model)
+    watched = Watched(browser, viewport)
+    page = watched.page
+    log_in_page(page, server, "support-3", path="/admin/login/")
+    page.goto(f"{server}/admin/devices/device/")
+    page.locator("#changelist-filter a", has_text="Pending activation").click()
+    page.wait_for_load_state("networkidle")
+    shown = listed_serials(page)
+
+    page.get_by_role("link", name="Export XLSX").click()  # 5 rows > 3: not a download, the job's page
+    expect(page.locator(".job-counts")).to_contain_text("waiting for a worker")
+    expect(page.locator("#live-updated")).to_contain_text("Live updates: on", timeout=15_000)
+    page.evaluate("window.__sameDocument = true")
+    shot(page, f"export-job-waiting-{size}")
+    worker = start_worker(tmp_path, "portalfs://localhost//", "regular", concurrency=1, REDIS_URL=redis_db)
+    try:
+        link = page.get_by_role("link", name="Download devices-")
+        expect(link).to_be_visible(timeout=60_000)
+    finally:
+        kill_worker(worker)
+    expect(page.locator(".job-counts")).to_contain_text("5 / 5 rows read")
+    expect(page.locator(".job-state .badge")).to_have_text("Finished")
+    shot(page, f"export-job-done-{size}")
+    with page.expect_download() as download:
+        link.click()
+
+    assert page.evaluate("window.__sameDocument") is True  # followed live, no reload
+    assert sorted(shown) == sorted(device.serial_number for device in pending)
+    assert download.value.suggested_filename.endswith(".xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(download.value.path().read_bytes()), read_only=True).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("Serial number", "Model", "State")
+    assert [row[0] for row in rows[1:]] == shown
+    assert {row[2] for row in rows[1:]} == {"Pending activation"}
+    job = BulkJob.objects.get()
+    assert (job.operation, job.total, job.done, job.state) == ("admin.export", 5, 5, "finished")
+    assert (tmp_path / "exports" / job.file.name).is_file()  # in the exports storage of the server's var dir
     assert watched.take() == []

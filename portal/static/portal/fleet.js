@@ -1,7 +1,8 @@
 // The fleet dashboard, live: re-reads the server-rendered panel when the staff socket (/ws/staff/) relays an event,
 // at most once per 2 s (one more read if events came meanwhile), on every (re)connect (channel layers deliver at most
 // once, so a reconnect may have missed events) and, where the layer carries nothing between processes, every few
-// seconds. Replacing the panel never moves the keyboard focus: a focused link inside it gets focus back. No framework.
+// seconds. Replacing the panel never moves the keyboard focus: a focused link inside it gets focus back. The socket is
+// socket.js's (loaded first). No framework.
 (function () {
   "use strict";
   var panel = document.getElementById("fleet-panel");
@@ -10,18 +11,9 @@
   var banner = document.getElementById("fleet-banner");
   var pollSeconds = parseInt(panel.dataset.pollSeconds || "0", 10);
   var THROTTLE_MS = 2000;
-  var delay = 500, lost = false, reading = false, pending = false, lastRead = 0, timer = null, hideTimer = null;
+  var reading = false, pending = false, lastRead = 0, timer = null;
 
   function say(text) { if (status) status.textContent = text; }
-
-  function showBanner(kind, text) {
-    if (!banner) return;
-    clearTimeout(hideTimer);
-    banner.className = "banner " + kind;
-    banner.textContent = text;
-    banner.hidden = false;
-    if (kind === "back") hideTimer = setTimeout(function () { banner.hidden = true; }, 4000);
-  }
 
   function focusKey() {
     // The focused link inside the panel (by its href), to give the focus back to its copy in the new panel.
@@ -81,27 +73,13 @@
     timer = setTimeout(function () { timer = null; read(); }, wait);
   }
 
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + panel.dataset.socketPath);
-    socket.onopen = function () {
-      delay = 500;
-      if (lost) { lost = false; showBanner("back", "Live updates are back."); }
-      say("Live updates: on");
-      schedule();
-    };
-    socket.onmessage = function () { schedule(); };
-    socket.onclose = function (close) {
-      if (close.code === 4403 || close.code === 4401) { say("Live updates: not allowed"); return; }
-      if (!lost) { lost = true; showBanner("lost", "Live updates lost — reconnecting…"); }
-      say("Live updates: reconnecting…");
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 15000);
-    };
-  }
-
-  connect();
-  if (pollSeconds > 0) {
-    setInterval(function () { if (!document.hidden) schedule(); }, pollSeconds * 1000);
-  }
+  window.portalSocket.follow({
+    path: panel.dataset.socketPath,
+    banner: banner,
+    say: say,
+    pollSeconds: pollSeconds,
+    onOpen: function () { say("Live updates: on"); schedule(); },
+    onEvent: schedule,
+    onPoll: schedule
+  });
 })();

@@ -1,5 +1,6 @@
 // Live panel: re-reads the server-rendered panel when an event arrives and on every (re)connect of the WebSocket
-// (channel layers deliver at most once, so a reconnect may have missed events). No framework, no build step.
+// (channel layers deliver at most once, so a reconnect may have missed events). The socket is socket.js's (loaded
+// first). No framework, no build step.
 //
 // A re-read never rebuilds the panel: an answer equal to the last one touches nothing, and a different one changes
 // only the nodes that differ (children matched by their data-key or id, else by position and tag). The element with
@@ -13,18 +14,9 @@
   var status = document.getElementById("live-updated");
   var pollSeconds = parseInt(panel.dataset.pollSeconds || "0", 10);
   var filter = panel.dataset.eventFilter ? JSON.parse(panel.dataset.eventFilter) : null;
-  var delay = 500, lost = false, hideTimer = null, reading = null, again = false, lastHtml = null;
+  var reading = null, again = false, lastHtml = null;
 
   function say(text) { if (status && status.textContent !== text) status.textContent = text; }
-
-  function showBanner(kind, text) {
-    if (!banner) return;
-    clearTimeout(hideTimer);
-    banner.className = "banner " + kind;
-    banner.textContent = text;
-    banner.hidden = false;
-    if (kind === "back") hideTimer = setTimeout(function () { banner.hidden = true; }, 4000);
-  }
 
   // --- patching the panel in place ------------------------------------------------------------------------------
 
@@ -132,29 +124,12 @@
     return Object.keys(filter).every(function (k) { return String(event[k]) === String(filter[k]); });
   }
 
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + panel.dataset.socketPath);
-    socket.onopen = function () {
-      delay = 500;
-      if (lost) { lost = false; showBanner("back", "Live updates are back."); }
-      reread();
-    };
-    socket.onmessage = function (message) {
-      var event = JSON.parse(message.data);
-      if (matches(event)) reread();
-    };
-    socket.onclose = function (close) {
-      if (close.code === 4403 || close.code === 4401) { say("Live updates: not allowed"); return; }
-      if (!lost) { lost = true; showBanner("lost", "Live updates lost — reconnecting…"); }
-      say("Live updates: reconnecting…");
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 15000);
-    };
-  }
-
-  connect();
-  if (pollSeconds > 0) {
-    setInterval(function () { if (!document.hidden) reread(); }, pollSeconds * 1000);
-  }
+  window.portalSocket.follow({
+    path: panel.dataset.socketPath,
+    banner: banner,
+    say: say,
+    pollSeconds: pollSeconds,
+    onOpen: reread,
+    onEvent: function (event) { if (matches(event)) reread(); }
+  });
 })();

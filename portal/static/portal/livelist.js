@@ -2,6 +2,7 @@
 // update the rows in place: changed cells are replaced, new rows are added on top. The first cell (the action
 // checkbox) of an existing row is never touched, so a selection survives; a new row's checkbox is disabled until the
 // page is reloaded (Django's actions script counts only the rows it saw). Nothing changes while focus is in the table.
+// The socket is socket.js's (loaded first).
 (function () {
   "use strict";
   var marker = document.getElementById("live-list");
@@ -9,7 +10,7 @@
   if (!marker || !table) return;
   var status = document.getElementById("live-list-status");
   var type = marker.dataset.eventType;
-  var delay = 500, timer = null, reading = false, again = false;
+  var timer = null, reading = false, again = false;
 
   function say(text) { if (status) status.textContent = text; }
 
@@ -63,24 +64,13 @@
     timer = setTimeout(function () { timer = null; reread(); }, 2000);
   }
 
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + marker.dataset.socketPath);
-    socket.onopen = function () { delay = 500; say("Live updates: on"); schedule(); };
-    socket.onmessage = function (message) {
-      var event = JSON.parse(message.data);
-      if (!type || event.type === type) schedule();
-    };
-    socket.onclose = function (close) {
-      if (close.code === 4403 || close.code === 4401) { say("Live updates: not allowed"); return; }
-      say("Live updates: reconnecting…");
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 15000);
-    };
-  }
-
-  connect();
   // Events say when something finished; rows that only began (a new request, a queued command) show on the next read.
-  var poll = parseInt(marker.dataset.pollSeconds || "0", 10);
-  if (poll > 0) setInterval(function () { if (!document.hidden) schedule(); }, poll * 1000);
+  window.portalSocket.follow({
+    path: marker.dataset.socketPath,
+    say: say,
+    pollSeconds: parseInt(marker.dataset.pollSeconds || "0", 10),
+    onOpen: function () { say("Live updates: on"); schedule(); },
+    onEvent: function (event) { if (!type || event.type === type) schedule(); },
+    onPoll: schedule
+  });
 })();
