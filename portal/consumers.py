@@ -5,12 +5,17 @@ dicts without secrets (see ``portal.kernel.live``). A refused subscription is cl
 
 from __future__ import annotations
 
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from portal import dashboard
-from portal.kernel.live import STAFF_GROUP, device_group
+from portal.kernel import requestid
+from portal.kernel.live import REQUEST_ID_KEY, STAFF_GROUP, device_group
 from portal.kernel.permissions import is_support_staff
+
+log = logging.getLogger("portal.live")
 
 
 class PingConsumer(AsyncJsonWebsocketConsumer):
@@ -58,7 +63,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Clients only listen; anything they send is ignored."""
 
     async def relay(self, event: dict) -> None:
-        await self.send_json(event)
+        """The event as it came, without the id of the request that caused it: that one goes to the server's log
+        (DEBUG: one line per event and socket), never to the browser."""
+        event = dict(event)
+        request_id = event.pop(REQUEST_ID_KEY, None)
+        with requestid.bound(request_id if isinstance(request_id, str) else None):
+            log.debug("live event relayed", extra={"type": event.get("type"), "path": self.scope.get("path")})
+            await self.send_json(event)
 
     device_event = device_command = cas_request = job_progress = relay
 

@@ -137,6 +137,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request's id (a trusted proxy's X-Request-ID or a new one) for every log line and queued task.
+    "portal.kernel.requestid.RequestIdMiddleware",
     "portal.kernel.logging.RequestLogMiddleware",
     # Before anything reads a body: a declared length over the dialect's limit is refused (portal/kernel/http.py).
     "portal.kernel.http.BodyLimitMiddleware",
@@ -495,13 +497,26 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "kv" (key=value, the default) or "json" (one object per line); the same fields, the same secret filter.
+LOG_FORMAT = env.str("LOG_FORMAT", default="kv")
+if LOG_FORMAT not in ("kv", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'kv' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"kv": {"()": "portal.kernel.logging.KeyValueFormatter"}},
-    # On the handler, so that it sees the records of every logger (portal/kernel/logging.py: what it masks and how).
-    "filters": {"secrets": {"()": "portal.kernel.logging.SecretFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["secrets"]}},
+    "formatters": {
+        "kv": {"()": "portal.kernel.logging.KeyValueFormatter"},
+        "json": {"()": "portal.kernel.logging.JsonFormatter"},
+    },
+    # On the handler, so that it sees the records of every logger (portal/kernel/logging.py: what it masks and how);
+    # request_id: the id of the request or task the line belongs to (portal/kernel/requestid.py).
+    "filters": {
+        "secrets": {"()": "portal.kernel.logging.SecretFilter"},
+        "request_id": {"()": "portal.kernel.requestid.RequestIdFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id", "secrets"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Celery's own success line carries the task's return value; portal.kernel.tasks logs its own line instead.
