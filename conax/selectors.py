@@ -169,3 +169,14 @@ def request_series(*, since: datetime, unit: Literal["hour", "day"]) -> list[tup
         .order_by("bucket", "life_cycle_state")
     )
     return [(bucket, state, n) for bucket, state, n in rows]
+
+
+def request_oldest_due_at(*, now: datetime) -> datetime | None:
+    """When the longest-waiting PENDING request became due (scheduled date passed), or None: the metrics' "oldest
+    due request" (served by the partial index request_pending_due)."""
+    return (
+        ProvisioningRequest.objects.filter(life_cycle_state=LifeCycleState.PENDING, scheduled_date__lte=now)
+        .order_by("scheduled_date")
+        .values_list("scheduled_date", flat=True)
+        .first()
+    )

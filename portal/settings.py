@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import secrets
 import warnings
 import zlib
@@ -140,6 +141,8 @@ MIDDLEWARE = [
     # First: the request's id (a trusted proxy's X-Request-ID or a new one) for every log line and queued task.
     "portal.kernel.requestid.RequestIdMiddleware",
     "portal.kernel.logging.RequestLogMiddleware",
+    # Times and counts the activation dialect's answers (Prometheus, portal/metrics.py).
+    "portal.metrics.MetricsMiddleware",
     # Before anything reads a body: a declared length over the dialect's limit is refused (portal/kernel/http.py).
     "portal.kernel.http.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -157,6 +160,17 @@ MIDDLEWARE = [
     # Last, as django-axes requires: turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
+
+# --- metrics (portal/kernel/metrics.py, portal/metrics.py, docs/operations.md) -----------------------------------
+# Every process of one machine counts into its own files here; the scrape sums them. prometheus-client reads the
+# variable when it is first imported, so it is set here, before anything imports it.
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# GET /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; unset: open in the embedded default, off in production.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 random characters")
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -368,7 +382,7 @@ SESSION_COOKIE_HTTPONLY = True
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Load balancers probe health over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
