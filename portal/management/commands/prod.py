@@ -32,15 +32,16 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def render_nginx(prefix: Path, *, host: str, port: int, web_port: int, asgi_port: int) -> Path:
+def render_nginx(prefix: Path, *, host: str, port: int, web: str, asgi: str) -> Path:
+    """The config for nginx on ``host:port`` in front of gunicorn at ``web`` and uvicorn at ``asgi`` (host:port)."""
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     values = {
         "PREFIX": str(prefix),
         "HOST": host if ":" not in host else f"[{host}]",
         "PORT": str(port),
-        "WEB_PORT": str(web_port),
-        "ASGI_PORT": str(asgi_port),
+        "WEB_UPSTREAM": web,
+        "ASGI_UPSTREAM": asgi,
         "STATIC_ROOT": str(settings.STATIC_ROOT),
         "BODY_LIMIT": str(max(settings.REQUEST_BODY_LIMIT, 32 * 1024 * 1024)),
         "FORWARDED_PROTO": "$scheme",
@@ -62,6 +63,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true", help="skip migrate")
         parser.add_argument("--no-collectstatic", action="store_true", help="skip collectstatic")
         parser.add_argument("--print-env", action="store_true", help="print the Procfile's variables and stop")
+        parser.add_argument(
+            "--nginx-only",
+            action="store_true",
+            help="render the nginx config for NGINX_WEB_UPSTREAM / NGINX_ASGI_UPSTREAM and run nginx alone (compose)",
+        )
 
     def handle(self, *args, **options) -> None:
         if not settings.PRODUCTION:
@@ -75,8 +81,19 @@ class Command(BaseCommand):
                 raise CommandError(f"{program} is not installed (nginx: apt-get install -y nginx; honcho: pip)")
         host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
         prod_dir = Path(settings.VAR_DIR) / "prod"
+        if options["nginx_only"]:
+            # The compose file's nginx container: gunicorn and uvicorn are other containers.
+            web, asgi = (
+                os.environ.get("NGINX_WEB_UPSTREAM", "web:8000"),
+                os.environ.get("NGINX_ASGI_UPSTREAM", "ws:8001"),
+            )
+            conf = render_nginx(prod_dir / "nginx", host=host, port=port, web=web, asgi=asgi)
+            nginx = ["nginx", "-p", str(prod_dir / "nginx"), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
+            os.execvp("nginx", nginx)  # noqa: S606, S607  (Debian's nginx, on PATH)
         web_port, asgi_port = free_loopback_port(), free_loopback_port()
-        conf = render_nginx(prod_dir / "nginx", host=host, port=port, web_port=web_port, asgi_port=asgi_port)
+        conf = render_nginx(
+            prod_dir / "nginx", host=host, port=port, web=f"127.0.0.1:{web_port}", asgi=f"127.0.0.1:{asgi_port}"
+        )
         env = dict(os.environ)
         env.update({name: os.environ.get(name, default) for name, default in COUNTS.items()})
         env |= {"WEB_PORT": str(web_port), "ASGI_PORT": str(asgi_port), "PROD_DIR": str(prod_dir)}
