@@ -20,8 +20,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "nginx.conf.template"
-PROCFILE = Path(settings.BASE_DIR) / "Procfile"
+REPO = Path(__file__).resolve().parents[3]
+TEMPLATE = REPO / "deploy" / "nginx.conf.template"
+PROCFILE = REPO / "Procfile"
 # The Procfile's process counts, from the environment (defaults for one machine with a few cores).
 COUNTS = {"WEB_WORKERS": "6", "ASGI_WORKERS": "2", "WORKER_CONCURRENCY": "4", "DEVICES_CONCURRENCY": "64"}
 
@@ -32,8 +33,11 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def render_nginx(prefix: Path, *, host: str, port: int, web: str, asgi: str) -> Path:
-    """The config for nginx on ``host:port`` in front of gunicorn at ``web`` and uvicorn at ``asgi`` (host:port)."""
+def render_nginx(
+    prefix: Path, *, host: str, port: int, web: str, asgi: str, static_root: str = "", body_limit: int = 0
+) -> Path:
+    """The config for nginx on ``host:port`` in front of gunicorn at ``web`` and uvicorn at ``asgi`` (host:port);
+    static files and the body limit from the settings unless given (bench/activation.py runs without them)."""
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     values = {
@@ -42,8 +46,8 @@ def render_nginx(prefix: Path, *, host: str, port: int, web: str, asgi: str) -> 
         "PORT": str(port),
         "WEB_UPSTREAM": web,
         "ASGI_UPSTREAM": asgi,
-        "STATIC_ROOT": str(settings.STATIC_ROOT),
-        "BODY_LIMIT": str(max(settings.REQUEST_BODY_LIMIT, 32 * 1024 * 1024)),
+        "STATIC_ROOT": static_root or str(settings.STATIC_ROOT),
+        "BODY_LIMIT": str(max(body_limit or settings.REQUEST_BODY_LIMIT, 32 * 1024 * 1024)),
         "FORWARDED_PROTO": "$scheme",
     }
     text = TEMPLATE.read_text()
