@@ -223,3 +223,28 @@ async def test_open_websockets_are_counted_while_they_are_open(client, customer_
 
     assert connected is True
     assert (during - before, after - before) == (1.0, 0.0)
+
+
+@pytest.mark.django_db
+def test_the_grafana_dashboard_queries_only_series_the_portal_exposes(client):
+    import json
+    import re
+
+    from tests.conftest import REPO
+
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from portal.kernel import metrics, services
+
+    services.heartbeat_record(hostname="worker@test")  # the heartbeat age is there once a worker was seen
+    # what every process declares (a labelled series appears in a scrape once counted) and what the scrape reads
+    declared = {m._name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    scraped = {family.name for family in text_string_to_metric_families(client.get("/metrics").content.decode())}
+    exposed = declared | scraped
+    # a counter's family is named without _total, a histogram's without _bucket
+    queried = {re.sub(r"_(total|bucket)$", "", name) for expr in exprs for name in re.findall(r"\bportal_\w+", expr)}
+
+    assert len(dashboard["panels"]) >= 10
+    assert queried - exposed == set()
