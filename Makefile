@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench-check clean
+.PHONY: run test lint bench-check clean prod
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 ## run: serve the portal with demo data on the embedded default (SQLite, no servers) at http://127.0.0.1:8000
 run: $(VENV)/.installed
 	$(PY) manage.py serve
+
+## prod: the production shape on one machine behind nginx, run by honcho (needs DJANGO_ENV=production and its
+## variables, and Debian's nginx; docs/operations.md)
+prod: $(VENV)/.installed
+	$(PY) manage.py prod
 
 ## test: ruff, import layers, mypy, migration check and the pytest suite (PostgreSQL and Redis when reachable; CI=true requires them)
 test: $(VENV)/.installed-dev

@@ -34,7 +34,7 @@ from conax.choices import LifeCycleState, Priority, RequestType
 from conax.crypto import PinUnreadable, pin_decrypt
 from conax.gateway import CasCommand, Completed, GatewayUnavailable, Rejected, gateway_from_settings
 from conax.models import Entitlement, Pairing, ProvisioningRequest, SetTopBox, Smartcard
-from portal.kernel import queues
+from portal.kernel import metrics, queues
 from portal.kernel.live import publish
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,8 @@ def _finish(request: ProvisioningRequest, outcome: Completed | Rejected, *, ours
             apply_effect(request, now)
         if request.smartcard_id:
             transaction.on_commit(lambda: _dispatch_next_of_card(request.smartcard_id))
+    due = max(filter(None, (request.created_date, request.scheduled_date)), default=None)
+    metrics.cas_request_finished(type=request.type, outcome=state, due_at=due)
     _publish(request, state)
     return state
 

@@ -163,3 +163,14 @@ def request_series(*, since: datetime, unit: Period) -> Series:
     return time_series(
         ProvisioningRequest.objects.all(), at="executed_date", by="life_cycle_state", since=since, unit=unit
     )
+
+
+def request_oldest_due_at(*, now: datetime) -> datetime | None:
+    """When the longest-waiting PENDING request became due (scheduled date passed), or None: the metrics' "oldest
+    due request" (served by the partial index request_pending_due)."""
+    return (
+        ProvisioningRequest.objects.filter(life_cycle_state=LifeCycleState.PENDING, scheduled_date__lte=now)
+        .order_by("scheduled_date")
+        .values_list("scheduled_date", flat=True)
+        .first()
+    )

@@ -12,4 +12,9 @@ class ShellConfig(AppConfig):
         # The Celery app is made current in every process that loads Django (web, workers, commands), so that
         # tasks queued anywhere go to the configured broker. Not imported by portal/__init__.py: the pure helpers
         # under portal.lib must import without Django or Celery.
-        from portal import celery  # noqa: F401
+        # The "migrations" check (portal.E100): a migration that would long-lock a big table while the old version
+        # serves (portal/migration_safety.py).
+        from portal import (
+            celery,  # noqa: F401
+            migration_safety,  # noqa: F401
+        )

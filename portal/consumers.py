@@ -5,12 +5,17 @@ dicts without secrets (see ``portal.kernel.live``). A refused subscription is cl
 
 from __future__ import annotations
 
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from portal import dashboard
-from portal.kernel.live import STAFF_GROUP, device_group
+from portal.kernel import metrics, requestid
+from portal.kernel.live import REQUEST_ID_KEY, STAFF_GROUP, device_group
 from portal.kernel.permissions import is_support_staff
+
+log = logging.getLogger("portal.live")
 
 
 class PingConsumer(AsyncJsonWebsocketConsumer):
@@ -31,6 +36,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     """Relays live events of the groups ``allowed_groups`` grants; subclasses say which."""
 
     joined: list[str]
+    metric_path = "live"  # the label of portal_websocket_connections (a route, never an id)
 
     async def connect(self) -> None:
         self.joined = []
@@ -46,10 +52,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.joined = groups
         await self.accept()
+        metrics.websocket_opened(self.metric_path)
+        self.counted = True
 
     async def disconnect(self, code) -> None:
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "counted", False):
+            metrics.websocket_closed(self.metric_path)
+            self.counted = False
 
     def allowed_groups(self, user) -> list[str] | None:
         raise NotImplementedError
@@ -58,13 +69,21 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Clients only listen; anything they send is ignored."""
 
     async def relay(self, event: dict) -> None:
-        await self.send_json(event)
+        """The event as it came, without the id of the request that caused it: that one goes to the server's log
+        (DEBUG: one line per event and socket), never to the browser."""
+        event = dict(event)
+        request_id = event.pop(REQUEST_ID_KEY, None)
+        with requestid.bound(request_id if isinstance(request_id, str) else None):
+            log.debug("live event relayed", extra={"type": event.get("type"), "path": self.scope.get("path")})
+            await self.send_json(event)
 
     device_event = device_command = cas_request = job_progress = relay
 
 
 class DeviceConsumer(LiveConsumer):
     """``/ws/devices/<id>/``: one device's events, for its owner and for support staff."""
+
+    metric_path = "/ws/devices/{id}/"
 
     def allowed_groups(self, user) -> list[str] | None:
         device_id = self.scope["url_route"]["kwargs"]["device_id"]
@@ -74,12 +93,16 @@ class DeviceConsumer(LiveConsumer):
 class MyDevicesConsumer(LiveConsumer):
     """``/ws/my/``: the events of every device the user owns (the "My devices" page)."""
 
+    metric_path = "/ws/my/"
+
     def allowed_groups(self, user) -> list[str] | None:
         return [device_group(device.pk) for device in dashboard.my_devices(user)]
 
 
 class StaffConsumer(LiveConsumer):
     """``/ws/staff/``: every event of the fleet, for support staff (the admin's live views)."""
+
+    metric_path = "/ws/staff/"
 
     def allowed_groups(self, user) -> list[str] | None:
         return [STAFF_GROUP] if is_support_staff(user) else None

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from amqp.exceptions import ChannelError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -259,7 +260,7 @@ def queue_depths() -> list[Queue]:
 def _depth(channel: Any, name: str) -> int:
     try:
         return channel.queue_declare(queue=name, passive=True).message_count
-    except KombuError:  # a queue nothing was ever sent to does not exist yet
+    except (KombuError, ChannelError):  # a queue nothing was ever sent to does not exist yet (Redis: ChannelError)
         return 0
 
 

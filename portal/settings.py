@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import secrets
 import warnings
 import zlib
@@ -86,6 +87,9 @@ ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Rotating SECRET_KEY: the previous keys, newest first; sessions, signed links and encrypted CA PINs written under
+# them stay readable while they are listed (docs/operations.md#rotating-secret_key).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
@@ -137,7 +141,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request's id (a trusted proxy's X-Request-ID or a new one) for every log line and queued task.
+    "portal.kernel.requestid.RequestIdMiddleware",
     "portal.kernel.logging.RequestLogMiddleware",
+    # Times and counts the activation dialect's answers (Prometheus, portal/metrics.py).
+    "portal.metrics.MetricsMiddleware",
     # Before anything reads a body: a declared length over the dialect's limit is refused (portal/kernel/http.py).
     "portal.kernel.http.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -155,6 +163,17 @@ MIDDLEWARE = [
     # Last, as django-axes requires: turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
+
+# --- metrics (portal/kernel/metrics.py, portal/metrics.py, docs/operations.md) -----------------------------------
+# Every process of one machine counts into its own files here; the scrape sums them. prometheus-client reads the
+# variable when it is first imported, so it is set here, before anything imports it.
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# GET /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; unset: open in the embedded default, off in production.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 random characters")
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -370,7 +389,7 @@ SESSION_COOKIE_HTTPONLY = True
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Load balancers probe health over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
@@ -503,13 +522,26 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "kv" (key=value, the default) or "json" (one object per line); the same fields, the same secret filter.
+LOG_FORMAT = env.str("LOG_FORMAT", default="kv")
+if LOG_FORMAT not in ("kv", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'kv' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"kv": {"()": "portal.kernel.logging.KeyValueFormatter"}},
-    # On the handler, so that it sees the records of every logger (portal/kernel/logging.py: what it masks and how).
-    "filters": {"secrets": {"()": "portal.kernel.logging.SecretFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["secrets"]}},
+    "formatters": {
+        "kv": {"()": "portal.kernel.logging.KeyValueFormatter"},
+        "json": {"()": "portal.kernel.logging.JsonFormatter"},
+    },
+    # On the handler, so that it sees the records of every logger (portal/kernel/logging.py: what it masks and how);
+    # request_id: the id of the request or task the line belongs to (portal/kernel/requestid.py).
+    "filters": {
+        "secrets": {"()": "portal.kernel.logging.SecretFilter"},
+        "request_id": {"()": "portal.kernel.requestid.RequestIdFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id", "secrets"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Celery's own success line carries the task's return value; portal.kernel.tasks logs its own line instead.

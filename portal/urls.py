@@ -6,6 +6,7 @@ from components.api import login as components_login
 from components.api import v1 as components_v1
 from conax.api import crm
 from portal import fleet_views, health, pages
+from portal import metrics as portal_metrics
 from portal.fleet_api import FleetSummaryView
 from portal.kernel.api.rest import TokenView
 from provisioning.api import activation, jsonrpc
@@ -21,6 +22,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", portal_metrics.metrics_view, name="metrics"),  # Prometheus (portal/metrics.py)
     path("provision/activate", activation.activate, name="provision-activate"),
     path("jsonrpc", jsonrpc.endpoint, name="device-jsonrpc"),
     path("v1/Login/", components_login.login, name="v1-login"),

@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from devices.models import Device
-from portal.kernel import queues
+from portal.kernel import metrics, queues
 from portal.kernel.live import publish
 from provisioning import thunder
 from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionType
@@ -249,6 +249,7 @@ def _finish(command: Command, state: str, *, result: dict | None = None, error: 
     )
     if not finished:
         return
+    metrics.command_finished(kind=command.kind, outcome=state, created_at=command.created_at)
     publish(
         {
             "type": "device.command",

@@ -12,9 +12,12 @@ import concurrent.futures
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Literal, NotRequired, TypedDict
 
 from channels.layers import get_channel_layer
+
+from portal.kernel import requestid
 
 log = logging.getLogger(__name__)
 STAFF_GROUP = "staff"
@@ -100,9 +103,24 @@ async def _send(event: dict) -> None:
         await layer.group_send(STAFF_GROUP, event)
 
 
-def _report(future: concurrent.futures.Future[None]) -> None:
-    if (exc := future.exception()) is not None:
-        log.warning("live update not published", extra={"error": type(exc).__name__})
+_Callback = Callable[[concurrent.futures.Future[None]], None]
+REQUEST_ID_KEY = "request_id"  # of the request or task that caused the event; consumers log it, never relay it
+
+
+def _message(event: LiveEvent) -> dict:
+    message = dict(event)
+    if (request_id := requestid.current()) is not None:
+        message[REQUEST_ID_KEY] = request_id
+    return message
+
+
+def _reporter(request_id: str | None) -> _Callback:
+    def report(future: concurrent.futures.Future[None]) -> None:
+        if (exc := future.exception()) is not None:
+            with requestid.bound(request_id):
+                log.warning("live update not published", extra={"error": type(exc).__name__})
+
+    return report
 
 
 MAX_BACKLOG = 10_000  # events waiting for the layer; past this (Redis stalled) new ones are dropped and logged
@@ -110,11 +128,14 @@ _backlog = 0
 _backlog_lock = threading.Lock()
 
 
-def _done(future: concurrent.futures.Future[None]) -> None:
-    global _backlog
-    with _backlog_lock:
-        _backlog -= 1
-    _report(future)
+def _done(report: _Callback) -> _Callback:
+    def done(future: concurrent.futures.Future[None]) -> None:
+        global _backlog
+        with _backlog_lock:
+            _backlog -= 1
+        report(future)
+
+    return done
 
 
 def publish(event: LiveEvent) -> None:
@@ -128,11 +149,13 @@ def publish(event: LiveEvent) -> None:
             log.warning("live update dropped: backlog full", extra={"type": event["type"]})
             return
         _backlog += 1
-    asyncio.run_coroutine_threadsafe(_send(dict(event)), _publisher.loop()).add_done_callback(_done)
+    message = _message(event)
+    future = asyncio.run_coroutine_threadsafe(_send(message), _publisher.loop())
+    future.add_done_callback(_done(_reporter(message.get(REQUEST_ID_KEY))))
 
 
 async def apublish(event: LiveEvent) -> None:
     try:
-        await _send(dict(event))
+        await _send(_message(event))
     except Exception as exc:  # a lost live update must never undo or fail the stored change
         log.warning("live update not published", extra={"type": event["type"], "error": type(exc).__name__})

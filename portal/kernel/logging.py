@@ -36,6 +36,8 @@ from urllib.parse import quote, quote_plus
 from celery import Task, signals
 from django.http import HttpRequest, HttpResponseBase
 
+from portal.kernel import requestid
+
 request_log = logging.getLogger("portal.request")
 task_log = logging.getLogger("portal.task")
 
@@ -214,19 +216,56 @@ def _redact_record(record: logging.LogRecord) -> None:
         record.stack_info = redact(record.stack_info, secrets)
 
 
+def _record_request_id(record: logging.LogRecord) -> str | None:
+    """The record's request id (``RequestIdFilter`` set it), else the one current while it is formatted."""
+    value = getattr(record, "request_id", None)
+    return str(value) if value is not None else requestid.current()
+
+
+_FIXED = {"request_id"}
+
+
 class KeyValueFormatter(logging.Formatter):
-    """``ts=… level=… logger=… msg=… key=value…`` from the record and its ``extra`` fields, secrets masked."""
+    """``ts=… level=… logger=… [request_id=…] msg=… key=value…`` from the record and its ``extra`` fields, secrets
+    masked."""
 
     def format(self, record: logging.LogRecord) -> str:
         redact_record(record)
         ts = datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
-        parts = [f"ts={ts}", f"level={record.levelname}", f"logger={record.name}", f"msg={_quote(record.getMessage())}"]
-        parts += [f"{key}={_quote(val)}" for key, val in vars(record).items() if key not in _STANDARD_ATTRS]
+        parts = [f"ts={ts}", f"level={record.levelname}", f"logger={record.name}"]
+        if (request_id := _record_request_id(record)) is not None:
+            parts.append(f"request_id={_quote(request_id)}")
+        parts.append(f"msg={_quote(record.getMessage())}")
+        parts += [
+            f"{key}={_quote(val)}"
+            for key, val in vars(record).items()
+            if key not in _STANDARD_ATTRS and key not in _FIXED
+        ]
         if record.exc_text:
             parts.append(f"exc={_quote(record.exc_text)}")
         if record.stack_info:
             parts.append(f"stack={_quote(record.stack_info)}")
         return " ".join(parts)
+
+
+class JsonFormatter(logging.Formatter):
+    """The same fields as ``KeyValueFormatter``, one JSON object per line (``LOG_FORMAT=json``), secrets masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        redact_record(record)
+        ts = datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
+        out: dict[str, object] = {"ts": ts, "level": record.levelname, "logger": record.name}
+        if (request_id := _record_request_id(record)) is not None:
+            out["request_id"] = request_id
+        out["msg"] = record.getMessage()
+        for key, val in vars(record).items():
+            if key not in _STANDARD_ATTRS and key not in _FIXED:
+                out[key] = val if isinstance(val, int | float | bool) or val is None else str(val)
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = record.stack_info
+        return json.dumps(out, ensure_ascii=False)
 
 
 class RequestLogMiddleware:
@@ -277,13 +316,14 @@ def _task_postrun(
 ) -> None:
     started = _task_started.pop(task_id, None)
     runtime = round((time.perf_counter() - started) * 1000, 1) if started is not None else "-"
-    task_log.info(
-        "task",
-        extra={
-            "task": getattr(task, "name", "?"),
-            "task_id": task_id,
-            "state": state,
-            "runtime_ms": runtime,
-            "retries": getattr(getattr(task, "request", None), "retries", 0),
-        },
-    )
+    extra = {
+        "task": getattr(task, "name", "?"),
+        "task_id": task_id,
+        "state": state,
+        "runtime_ms": runtime,
+        "retries": getattr(getattr(task, "request", None), "retries", 0),
+    }
+    # Named here: the signal that unbinds the task's id may run before this one.
+    if (request_id := requestid.task_request_id(task)) is not None:
+        extra["request_id"] = request_id
+    task_log.info("task", extra=extra)

@@ -17,6 +17,8 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from portal.kernel import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -106,9 +108,12 @@ def retry_after(checks: list[Check]) -> int | None:
     except redis.RedisError as exc:
         log.warning("rate limiter unavailable, letting the request through", extra={"error": type(exc).__name__})
         return None
-    waits = [
-        math.ceil(expires - now)
+    over = [
+        (check, expires)
         for check, (_, expires), count in zip(checks, buckets, counts, strict=True)
         if count > check.limit.count
     ]
-    return max(1, max(waits)) if waits else None
+    if not over:
+        return None
+    metrics.rate_limited(limit=over[0][0].scope)  # one refusal, named by the first limit it broke
+    return max(1, max(math.ceil(expires - now) for _, expires in over))

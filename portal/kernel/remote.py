@@ -22,6 +22,11 @@ def _is_trusted(address: str) -> bool:
     return any(ip in net for net in _trusted_networks(tuple(settings.TRUSTED_PROXIES)))
 
 
+def is_trusted_proxy(address: str) -> bool:
+    """Whether ``address`` (a direct peer) is one of ``TRUSTED_PROXIES``."""
+    return bool(settings.TRUSTED_PROXIES) and _is_trusted(address)
+
+
 def client_ip(request: HttpRequest) -> str:
     """Walk X-Forwarded-For from the right, skipping trusted proxies; the first untrusted hop is the client."""
     remote = request.META.get("REMOTE_ADDR") or ""

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -116,6 +117,9 @@ class Command(BaseCommand):
         web = listening(host, port)  # first: a port that is taken stops the start before anything else runs
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        # Metrics count afresh with every start: the folder holds one file per process (docs/operations.md#metrics).
+        for stale in Path(settings.PROMETHEUS_MULTIPROC_DIR).glob("*.db"):
+            stale.unlink()
         demo = not no_demo and not settings.PRODUCTION
         if demo:
             call_command("demo_load")
