@@ -90,7 +90,7 @@ class ScrapeTimeCollector:
             yield depth
 
     def _workers(self) -> Iterable[Metric]:
-        workers = health._worker_status()
+        workers = health.worker_status()
         seen = GaugeMetricFamily("portal_workers_seen", "Celery workers that ever sent a heartbeat")
         seen.add_metric([], workers["workers_seen"])
         yield seen
