@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("provisioning.api.urls")),
     path("", include("devices.api.urls")),
     path("", include("components.api.urls")),
+    path("", include("conax.api.rest_urls")),  # conditional access: /api/v1/conax/…
     path("fleet/summary/", FleetSummaryView.as_view(), name="fleet-summary"),
 ]
 
