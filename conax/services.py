@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -480,7 +480,7 @@ def _batches(rows: Iterable[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]
         yield batch
 
 
-def _audit_bulk(model: type[Catalog], written: list[tuple[Catalog, dict | None]], action: str) -> None:
+def _audit_bulk(model: type[Catalog], written: Sequence[tuple[Catalog, dict | None]], action: str) -> None:
     """One audit entry per row written in bulk (no save signal fires), in one INSERT: a creation with its fields, or
     an update with the fields that changed (``[before, after]``). One entry gets the ``pre_save`` a save would send,
     so that auditlog's receiver fills in the actor, address and correlation id; the others are given the same."""
@@ -597,7 +597,7 @@ def _cards_batch(batch: list[tuple[int, Any]], result: UpsertResult, seen: _Seen
         with _taken_meanwhile():
             Smartcard.objects.bulk_create(new)
             Smartcard.objects.bulk_update([card for card, _ in changed], CARD_FIELDS)
-        _audit_bulk(Smartcard, [(card, None) for card in new] + changed, "upsert_smartcards")
+        _audit_bulk(Smartcard, [*((card, None) for card in new), *changed], "upsert_smartcards")
 
 
 @contextmanager
@@ -728,7 +728,7 @@ def _subscriptions_batch(batch: list[tuple[int, Any]], result: UpsertResult, see
             Subscription.objects.bulk_create(new)
             Subscription.objects.bulk_update([sub for sub, _ in changed], ["customer_id"])
         _links_replace(through, wanted_links, links)
-        _audit_bulk(Subscription, [(sub, None) for sub in new] + changed, "upsert_subscriptions")
+        _audit_bulk(Subscription, [*((sub, None) for sub in new), *changed], "upsert_subscriptions")
 
 
 def _subscription_apply(
@@ -746,7 +746,7 @@ def _subscription_apply(
     if sub is None:
         sub = Subscription(number=values["number"], customer_id=customers.get(username) if username else None)
         return sub, None, service_ids
-    changes = {}
+    changes: dict[str, list[Any]] = {}
     if "customer" in values:
         customer_id = customers.get(username) if username else None
         if sub.customer_id != customer_id:

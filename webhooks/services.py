@@ -110,7 +110,7 @@ def emit(*, event_type: EventType, events: list[tuple[str, dict[str, Any]]]) -> 
     return ids
 
 
-def _queue(ids: list[int], countdown: float | None = None) -> None:
+def _queue(ids: list[int], countdown: float = 0) -> None:
     from webhooks.tasks import deliver  # the tasks module imports this one
 
     for pk in ids:
