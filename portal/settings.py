@@ -434,6 +434,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "conax.api.openapi.crm_paths",
         "portal.kernel.api.openapi.error_responses",
+        "portal.kernel.api.openapi.area_tags",  # a tag per area (inventory, activation, …, webhooks, auth)
     ],
 }
 

@@ -13,6 +13,11 @@ class InvalidEndpoint(WebhookError):
     code = "INVALID_ENDPOINT"
 
 
+class EndpointExists(WebhookError):
+    code = "ENDPOINT_EXISTS"
+    category = Category.CONFLICT
+
+
 class NotRedeliverable(WebhookError):
     code = "NOT_REDELIVERABLE"
     category = Category.CONFLICT

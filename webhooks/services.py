@@ -23,13 +23,13 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from webhooks import signing
 from webhooks.choices import DeliveryState, EventType
 from webhooks.crypto import SecretUnreadable, secret_decrypt, secret_encrypt
-from webhooks.exceptions import InvalidEndpoint, NotRedeliverable
+from webhooks.exceptions import EndpointExists, InvalidEndpoint, NotRedeliverable
 from webhooks.models import Delivery, Endpoint
 
 MIN_SECRET = 16
@@ -65,7 +65,11 @@ def endpoint_save(
         raise InvalidEndpoint("a new endpoint needs a secret", field="secret")
     endpoint.name, endpoint.url, endpoint.active = name, url, active
     endpoint.event_types = sorted(set(event_types))
-    endpoint.save()
+    try:
+        with transaction.atomic():
+            endpoint.save()
+    except IntegrityError as exc:
+        raise EndpointExists(f"an endpoint named {name} exists", field="name") from exc
     return endpoint
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -284,6 +284,19 @@ class UpsertOutput(serializers.Serializer):
 # --- views ---------------------------------------------------------------------------------------------------------
 
 
+def summaries(noun: str, plural: str, *, writes: bool = True) -> Any:
+    """A summary for each operation of a collection (what Swagger UI and Redoc show as its title)."""
+    views = {"list": extend_schema(summary=f"List {plural}"), "retrieve": extend_schema(summary=f"Read a {noun}")}
+    if writes:
+        views |= {
+            "create": extend_schema(summary=f"Create a {noun}"),
+            "update": extend_schema(summary=f"Change a {noun}"),
+            "partial_update": extend_schema(summary=f"Change a {noun} (the same whole input as PUT)"),
+            "destroy": extend_schema(summary=f"Delete a {noun}, unless a pending request refers to it"),
+        }
+    return extend_schema_view(**views)
+
+
 class CatalogViewSet(CreateMixin, UpdateMixin, DeleteMixin, StaffViewSet):
     # One catalog model: every write is conax.services.catalog_save / catalog_delete, as in the admin.
 
@@ -307,11 +320,13 @@ class CatalogViewSet(CreateMixin, UpdateMixin, DeleteMixin, StaffViewSet):
         return type(self).selector().get(pk=instance.pk)
 
 
+@summaries("unit", "units")
 class UnitViewSet(CatalogViewSet):
     model, selector, filterset_class = Unit, selectors.unit_list, UnitFilter
     output_serializer_class, create_input_class, update_input_class = UnitOutput, UnitInput, UnitInput
 
 
+@summaries("service", "services")
 class ServiceViewSet(CatalogViewSet):
     model, selector, filterset_class = Service, selectors.service_list, ServiceFilter
     output_serializer_class, create_input_class, update_input_class = ServiceOutput, ServiceInput, ServiceInput
@@ -326,6 +341,7 @@ def _upsert(request: Request, columns: tuple[str, ...], upsert: Any) -> Response
     return Response(UpsertOutput({**result.as_dict(), "dry_run": data["dry_run"]}).data)
 
 
+@summaries("subscription", "subscriptions")
 class SubscriptionViewSet(CatalogViewSet):
     model, selector, filterset_class = Subscription, selectors.subscription_list, SubscriptionFilter
     output_serializer_class = SubscriptionOutput
@@ -335,7 +351,12 @@ class SubscriptionViewSet(CatalogViewSet):
         values = {name: value for name, value in data.items() if name != "service_ids"}
         return services.catalog_save(instance=instance, values=values, services=data["service_ids"])
 
-    @extend_schema(request=SubscriptionUpsertInput, responses=UpsertOutput, filters=False)
+    @extend_schema(
+        summary="Create or change subscriptions in bulk",
+        request=SubscriptionUpsertInput,
+        responses=UpsertOutput,
+        filters=False,
+    )
     @action(detail=False, methods=["post"], url_path="import", filterset_class=None)
     def bulk_import(self, request: Request) -> Response:
         """Create or change subscriptions by number from a list or a CSV; idempotent. Bad rows are reported with
@@ -343,12 +364,18 @@ class SubscriptionViewSet(CatalogViewSet):
         return _upsert(request, importing.SUBSCRIPTION_COLUMNS, services.subscriptions_upsert)
 
 
+@summaries("smartcard", "smartcards")
 class SmartcardViewSet(CatalogViewSet):
     model, selector, filterset_class = Smartcard, selectors.smartcard_list, SmartcardFilter
     output_serializer_class = SmartcardOutput
     create_input_class = update_input_class = InstalledItemInput
 
-    @extend_schema(request=SmartcardUpsertInput, responses=UpsertOutput, filters=False)
+    @extend_schema(
+        summary="Create or change smartcards in bulk",
+        request=SmartcardUpsertInput,
+        responses=UpsertOutput,
+        filters=False,
+    )
     @action(detail=False, methods=["post"], url_path="import", filterset_class=None)
     def bulk_import(self, request: Request) -> Response:
         """Create or change smartcards by serial number from a list or a CSV (a migration from another CAS
@@ -356,18 +383,21 @@ class SmartcardViewSet(CatalogViewSet):
         return _upsert(request, importing.CARD_COLUMNS, services.smartcards_upsert)
 
 
+@summaries("CAS set-top box", "CAS set-top boxes")
 class SetTopBoxViewSet(CatalogViewSet):
     model, selector, filterset_class = SetTopBox, selectors.set_top_box_list, SetTopBoxFilter
     output_serializer_class = SetTopBoxOutput
     create_input_class = update_input_class = SetTopBoxInput
 
 
+@summaries("pairing", "pairings", writes=False)
 class PairingViewSet(StaffViewSet):
     """Read only: pairings are made by CREATE_PAIRING and ADD_TO_EXISTING_PAIRING requests (the CRM.COM API)."""
 
     output_serializer_class, selector, filterset_class = PairingOutput, selectors.pairing_list, PairingFilter
 
 
+@summaries("entitlement", "entitlements", writes=False)
 class EntitlementViewSet(StaffViewSet):
     """Read only: a service on a smartcard as the head-end last confirmed it (ADD / CANCEL_SUBSCRIPTIONS)."""
 

@@ -35,6 +35,16 @@ def test_endpoint_create_never_returns_the_secret(staff_api):
     assert SECRET not in Endpoint.objects.get().secret_encrypted
 
 
+def test_a_taken_name_is_409(staff_api):
+    endpoint("https://crm.example/hook")
+    body = {"name": "crm-https://crm.example/hook", "url": "https://b.example/", "event_types": ["device.disabled"]}
+
+    response = staff_api.post(f"{API}endpoints/", {**body, "secret": SECRET}, format="json")
+
+    assert (response.status_code, response.json()["code"]) == (409, "ENDPOINT_EXISTS")
+    assert Endpoint.objects.count() == 1
+
+
 def test_update_without_a_secret_keeps_it(staff_api):
     ep = endpoint("https://crm.example/hook")
     body = {"name": "renamed", "url": "https://crm.example/v2", "event_types": ["command.finished"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,6 +17,7 @@ from webhooks.choices import DeliveryState, EventType
 from webhooks.filters import DeliveryFilter, EndpointFilter
 from webhooks.models import Delivery, Endpoint
 
+EXISTS = error_response("ENDPOINT_EXISTS: an endpoint has this name; nothing was written.")
 NOT_REDELIVERABLE = error_response("NOT_REDELIVERABLE: the delivery is still pending; nothing changed.")
 
 
@@ -71,9 +72,18 @@ class DeliveryOutput(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List webhook endpoints"),
+    retrieve=extend_schema(summary="Read a webhook endpoint"),
+    create=extend_schema(summary="Register a webhook endpoint"),
+    update=extend_schema(summary="Change a webhook endpoint"),
+    partial_update=extend_schema(summary="Change a webhook endpoint (the same whole input as PUT)"),
+    destroy=extend_schema(summary="Delete a webhook endpoint and its delivery log"),
+)
 class EndpointViewSet(CreateMixin, UpdateMixin, DeleteMixin, StaffViewSet):
     output_serializer_class, create_input_class, update_input_class = EndpointOutput, EndpointInput, EndpointInput
     selector, filterset_class = selectors.endpoint_list, EndpointFilter
+    create_responses = update_responses = {409: EXISTS}
 
     def create_object(self, data: dict) -> Endpoint:
         return services.endpoint_save(**data)
@@ -85,10 +95,16 @@ class EndpointViewSet(CreateMixin, UpdateMixin, DeleteMixin, StaffViewSet):
         services.endpoint_delete(endpoint=endpoint)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List webhook deliveries (the delivery log)"),
+    retrieve=extend_schema(summary="Read a webhook delivery"),
+)
 class DeliveryViewSet(StaffViewSet):
     output_serializer_class, selector, filterset_class = DeliveryOutput, selectors.delivery_list, DeliveryFilter
 
-    @extend_schema(request=None, responses={200: DeliveryOutput, 409: NOT_REDELIVERABLE})
+    @extend_schema(
+        summary="Send a delivery again", request=None, responses={200: DeliveryOutput, 409: NOT_REDELIVERABLE}
+    )
     @action(detail=True, methods=["post"])
     def redeliver(self, request: Request, pk=None) -> Response:
         """Send a delivered or dead delivery again (the same event id), with a fresh attempt budget."""
