@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -22,7 +24,9 @@ class EndpointForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text=f"At least {services.MIN_SECRET} characters; leave empty to keep the current one (never shown).",
     )
-    url = forms.URLField(max_length=500, assume_scheme="https", help_text="http(s) URL that receives a POST per event.")
+    url = forms.URLField(
+        label="URL", max_length=500, assume_scheme="https", help_text="http(s) URL that receives a POST per event."
+    )
     event_types = forms.MultipleChoiceField(choices=EventType.choices, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
@@ -41,6 +45,18 @@ class EndpointAdmin(ConsoleAdmin):
     @admin.display(description="event types")
     def events(self, obj: Endpoint) -> str:
         return ", ".join(obj.event_types)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # A copy: the declared field is shared by every form class the admin makes.
+        secret = form.base_fields["secret"] = copy.copy(form.base_fields["secret"])
+        secret.required = obj is None
+        secret.help_text = (
+            f"At least {services.MIN_SECRET} characters; it signs every delivery and is never shown again."
+            if obj is None
+            else "Leave empty to keep the current secret (it is never shown); type a new one to replace it."
+        )
+        return form
 
     def service_save(self, request, obj, form, change):
         data = form.cleaned_data
@@ -62,7 +78,7 @@ class DeliveryAdmin(FilterSetAdminMixin, ConsoleAdmin):
     """The delivery log: read only; a delivered or dead delivery can be sent again."""
 
     list_display = (
-        "pk",
+        "id",
         "event_type",
         "object_key",
         "endpoint",
@@ -82,7 +98,15 @@ class DeliveryAdmin(FilterSetAdminMixin, ConsoleAdmin):
     object_actions = (ObjectAction("redeliver", "Redeliver", run="redeliver_one", shown="can_redeliver"),)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Delivery._meta.fields]
+        # The next attempt means something only while the delivery is pending.
+        return [f.name if f.name != "next_attempt_at" else "next_attempt" for f in Delivery._meta.fields]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="next attempt")
+    def next_attempt(self, obj: Delivery) -> object:
+        return obj.next_attempt_at if obj.state == DeliveryState.PENDING else "none (not pending)"
 
     @admin.display(description="state", ordering="state")
     def status(self, obj: Delivery) -> str:

@@ -69,4 +69,5 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} → {self.endpoint_id} ({self.state})"
+        # No state: the name appears where it is not re-read (messages, breadcrumbs), and a state goes stale.
+        return f"Delivery {self.pk} ({self.get_event_type_display().lower()})"
