@@ -202,3 +202,59 @@ def test_bad_endpoints_are_refused(changes, code):
     with pytest.raises(InvalidEndpoint):
         services.endpoint_save(**(values | changes))
     assert not Endpoint.objects.exists()
+
+
+def test_a_finished_conax_request_is_an_event_about_its_smartcard(receiver, settings, staff_user):
+    from conax import gateway, pipeline
+    from conax import services as conax_services
+    from tests.conax.factories import ServiceFactory, SmartcardFactory, SubscriptionFactory
+
+    settings.CAS_GATEWAY_URL = "inprocess:"
+    gateway.reset_gateway_cache()
+    endpoint(receiver.url, "conax_request.finished")
+    service = ServiceFactory(code="GOLD")
+    card = SmartcardFactory(subscription=SubscriptionFactory(services=[service]))
+    draft = conax_services.subscription_change(
+        type="ADD_SUBSCRIPTIONS", subscription=card.subscription, service=service, smartcard=card
+    )
+    request = conax_services.request_create(
+        draft=draft, actor=conax_services.Actor(None), options=conax_services.Options()
+    )
+
+    assert pipeline.request_process(number=request.pk) == "COMPLETED"
+    gateway.reset_gateway_cache()
+    send_all()
+
+    [got] = receiver.received
+    assert got.event["type"] == "conax_request.finished"
+    assert got.event["data"] == {
+        "number": request.pk,
+        "id": request.uid,
+        "type": "ADD_SUBSCRIPTIONS",
+        "life_cycle_state": "COMPLETED",
+        "smartcard_id": card.pk,
+        "error_code": None,
+    }
+    assert Delivery.objects.get().object_key == f"smartcard:{card.pk}"
+
+
+def test_changed_components_are_an_event_per_device(receiver, staff_user):
+    from components import services as component_services
+    from components.choices import ActiveStatus, ComponentType
+    from tests.components.support import catalog_load
+
+    catalog_load()
+    endpoint(receiver.url, "component.changed")
+    device = DeviceFactory()
+    record = component_services.provisioning_for_device(device=device)
+
+    component_services.components_upsert(
+        user=staff_user,
+        provisioning_id=record.pk,
+        component_type=ComponentType.SENSOR,
+        component_ids=[1],
+        active_status=ActiveStatus.ACTIVE,
+    )
+    send_all()
+
+    assert [r.event["data"] for r in receiver.received] == [{"device_id": device.pk}]
