@@ -35,6 +35,7 @@ from devices.selectors import devices_visible
 from portal.kernel import services as portal_services
 from portal.kernel.authentication import api_authenticate
 from portal.kernel.choices import TokenPurpose
+from webhooks import events as webhook_events
 
 UNKNOWN_CATALOG: dict[ComponentType, type[UnknownCatalogEntry]] = {
     ComponentType.SENSOR: UnknownSensor,
@@ -59,7 +60,9 @@ def provisioning_for_device(*, device: Device) -> DeviceProvisioning:
 def devices_bump_configuration(*, provisioning_ids: Iterable[int]) -> int:
     """One configuration_version step for each device whose components this request changed."""
     ids = set(provisioning_ids)
-    return Device.objects.filter(pk__in=ids).update(configuration_version=F("configuration_version") + 1)
+    bumped = Device.objects.filter(pk__in=ids).update(configuration_version=F("configuration_version") + 1)
+    webhook_events.components_changed(ids)  # the record's id is its device's
+    return bumped
 
 
 def _visible_provisioning(*, user: User, provisioning_id: int) -> DeviceProvisioning:

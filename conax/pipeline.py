@@ -36,6 +36,7 @@ from conax.gateway import CasCommand, Completed, GatewayUnavailable, Rejected, g
 from conax.models import Entitlement, Pairing, ProvisioningRequest, SetTopBox, Smartcard
 from portal.kernel import metrics, queues
 from portal.kernel.live import publish
+from webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 TASK = "conax.tasks.process_request"
@@ -210,6 +211,14 @@ def _finish(request: ProvisioningRequest, outcome: Completed | Rejected, *, ours
             return request.life_cycle_state
         if state == COMPLETED:
             apply_effect(request, now)
+        webhook_events.conax_request_finished(
+            number=request.pk,
+            uid=request.uid,
+            type=request.type,
+            state=state,
+            smartcard_id=request.smartcard_id,
+            error=fields.get("error_code"),
+        )
         if request.smartcard_id:
             transaction.on_commit(lambda: _dispatch_next_of_card(request.smartcard_id))
     due = max(filter(None, (request.created_date, request.scheduled_date)), default=None)

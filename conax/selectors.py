@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from conax.choices import LifeCycleState
 from conax.exceptions import NotFound
 from conax.filters import ProvisioningRequestFilter
-from conax.models import Entitlement, ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
+from conax.models import Entitlement, Pairing, ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
 from devices.models import Device
 from devices.selectors import device_visibility
 from portal.kernel.filters import filtered
@@ -49,6 +49,45 @@ def identified(model: type[Identified], field: str, value: str) -> Identified:
 
 def request_list(*, filters: dict | None = None) -> QuerySet[ProvisioningRequest]:
     return filtered(ProvisioningRequestFilter, filters, ProvisioningRequest.objects.order_by("number"))
+
+
+# --- the catalog's collections (the staff REST API): each a fixed number of queries, whatever the page size -------
+
+
+def unit_list() -> QuerySet[Unit]:
+    return Unit.objects.order_by("name")
+
+
+def service_list() -> QuerySet[Service]:
+    return Service.objects.order_by("code")
+
+
+def subscription_list() -> QuerySet[Subscription]:
+    services = Prefetch("services", queryset=Service.objects.order_by("code"))
+    return Subscription.objects.select_related("customer").prefetch_related(services).order_by("number")
+
+
+def smartcard_list() -> QuerySet[Smartcard]:
+    """With the subscription, the pairing's boxes and their inventory devices (a card is paired with few boxes)."""
+    boxes = Prefetch(
+        "pairing__set_top_boxes",
+        queryset=SetTopBox.objects.select_related("device").order_by("serial_number"),
+    )
+    return Smartcard.objects.select_related("subscription", "pairing").prefetch_related(boxes).order_by("serial_number")
+
+
+def set_top_box_list() -> QuerySet[SetTopBox]:
+    return SetTopBox.objects.select_related("subscription", "device").order_by("serial_number")
+
+
+def pairing_list() -> QuerySet[Pairing]:
+    cards = Prefetch("smartcards", queryset=Smartcard.objects.order_by("serial_number"))
+    boxes = Prefetch("set_top_boxes", queryset=SetTopBox.objects.order_by("serial_number"))
+    return Pairing.objects.select_related("subscription").prefetch_related(cards, boxes).order_by("created_at", "id")
+
+
+def entitlement_list() -> QuerySet[Entitlement]:
+    return Entitlement.objects.select_related("smartcard", "service", "subscription").order_by("smartcard_id", "pk")
 
 
 LOG_RELATIONS = ("created_by_user", "updated_by_user", "created_by_unit", "updated_by_unit")

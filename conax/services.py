@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from auditlog.cid import get_cid
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
+from django.db.models.signals import pre_save
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -35,6 +41,7 @@ from conax.exceptions import (
     InvalidParameter,
     RuleViolation,
 )
+from conax.importing import BadRow
 from conax.models import ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit, new_id
 from portal.kernel import services as portal_services
 from portal.kernel.authentication import api_authenticate
@@ -360,15 +367,24 @@ def catalog_save(*, instance: Catalog, values: dict[str, Any], services: list[Se
 
 
 def catalog_delete(*, instance: Catalog) -> None:
-    """Delete a catalog record, unless a PENDING request refers to it."""
+    """Delete a catalog record, unless a PENDING request refers to it, or an entitlement to a service.
+
+    The row is locked first: a request created meanwhile about it waits for this transaction and then fails its
+    foreign key check, so no pending request is ever left about something deleted."""
     field_name = REFERS.get(type(instance))
-    if field_name is not None:
-        pending = ProvisioningRequest.objects.filter(
-            Q(**{field_name: instance}), life_cycle_state=LifeCycleState.PENDING
-        ).count()
-        if pending:
-            raise InUse(f"{pending} pending request(s) refer to {instance}; wait for them or have them rejected")
-    instance.delete()
+    with transaction.atomic():
+        type(instance).objects.select_for_update().filter(pk=instance.pk).exists()
+        if field_name is not None:
+            pending = ProvisioningRequest.objects.filter(
+                Q(**{field_name: instance}), life_cycle_state=LifeCycleState.PENDING
+            ).count()
+            if pending:
+                raise InUse(f"{pending} pending request(s) refer to {instance}; wait for them or have them rejected")
+        try:
+            with transaction.atomic():
+                instance.delete()
+        except ProtectedError as exc:
+            raise InUse(f"{instance} is still referred to (entitlements on smartcards); cancel them first") from exc
 
 
 # --- CRM.COM sessions ----------------------------------------------------------------------------------------------
@@ -412,3 +428,347 @@ def crm_session(*, raw: str) -> ApiToken:
     if not is_support_staff(token.user):
         raise AccessDenied("this user may not use the CRM API")
     return token
+
+
+# --- bulk upsert of smartcards and subscriptions (a migration from another CAS front-end, a CRM's nightly feed) ----
+
+UPSERT_BATCH = 2000
+MAX_CODE = 64  # CA ids, alternative codes, subscription numbers, service codes (the models' max_length)
+MAX_SERIAL = 128
+
+
+@dataclass
+class UpsertResult:
+    """What an upsert did (or, dry run, would do); ``invalid`` rows are reported with their line and left out."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line, key, reason)
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "invalid": [{"line": line, "key": key, "reason": reason} for line, key, reason in self.invalid],
+        }
+
+
+def _text(row: dict, name: str, limit: int, *, required: bool) -> str | None:
+    """The row's value for ``name``, or a ValueError saying what is wrong with it."""
+    value = row.get(name)
+    if value is None:
+        if required:
+            raise ValueError(f"{name} is missing")
+        return None
+    if not isinstance(value, str) or not value or value != value.strip() or not value.isprintable():
+        raise ValueError(f"{name} must be a non-empty string without surrounding spaces or control characters")
+    if len(value) > limit:
+        raise ValueError(f"{name} is longer than {limit} characters")
+    return value
+
+
+def _batches(rows: Iterable[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]:
+    batch: list[tuple[int, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= UPSERT_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _audit_bulk(model: type[Catalog], written: Sequence[tuple[Catalog, dict | None]], action: str) -> None:
+    """One audit entry per row written in bulk (no save signal fires), in one INSERT: a creation with its fields, or
+    an update with the fields that changed (``[before, after]``). One entry gets the ``pre_save`` a save would send,
+    so that auditlog's receiver fills in the actor, address and correlation id; the others are given the same."""
+    if not written:
+        return
+    content_type, cid = ContentType.objects.get_for_model(model), get_cid()
+    entries = [
+        LogEntry(
+            content_type=content_type,
+            object_pk=str(instance.pk),
+            object_repr=str(instance),
+            action=LogEntry.Action.CREATE if changes is None else LogEntry.Action.UPDATE,
+            changes=_created_fields(instance) if changes is None else changes,
+            cid=cid,
+            additional_data={"action": action},
+        )
+        for instance, changes in written
+    ]
+    before = dict(vars(entries[0]))
+    pre_save.send(sender=LogEntry, instance=entries[0], raw=False, using="default", update_fields=None)
+    context = {name: value for name, value in vars(entries[0]).items() if before.get(name) != value}
+    for entry in entries[1:]:
+        vars(entry).update(context)
+    LogEntry.objects.bulk_create(entries, batch_size=UPSERT_BATCH)
+
+
+def _created_fields(instance: Catalog) -> dict[str, list]:
+    """What auditlog records of a creation (every concrete field, ``[None, value]``), without its per-field diff."""
+    return {
+        field.name: [None, value if isinstance(value, str | int) else str(value)]
+        for field in instance._meta.concrete_fields
+        if (value := field.value_from_object(instance)) not in (None, "")
+    }
+
+
+CARD_FIELDS = ("ca_id", "alternative_code", "subscription_id")
+
+
+def smartcards_upsert(*, rows: Iterable[tuple[int, Any]], dry_run: bool = False) -> UpsertResult:
+    """Create or change smartcards by serial number, from ``(line, {serial_number, ca_id, alternative_code?,
+    subscription?})`` rows (``subscription`` is a number). Idempotent: a second run of the same rows changes nothing.
+    A row whose CA id or alternative code another card holds, naming an unknown subscription, or repeating a serial
+    or CA id of an earlier row is reported and left out. Runs in batches of ``UPSERT_BATCH`` rows, each a few
+    queries and one transaction; each card written is audited, and the run once."""
+    result, seen = UpsertResult(), _Seen()
+    for batch in _batches(rows):
+        _cards_batch(batch, result, seen, dry_run=dry_run)
+    return result
+
+
+@dataclass
+class _Seen:
+    """Keys of earlier rows of the same run (a repeat is reported with the line it first appeared on)."""
+
+    keys: dict[str, int] = field(default_factory=dict)
+    ca_ids: dict[str, int] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)
+
+
+def _card_row(line: int, row: Any, seen: _Seen) -> dict:
+    if not isinstance(row, dict):
+        raise ValueError(row if isinstance(row, BadRow) else "a row must be an object")
+    unknown = sorted(set(row) - {"serial_number", "ca_id", "alternative_code", "subscription"})
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]}")
+    serial = _text(row, "serial_number", MAX_SERIAL, required=True)
+    values = {"serial_number": serial, "ca_id": _text(row, "ca_id", MAX_CODE, required=True)}
+    if "alternative_code" in row:
+        values["alternative_code"] = _text(row, "alternative_code", MAX_CODE, required=False)
+    if "subscription" in row:
+        values["subscription"] = _text(row, "subscription", MAX_CODE, required=False)
+    for kind, key in (("keys", serial), ("ca_ids", values["ca_id"]), ("codes", values.get("alternative_code"))):
+        first = getattr(seen, kind).get(key) if key else None
+        if first is not None:
+            raise ValueError(f"repeats line {first}")
+    for kind, key in (("keys", serial), ("ca_ids", values["ca_id"]), ("codes", values.get("alternative_code"))):
+        if key:
+            getattr(seen, kind)[key] = line
+    return values
+
+
+def _cards_batch(batch: list[tuple[int, Any]], result: UpsertResult, seen: _Seen, *, dry_run: bool) -> None:
+    parsed: list[tuple[int, dict]] = []
+    for line, row in batch:
+        try:
+            parsed.append((line, _card_row(line, row, seen)))
+        except ValueError as exc:
+            key = row.get("serial_number") if isinstance(row, dict) else None
+            result.invalid.append((line, str(key or "")[:MAX_SERIAL], str(exc)))
+    with transaction.atomic():
+        existing = Smartcard.objects.select_for_update().in_bulk(
+            [v["serial_number"] for _, v in parsed], field_name="serial_number"
+        )
+        holders = _holders(Smartcard, parsed)
+        numbers = {v["subscription"] for _, v in parsed if v.get("subscription")}
+        subscriptions = dict(Subscription.objects.filter(number__in=numbers).values_list("number", "pk"))
+        new, changed = [], []
+        for line, values in parsed:
+            try:
+                card, changes = _card_apply(values, existing.get(values["serial_number"]), holders, subscriptions)
+            except ValueError as exc:
+                result.invalid.append((line, values["serial_number"], str(exc)))
+                continue
+            if changes is None:
+                new.append(card)
+            elif changes:
+                changed.append((card, changes))
+            else:
+                result.unchanged += 1
+        result.created += len(new)
+        result.updated += len(changed)
+        if dry_run or not (new or changed):
+            return
+        with _taken_meanwhile():
+            Smartcard.objects.bulk_create(new)
+            Smartcard.objects.bulk_update([card for card, _ in changed], CARD_FIELDS)
+        _audit_bulk(Smartcard, [*((card, None) for card in new), *changed], "upsert_smartcards")
+
+
+@contextmanager
+def _taken_meanwhile() -> Iterator[None]:
+    """A concurrent writer took an identifier between this batch's reads and its writes: the batch is undone."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        raise Duplicate(
+            "an identifier was taken by a concurrent change; this batch was not written: run again"
+        ) from exc
+
+
+def _holders(model: type[Smartcard], parsed: list[tuple[int, dict]]) -> dict[tuple[str, str], str]:
+    """Which serial holds each CA id and alternative code the rows name: ``{("ca_id", value): serial}``."""
+    ca_ids = [v["ca_id"] for _, v in parsed]
+    codes = [v["alternative_code"] for _, v in parsed if v.get("alternative_code")]
+    rows = model.objects.filter(Q(ca_id__in=ca_ids) | Q(alternative_code__in=codes))
+    held = {}
+    for serial, ca_id, code in rows.values_list("serial_number", "ca_id", "alternative_code"):
+        held[("ca_id", ca_id)] = serial
+        if code:
+            held[("alternative_code", code)] = serial
+    return held
+
+
+def _card_apply(
+    values: dict, card: Smartcard | None, holders: dict, subscriptions: dict[str, str]
+) -> tuple[Smartcard, dict | None]:
+    """The card with the row's values, and the audit changes (None: a new card; empty: nothing changed)."""
+    serial = values["serial_number"]
+    for name in ("ca_id", "alternative_code"):
+        holder = holders.get((name, values.get(name)))
+        if values.get(name) and holder not in (None, serial):
+            raise ValueError(f"{name} {values[name]} is held by smartcard {holder}")
+    wanted = {"ca_id": values["ca_id"]}
+    if "alternative_code" in values:
+        wanted["alternative_code"] = values["alternative_code"]
+    if "subscription" in values:
+        number = values["subscription"]
+        if number is not None and number not in subscriptions:
+            raise ValueError(f"no subscription with number {number}")
+        wanted["subscription_id"] = subscriptions.get(number) if number else None
+    if card is None:
+        return Smartcard(serial_number=serial, **wanted), None
+    changes = {name: [getattr(card, name), value] for name, value in wanted.items() if getattr(card, name) != value}
+    for name, (_, value) in changes.items():
+        setattr(card, name, value)
+    return card, changes
+
+
+def subscriptions_upsert(*, rows: Iterable[tuple[int, Any]], dry_run: bool = False) -> UpsertResult:
+    """Create or change subscriptions by number, from ``(line, {number, customer?, services?})`` rows: ``customer``
+    is a username, ``services`` a list of service codes that replaces the subscription's. Idempotent; bad rows
+    (unknown service or customer, a repeated number) are reported and left out; batches as for smartcards."""
+    result, seen = UpsertResult(), _Seen()
+    for batch in _batches(rows):
+        _subscriptions_batch(batch, result, seen, dry_run=dry_run)
+    return result
+
+
+def _subscription_row(line: int, row: Any, seen: _Seen) -> dict:
+    if not isinstance(row, dict):
+        raise ValueError(row if isinstance(row, BadRow) else "a row must be an object")
+    unknown = sorted(set(row) - {"number", "customer", "services"})
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]}")
+    values: dict[str, Any] = {"number": _text(row, "number", MAX_CODE, required=True)}
+    if "customer" in row:
+        values["customer"] = _text(row, "customer", 150, required=False)
+    if "services" in row:
+        codes = row["services"] if row["services"] is not None else []
+        if not isinstance(codes, list) or not all(isinstance(code, str) and code for code in codes):
+            raise ValueError("services must be a list of service codes")
+        values["services"] = sorted(set(codes))
+    if values["number"] in seen.keys:
+        raise ValueError(f"repeats line {seen.keys[values['number']]}")
+    seen.keys[values["number"]] = line
+    return values
+
+
+def _subscriptions_batch(batch: list[tuple[int, Any]], result: UpsertResult, seen: _Seen, *, dry_run: bool) -> None:
+    parsed: list[tuple[int, dict]] = []
+    for line, row in batch:
+        try:
+            parsed.append((line, _subscription_row(line, row, seen)))
+        except ValueError as exc:
+            key = row.get("number") if isinstance(row, dict) else None
+            result.invalid.append((line, str(key or "")[:MAX_CODE], str(exc)))
+    through = Subscription.services.through
+    with transaction.atomic():
+        existing = Subscription.objects.select_for_update().in_bulk(
+            [v["number"] for _, v in parsed], field_name="number"
+        )
+        links: dict[str, set[str]] = {}
+        for sub_id, service_id in through.objects.filter(subscription__in=existing.values()).values_list(
+            "subscription_id", "service_id"
+        ):
+            links.setdefault(sub_id, set()).add(service_id)
+        codes = {code for _, v in parsed for code in v.get("services", [])}
+        services_ = dict(Service.objects.filter(code__in=codes).values_list("code", "pk"))
+        usernames = {v["customer"] for _, v in parsed if v.get("customer")}
+        model = get_user_model()
+        customers = dict(model._default_manager.filter(username__in=usernames).values_list("username", "pk"))
+        new, changed, wanted_links = [], [], {}
+        for line, values in parsed:
+            try:
+                sub, changes, service_ids = _subscription_apply(
+                    values, existing.get(values["number"]), links, services_, customers
+                )
+            except ValueError as exc:
+                result.invalid.append((line, values["number"], str(exc)))
+                continue
+            if service_ids is not None:
+                wanted_links[sub.pk] = service_ids
+            if changes is None:
+                new.append(sub)
+            elif changes:
+                changed.append((sub, changes))
+            else:
+                result.unchanged += 1
+        result.created += len(new)
+        result.updated += len(changed)
+        if dry_run or not (new or changed):
+            return
+        with _taken_meanwhile():
+            Subscription.objects.bulk_create(new)
+            Subscription.objects.bulk_update([sub for sub, _ in changed], ["customer_id"])
+        _links_replace(through, wanted_links, links)
+        _audit_bulk(Subscription, [*((sub, None) for sub in new), *changed], "upsert_subscriptions")
+
+
+def _subscription_apply(
+    values: dict, sub: Subscription | None, links: dict, services_: dict[str, str], customers: dict[str, int]
+) -> tuple[Subscription, dict | None, set[str] | None]:
+    """The subscription with the row's values, the audit changes (None: new; empty: unchanged) and the service ids
+    it must have (None: left as they are)."""
+    missing = [code for code in values.get("services", []) if code not in services_]
+    if missing:
+        raise ValueError(f"no service with code {missing[0]}")
+    username = values.get("customer")
+    if username is not None and username not in customers:
+        raise ValueError(f"no user {username}")
+    service_ids = {services_[code] for code in values["services"]} if "services" in values else None
+    if sub is None:
+        sub = Subscription(number=values["number"], customer_id=customers.get(username) if username else None)
+        return sub, None, service_ids
+    changes: dict[str, list[Any]] = {}
+    if "customer" in values:
+        customer_id = customers.get(username) if username else None
+        if sub.customer_id != customer_id:
+            changes["customer"] = [sub.customer_id, customer_id]
+            sub.customer_id = customer_id
+    if service_ids is not None and service_ids != links.get(sub.pk, set()):
+        changes["services"] = [sorted(links.get(sub.pk, set())), sorted(service_ids)]
+    return sub, changes, service_ids
+
+
+def _links_replace(through: Any, wanted: dict[str, set[str]], current: dict[str, set[str]]) -> None:
+    """Each subscription in ``wanted`` ends with exactly those services: one DELETE and one INSERT for the batch."""
+    stale = Q()
+    for sub_id, service_ids in wanted.items():
+        gone = current.get(sub_id, set()) - service_ids
+        if gone:
+            stale |= Q(subscription_id=sub_id, service_id__in=gone)
+    if stale:
+        through.objects.filter(stale).delete()
+    add = [
+        through(subscription_id=sub_id, service_id=service_id)
+        for sub_id, service_ids in wanted.items()
+        for service_id in service_ids - current.get(sub_id, set())
+    ]
+    through.objects.bulk_create(add, ignore_conflicts=True)

@@ -35,6 +35,7 @@ from devices.exceptions import (
     InvalidOwner,
 )
 from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, window_elapsed
+from webhooks import events as webhook_events
 
 CIK_BYTES = 20  # 40 lowercase hex characters, as device libraries expect
 MAX_FIELD = 128  # longest vendor, model or serial the activation API accepts
@@ -80,6 +81,7 @@ def _transition(*, ids: Iterable[int], allowed: Q, values: dict, action: str) ->
         changed = [row["pk"] for row in rows]
         Device.objects.filter(pk__in=changed).update(**values)
         _audit(rows, values, action)
+        webhook_events.devices_changed(action, rows)  # the outbox rows commit with the change
     changed_set = set(changed)
     return BulkResult(changed=changed, skipped=[pk for pk in ids if pk not in changed_set])
 
@@ -414,7 +416,7 @@ INSERT INTO devices_activationattempt (device_id, vendor, model, serial_number, 
 # constants above only; every value is a bound parameter.)
 _ACTIVATE_AND_LOG = (
     f"WITH activated AS ({_ACTIVATE}) {_LOG_ATTEMPT} "  # noqa: S608
-    "SELECT id, %s, %s, %s, %s, %s, %s, %s FROM activated"
+    "SELECT id, %s, %s, %s, %s, %s, %s, %s FROM activated RETURNING device_id"
 )
 
 
@@ -446,20 +448,22 @@ def _activate_once(vendor: str, model: str, serial: str, remote_addr: str | None
     at = connection.ops.adapt_datetimefield_value(timezone.now())
     update = [S.ACTIVATED.value, cik_digest(cik), at, at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
     log = [vendor[:64], model[:64], serial[:MAX_FIELD], at, remote_addr or None, user_agent[:255]]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:  # one statement: atomic by itself, no BEGIN/COMMIT round trips
+    # The webhook outbox row (if an endpoint takes the event) commits with the activation: one transaction.
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # the activation and its log line in one statement
             cursor.execute(_ACTIVATE_AND_LOG, [*update, *log, ActivationOutcome.ACTIVATED.value])
-            activated = cursor.rowcount == 1
-    else:
-        with transaction.atomic(), connection.cursor() as cursor:
+            row = cursor.fetchone()
+        else:
             cursor.execute(_ACTIVATE, update)
             row = cursor.fetchone()
-            if activated := row is not None:
+            if row is not None:
                 cursor.execute(
                     f"{_LOG_ATTEMPT} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     [row[0], *log, ActivationOutcome.ACTIVATED.value],
                 )
-    return cik if activated else None
+        if row is not None:
+            webhook_events.devices_changed("activate", [{"pk": row[0], "serial_number": serial}])
+    return cik if row is not None else None
 
 
 def _why_refused(*, vendor: str, model: str, serial: str) -> tuple[ActivationRefused | None, Device | None]:

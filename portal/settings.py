@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "provisioning",
     "conax",
     "components",
+    "webhooks",
     # The project shell (management commands; no models).
     "portal",
     # Last: the kernel's post_migrate hook gives the support group the permissions the apps above created.
@@ -329,6 +330,13 @@ CAS_INPROCESS_BACKEND = "conax.simulator.CasSimulator"
 # between runs), and how long a queued request may wait for a worker before that run queues it again.
 CAS_DISPATCH_INTERVAL = env.int("CAS_DISPATCH_INTERVAL", default=10)
 CAS_DISPATCH_GRACE_SECONDS = env.int("CAS_DISPATCH_GRACE_SECONDS", default=120)
+
+# --- outbound webhooks (webhooks/, docs/webhooks.md) ---------------------------------------------------------------
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)  # seconds a receiver may take to answer
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)  # then the delivery is DEAD
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)  # doubled after each failure
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_SWEEP_INTERVAL = env.int("WEBHOOK_SWEEP_INTERVAL", default=15)  # seconds between sweeps of due deliveries
 # Activation rate limits, "count/seconds" ("0" turns one off): per client address and per serial number.
 ACTIVATION_RATE_LIMIT_IP = env.str("ACTIVATION_RATE_LIMIT_IP", default="300/60")
 ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="10/60")
@@ -442,11 +450,14 @@ SPECTACULAR_SETTINGS = {
     # Every PATCH view validates its whole input serializer (none passes partial=True): document that, not a copy
     # with every field optional.
     "COMPONENT_SPLIT_PATCH": False,
+    # One name for a choice set that several fields use.
+    "ENUM_NAME_OVERRIDES": {"WebhookEventTypeEnum": "webhooks.choices.EventType"},
     # The error answers of every operation, by path prefix (kernel.api.openapi): last, so that it sees every path.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "conax.api.openapi.crm_paths",
         "portal.kernel.api.openapi.error_responses",
+        "portal.kernel.api.openapi.area_tags",  # a tag per area (inventory, activation, …, webhooks, auth)
     ],
 }
 
@@ -518,6 +529,7 @@ CELERY_BEAT_SCHEDULE = {
     "devices-expire-windows": {"task": "devices.tasks.expire_windows", "schedule": 60.0},
     "provisioning-commands-sweep": {"task": "provisioning.tasks.commands_sweep", "schedule": _sweep_every},
     "conax-requests-dispatch": {"task": "conax.tasks.requests_dispatch", "schedule": float(CAS_DISPATCH_INTERVAL)},
+    "webhooks-sweep": {"task": "webhooks.tasks.deliveries_sweep", "schedule": float(WEBHOOK_SWEEP_INTERVAL)},
 }
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------

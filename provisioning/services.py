@@ -27,6 +27,7 @@ from provisioning import thunder
 from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionType
 from provisioning.exceptions import InvalidCommand
 from provisioning.models import BoxEvent, Command, SetTopBox, TypeStatus
+from webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 C = CommandState
@@ -244,9 +245,14 @@ def _backoff(attempts: int) -> float:
 
 
 def _finish(command: Command, state: str, *, result: dict | None = None, error: str = "") -> None:
-    finished = Command.objects.filter(pk=command.pk, state=C.SENT, attempts=command.attempts).update(
-        state=state, result=result, last_error=error[:2000], finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = Command.objects.filter(pk=command.pk, state=C.SENT, attempts=command.attempts).update(
+            state=state, result=result, last_error=error[:2000], finished_at=timezone.now()
+        )
+        if finished:
+            webhook_events.command_finished(
+                command_id=command.pk, device_id=command.box.device_id, kind=command.kind, state=state, error=error
+            )
     if not finished:
         return
     metrics.command_finished(kind=command.kind, outcome=state, created_at=command.created_at)

@@ -52,6 +52,7 @@ class StaffViewSet(SelectorQuerysetMixin, mixins.ListModelMixin, mixins.Retrieve
     update_input_class: ClassVar[type[serializers.Serializer] | None] = None
     create_responses: ClassVar[dict[int, Any]] = {}  # error answers beyond those every operation documents
     update_responses: ClassVar[dict[int, Any]] = {}
+    delete_responses: ClassVar[dict[int, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -65,6 +66,8 @@ class StaffViewSet(SelectorQuerysetMixin, mixins.ListModelMixin, mixins.Retrieve
             if hasattr(cls, method) and cls.update_input_class is not None:
                 updated = {200: cls.output_serializer_class, **cls.update_responses}
                 schemas[method] = extend_schema(request=cls.update_input_class, responses=updated)
+        if hasattr(cls, "destroy") and hasattr(cls, "delete_object"):
+            schemas["destroy"] = extend_schema(responses={204: None, **cls.delete_responses})
         extend_schema_view(**schemas)(cls)
 
 
@@ -108,3 +111,14 @@ class UpdateMixin(PatchMixin):
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return PatchMixin.partial_update(self, request, *args, **kwargs)
+
+
+class DeleteMixin(_StaffView):
+    # DELETE: delete_object (one service call, which may refuse with a domain error), 204.
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.delete_object(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def delete_object(self, instance: Model) -> None:
+        raise NotImplementedError

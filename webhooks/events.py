@@ -1,0 +1,60 @@
+"""The events other apps report, one call each from the service that makes the change (inside its transaction):
+what each event's ``data`` holds is decided here, once. Never a secret: no CIK, token or PIN in any of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from webhooks.choices import EventType
+from webhooks.services import emit
+
+DEVICE_EVENTS = {
+    "activate": EventType.DEVICE_ACTIVATED,
+    "reenable": EventType.DEVICE_REENABLED,
+    "disable": EventType.DEVICE_DISABLED,
+}
+
+
+def devices_changed(action: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Devices activated, re-enabled or disabled (``action``); rows with ``pk`` and ``serial_number``. Other actions
+    (a first enable) are no event."""
+    event_type = DEVICE_EVENTS.get(action)
+    if event_type is None:
+        return
+    state = {"activate": "activated", "reenable": "notactivated", "disable": "disabled"}[action]
+    emit(
+        event_type=event_type,
+        events=[
+            (f"device:{row['pk']}", {"device_id": row["pk"], "serial_number": row["serial_number"], "state": state})
+            for row in rows
+        ],
+    )
+
+
+def command_finished(*, command_id: int, device_id: int | None, kind: str, state: str, error: str) -> None:
+    data = {"command_id": command_id, "device_id": device_id, "kind": kind, "state": state, "error": error or None}
+    emit(event_type=EventType.COMMAND_FINISHED, events=[(f"device:{device_id}", data)])
+
+
+def conax_request_finished(
+    *, number: int, uid: str, type: str, state: str, smartcard_id: str | None, error: str | None
+) -> None:
+    data = {
+        "number": number,
+        "id": uid,
+        "type": type,
+        "life_cycle_state": state,
+        "smartcard_id": smartcard_id,
+        "error_code": error,
+    }
+    key = f"smartcard:{smartcard_id}" if smartcard_id else f"conax_request:{number}"
+    emit(event_type=EventType.CONAX_REQUEST_FINISHED, events=[(key, data)])
+
+
+def components_changed(device_ids: Iterable[int]) -> None:
+    """A device's provisioning components changed (its configuration version was bumped)."""
+    emit(
+        event_type=EventType.COMPONENT_CHANGED,
+        events=[(f"device:{pk}", {"device_id": pk}) for pk in sorted(set(device_ids))],
+    )

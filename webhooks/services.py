@@ -1,0 +1,263 @@
+"""Outbound webhooks: endpoints, the outbox (``emit``), sending (``delivery_send``), retries and redelivery.
+
+- ``emit`` is called by an app's service inside the transaction of the change it reports: the delivery rows commit
+  or roll back with the change (an outbox), and their tasks are queued after the commit.
+- ``delivery_send`` sends one delivery while holding its row lock, so two workers never send it at once and a
+  worker killed mid-send leaves it PENDING (the sweep sends it again: a receiver may see an event twice, never
+  lose one; it deduplicates by the event id). An endpoint gets the events of one object in order: a delivery is
+  sent only when no earlier one for the same endpoint and object is still pending.
+- A failure (a status outside 2xx, a redirect, a timeout, a refused connection) is retried with exponential backoff
+  until ``WEBHOOK_MAX_ATTEMPTS``, then the delivery is DEAD (the dead letter) until staff redeliver it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from datetime import timedelta
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from webhooks import signing
+from webhooks.choices import DeliveryState, EventType
+from webhooks.crypto import SecretUnreadable, secret_decrypt, secret_encrypt
+from webhooks.exceptions import EndpointExists, InvalidEndpoint, NotRedeliverable
+from webhooks.models import Delivery, Endpoint
+
+MIN_SECRET = 16
+SWEEP_BATCH = 1000
+MAX_COUNTDOWN = 300  # retries further away than this are left to the sweep (under the broker's visibility timeout)
+
+
+def secret_generate() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def endpoint_save(
+    *,
+    endpoint: Endpoint | None = None,
+    name: str,
+    url: str,
+    event_types: list[str],
+    active: bool = True,
+    secret: str | None = None,
+) -> Endpoint:
+    """Create or change an endpoint; ``secret`` None keeps the current one (a new endpoint needs one)."""
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise InvalidEndpoint("url must be an http or https URL", field="url")
+    unknown = sorted(set(event_types) - set(EventType.values))
+    if unknown or not event_types:
+        raise InvalidEndpoint(f"unknown event type {unknown[0]}" if unknown else "name at least one event type")
+    endpoint = endpoint or Endpoint()
+    if secret is not None:
+        if len(secret) < MIN_SECRET:
+            raise InvalidEndpoint(f"the secret must be at least {MIN_SECRET} characters", field="secret")
+        endpoint.secret_encrypted = secret_encrypt(secret)
+    elif not endpoint.secret_encrypted:
+        raise InvalidEndpoint("a new endpoint needs a secret", field="secret")
+    endpoint.name, endpoint.url, endpoint.active = name, url, active
+    endpoint.event_types = sorted(set(event_types))
+    try:
+        with transaction.atomic():
+            endpoint.save()
+    except IntegrityError as exc:
+        raise EndpointExists(f"an endpoint named {name} exists", field="name") from exc
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: Endpoint) -> None:
+    """Delete an endpoint with its delivery log."""
+    endpoint.delete()
+
+
+# --- the outbox ----------------------------------------------------------------------------------------------------
+
+
+def emit(*, event_type: EventType, events: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    """Record events of one type, ``(object_key, data)`` each, for every active endpoint that takes the type, in the
+    caller's transaction; their sending is queued after the commit. ``data`` is the object as the event shows it:
+    never a secret (CIK, token, PIN). One query when no endpoint takes the type, two when some do, whatever the
+    number of events."""
+    if not events:
+        return []
+    endpoints = [
+        e.pk for e in Endpoint.objects.filter(active=True).only("pk", "event_types") if event_type in e.event_types
+    ]
+    if not endpoints:
+        return []
+    now = timezone.now()
+    rows = []
+    for object_key, data in events:
+        event_id = uuid.uuid4()
+        payload = {"id": str(event_id), "type": str(event_type), "occurred_at": now.isoformat(), "data": data}
+        rows += [
+            Delivery(
+                event_id=event_id,
+                event_type=event_type,
+                object_key=object_key,
+                payload=payload,
+                endpoint_id=endpoint,
+                next_attempt_at=now,
+            )
+            for endpoint in endpoints
+        ]
+    ids = [row.pk for row in Delivery.objects.bulk_create(rows)]
+    transaction.on_commit(lambda: _queue(ids))
+    return ids
+
+
+def _queue(ids: list[int], countdown: float = 0) -> None:
+    from webhooks.tasks import deliver  # the tasks module imports this one
+
+    for pk in ids:
+        deliver.apply_async((pk,), countdown=countdown)
+
+
+# --- sending -------------------------------------------------------------------------------------------------------
+
+
+@cache
+def _client() -> httpx.Client:
+    """One connection pool per worker process; redirects are never followed (a 3xx is a failure)."""
+    return httpx.Client(follow_redirects=False, trust_env=False)
+
+
+def body_of(delivery: Delivery) -> bytes:
+    """The bytes sent and signed: the payload as compact JSON with sorted keys (the same bytes on every attempt)."""
+    return json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def backoff(attempts: int) -> timedelta:
+    """Seconds before attempt ``attempts + 1``: base * 2^(attempts - 1), at most WEBHOOK_RETRY_MAX_SECONDS."""
+    seconds = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.WEBHOOK_RETRY_MAX_SECONDS))
+
+
+def delivery_send(*, delivery_id: int) -> str | None:
+    """Send one delivery if it is pending, due and the first pending one of its object for its endpoint; record the
+    outcome. Returns the state it ended in, or None when it was not this call's to send."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint")
+            .filter(pk=delivery_id, state=DeliveryState.PENDING, next_attempt_at__lte=now)
+            .first()
+        )
+        if delivery is None or _waits_for_earlier(delivery):
+            return None
+        code, error, latency = _post(delivery)
+        _record(delivery, code, error, latency)
+    if delivery.state == DeliveryState.PENDING:
+        wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        if wait <= MAX_COUNTDOWN:
+            _queue([delivery.pk], countdown=max(wait, 0))
+    else:
+        _queue_next(delivery)
+    return delivery.state
+
+
+def _waits_for_earlier(delivery: Delivery) -> bool:
+    earlier = Delivery.objects.filter(
+        endpoint_id=delivery.endpoint_id,
+        object_key=delivery.object_key,
+        state=DeliveryState.PENDING,
+        pk__lt=delivery.pk,
+    )
+    return earlier.exists()
+
+
+def _queue_next(delivery: Delivery) -> None:
+    following = Delivery.objects.filter(
+        endpoint_id=delivery.endpoint_id, object_key=delivery.object_key, state=DeliveryState.PENDING
+    ).order_by("pk")
+    head = following.values_list("pk", flat=True).first()
+    if head is not None:
+        _queue([head])
+
+
+def _post(delivery: Delivery) -> tuple[int | None, str, int]:
+    """(status code or None, error text, latency ms). The response body is never read."""
+    try:
+        secret = secret_decrypt(delivery.endpoint.secret_encrypted)
+    except SecretUnreadable:
+        return None, "secret unreadable (SECRET_KEY changed): set a new secret", 0
+    body = body_of(delivery)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "provisioning-portal-webhooks/1",
+        "X-Portal-Event-Id": str(delivery.event_id),
+        "X-Portal-Event-Type": delivery.event_type,
+        "X-Portal-Delivery": str(delivery.pk),
+        signing.HEADER: signing.sign(secret, int(time.time()), body),
+    }
+    started = time.monotonic()
+    try:
+        request = {"content": body, "headers": headers, "timeout": settings.WEBHOOK_TIMEOUT}
+        with _client().stream("POST", delivery.endpoint.url, **request) as response:
+            code = response.status_code
+    except httpx.TimeoutException:
+        return None, "timed out", _ms(started)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:255], _ms(started)
+    error = "" if 200 <= code < 300 else (f"redirect to {code} not followed" if 300 <= code < 400 else f"HTTP {code}")
+    return code, error, _ms(started)
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> None:
+    delivery.attempts += 1
+    delivery.last_status_code, delivery.last_error, delivery.last_latency_ms = code, error, latency
+    now = timezone.now()
+    if not error:
+        delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, now
+    elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        delivery.state = DeliveryState.DEAD
+    else:
+        delivery.next_attempt_at = now + backoff(delivery.attempts)
+    delivery.save(
+        update_fields=[
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "last_latency_ms",
+            "state",
+            "delivered_at",
+            "next_attempt_at",
+        ]
+    )
+
+
+def deliveries_sweep() -> int:
+    """Queue the due pending deliveries (retries past the countdown, messages lost with a worker or a broker): the
+    oldest first, each object's first one among them. Run by beat every WEBHOOK_SWEEP_INTERVAL seconds."""
+    due = Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=timezone.now())
+    ids = list(due.order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
+    _queue(ids)
+    return len(ids)
+
+
+def deliveries_redeliver(*, ids: list[int]) -> int:
+    """Staff "redeliver": DEAD or DELIVERED deliveries are sent again (same event id, so a receiver that had it
+    ignores it), with a fresh attempt budget."""
+    with transaction.atomic():
+        rows = Delivery.objects.filter(pk__in=ids).exclude(state=DeliveryState.PENDING)
+        taken = list(rows.select_for_update().values_list("pk", flat=True))
+        if not taken:
+            raise NotRedeliverable("only delivered or dead deliveries can be sent again", ids=ids)
+        Delivery.objects.filter(pk__in=taken).update(
+            state=DeliveryState.PENDING, attempts=0, next_attempt_at=timezone.now(), delivered_at=None
+        )
+        transaction.on_commit(lambda: _queue(taken))
+    return len(taken)
