@@ -7,6 +7,7 @@ UPDATE sends no save signal, so these services write their audit entries themsel
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 import unicodedata
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError, Q
 from django.db.models.signals import pre_save
 from django.utils import timezone
@@ -29,12 +30,14 @@ from devices.exceptions import (
     ActivationRefused,
     CikInvalid,
     DeviceExists,
+    DeviceModelExists,
     IllegalTransition,
     InUse,
     InvalidImport,
     InvalidOwner,
 )
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, window_elapsed
+from devices.importing import ExositeRange
+from devices.models import ActivationAttempt, Device, DeviceModel, SerialRange, Vendor, window_elapsed
 
 CIK_BYTES = 20  # 40 lowercase hex characters, as device libraries expect
 MAX_FIELD = 128  # longest vendor, model or serial the activation API accepts
@@ -251,6 +254,166 @@ def device_model_save(
     device_model.full_clean()
     device_model.save()
     return device_model
+
+
+# --- Exosite fleet management (docs/exosite.md): models, serials, per-device moves ---------------------------------
+
+
+def device_model_create(
+    *, vendor: Vendor, name: str, clone_rid: str, clone_code: str, options: list[str]
+) -> DeviceModel:
+    """A model created by a vendor's tooling; its clone template is stored, not acted on."""
+    device_model = DeviceModel(vendor=vendor, name=name, clone_rid=clone_rid, clone_code=clone_code)
+    device_model.clone_options = options
+    device_model.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            device_model.save()
+    except IntegrityError as exc:
+        raise DeviceModelExists(f"model {name} already exists") from exc
+    return device_model
+
+
+def device_model_template_save(
+    *, device_model: DeviceModel, clone_rid: str, clone_code: str, options: list[str]
+) -> DeviceModel:
+    device_model.clone_rid, device_model.clone_code, device_model.clone_options = clone_rid, clone_code, options
+    device_model.save(update_fields=["clone_rid", "clone_code", "clone_options", "updated_at"])
+    return device_model
+
+
+DELETE_BATCH = 1000
+
+
+def device_model_purge(*, device_model: DeviceModel) -> int:
+    """Delete a model with its serials, ranges and content (Exosite's "delete model"; the admin refuses a model
+    still in use instead). Each device's deletion is audited; blobs go once the transaction committed."""
+    from devices import contents  # the content module imports this one
+
+    with transaction.atomic():
+        for content in list(device_model.contents.all()):
+            contents.content_delete(content=content)
+        removed = _delete_in_batches(Device.objects.filter(model=device_model))
+        device_model.serial_ranges.all().delete()
+        device_model.delete()
+    return removed
+
+
+def _delete_in_batches(devices) -> int:
+    removed = 0
+    while ids := list(devices.order_by("pk").values_list("pk", flat=True)[:DELETE_BATCH]):
+        removed += Device.objects.filter(pk__in=ids).delete()[1].get("devices.Device", 0)
+    return removed
+
+
+def devices_add(*, model: DeviceModel, rows: Iterable[tuple[int, str, str]]) -> ImportResult:
+    """Add serials, all or none: an invalid row refuses the lot (InvalidImport), so does a serial the model
+    already has or one given twice (DeviceExists). Bulk inserts in batches, in one transaction."""
+    rows = list(rows)
+    try:
+        with transaction.atomic():
+            result = devices_import(model=model, rows=rows)
+            if result.invalid:
+                line, _value, reason = result.invalid[0]
+                raise InvalidImport(f"line {line}: {reason}", line=line)
+            if result.existing or result.duplicates:
+                raise _Taken(result.duplicates[0][1] if result.duplicates else "")
+    except _Taken as taken:  # rolled back: the serial that was there before is the one to name
+        raise DeviceExists(f"serial number already exists: {taken.serial or _first_existing(model, rows)}") from None
+    return result
+
+
+class _Taken(Exception):
+    def __init__(self, serial: str) -> None:
+        super().__init__(serial)
+        self.serial = serial
+
+
+def _first_existing(model: DeviceModel, rows: Iterable[tuple[int, str, str]]) -> str:
+    serials = [serial for _, serial, _ in rows][:DELETE_BATCH]
+    return (
+        Device.objects.filter(model=model, serial_number__in=serials).values_list("serial_number", flat=True).first()
+        or ""
+    )
+
+
+def devices_remove(*, model: DeviceModel, serials: Iterable[str]) -> int:
+    """Delete the model's devices with these serials, whatever their state (as the admin's delete); serials the
+    model does not have are passed over. Audited per device; in batches, in one transaction."""
+    wanted = list(dict.fromkeys(serials))
+    removed = 0
+    with transaction.atomic():
+        for start in range(0, len(wanted), DELETE_BATCH):
+            batch = wanted[start : start + DELETE_BATCH]
+            removed += _delete_in_batches(Device.objects.filter(model=model, serial_number__in=batch))
+    return removed
+
+
+def serial_ranges_add(*, model: DeviceModel, ranges: list[ExositeRange]) -> int:
+    """Add every serial of the ranges (all or none, as ``devices_add``) and record the ranges as given."""
+    rows = itertools.chain.from_iterable(r.rows() for r in ranges)
+    with transaction.atomic():
+        result = devices_add(model=model, rows=rows)
+        SerialRange.objects.bulk_create([SerialRange(model=model, **_range_fields(r)) for r in ranges])
+    return result.created
+
+
+def serial_ranges_remove(*, model: DeviceModel, ranges: list[ExositeRange]) -> int:
+    """Delete the ranges' serials (as ``devices_remove``) and forget the recorded ranges equal to them."""
+    serials = (serial for r in ranges for _, serial, _ in r.rows())
+    with transaction.atomic():
+        removed = devices_remove(model=model, serials=serials)
+        for r in ranges:
+            SerialRange.objects.filter(model=model, **_range_fields(r)).delete()
+    return removed
+
+
+def _range_fields(r: ExositeRange) -> dict:
+    return {"format": r.format, "length": r.length, "casing": r.casing, "first": r.first, "last": r.last}
+
+
+def devices_regenerate(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
+    """Exosite's "regenerate CIK": any device that was ever enabled gets a new activation window and loses its CIK
+    (a pending one just gets a new window); the next activation hands out a new key."""
+    values = {
+        **_open_window(window),
+        "activated_at": None,
+        "disabled_at": None,
+        "cik_digest": None,
+        "cik_issued_at": None,
+        "cik_first_used_at": None,
+    }
+    return _transition(ids=ids, allowed=~ENABLE_FROM, values=values, action="regenerate_cik")
+
+
+def device_regenerate(*, device: Device) -> Device:
+    return _one(devices_regenerate(ids=[device.pk]), device, "regenerate the CIK of")
+
+
+def device_remap(*, device: Device, serial_number: str) -> Device:
+    """Move a device (its identity, owner, extra data and log) to a new serial number of its model; the CIK is
+    revoked and a new activation window opens, since the device must activate under its new serial. A placeholder
+    row for the new serial that was never enabled is removed; one that was enabled refuses the move."""
+    if problem := serial_problem(serial_number):
+        raise InvalidImport(problem, field="serial_number")
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().get(pk=device.pk)
+        if locked.state == S.NOT_ADDED:
+            raise IllegalTransition(f"{locked} was never enabled: it has no client to remap", device_id=device.pk)
+        taken = Device.objects.select_for_update().filter(model_id=locked.model_id, serial_number=serial_number)
+        other = taken.exclude(pk=locked.pk).first()
+        if other is not None and other.state != S.NOT_ADDED:
+            raise DeviceExists(f"serial number {serial_number} is already enabled", device_id=other.pk)
+        if other is not None:
+            other.delete()
+        values = {**_open_window(None), "serial_number": serial_number, "activated_at": None, "disabled_at": None}
+        values |= {"cik_digest": None, "cik_issued_at": None, "cik_first_used_at": None}
+        row = {"pk": locked.pk, "serial_number": locked.serial_number, "state": locked.state}
+        row |= {name: getattr(locked, name) for name in values if name not in row and name != "updated_at"}
+        Device.objects.filter(pk=locked.pk).update(**values)
+        _audit([row], values, "remap")
+    device.refresh_from_db()
+    return device
 
 
 # --- import -------------------------------------------------------------------------------------------------------

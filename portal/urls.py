@@ -22,6 +22,9 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("provision/activate", activation.activate, name="provision-activate"),
+    # --- Exosite fleet management API (docs/exosite.md) ---
+    path("", include("provisioning.api.exosite.urls")),
+    # --- end Exosite fleet management API ---
     path("jsonrpc", jsonrpc.endpoint, name="device-jsonrpc"),
     path("v1/Login/", components_login.login, name="v1-login"),
     path("v1/DeviceProvisioningComponents/", components_v1.device_provisioning_components, name="v1-components"),
