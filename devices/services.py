@@ -535,11 +535,42 @@ def _import_batch(
             result.enabled += len(devices_enable(ids=[device.pk for device in created]).changed)
 
 
+def _nothing_refers_yet(devices: list[Device]) -> None:
+    """New rows: no box, CAS record or provisioning record points at them yet. Said to Django's relation cache, so
+    that the audit diff does not ask the database three times per new device (each reverse one-to-one)."""
+    reverse_one_to_one = [rel for rel in Device._meta.related_objects if rel.one_to_one]
+    for device in devices:
+        for rel in reverse_one_to_one:
+            rel.set_cached_value(device, None)
+
+
+# What differs between the devices one import creates; every other field has the same value in all of them.
+_PER_DEVICE = ("id", "serial_number", "extra", "created_at", "updated_at")
+
+
+def _created_changes(devices: list[Device]) -> list[dict | None]:
+    """Each new device's audit diff (what a save would record), computed in full once and per device only for
+    the fields that differ between them: the diff of every field of 100 000 rows was most of an import's time."""
+    if not devices:
+        return []
+    json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
+    shared = [f.name for f in Device._meta.fields if f.name not in _PER_DEVICE]
+    common = model_instance_diff(None, devices[0], fields_to_check=shared, use_json_for_changes=json_changes) or {}
+    return [
+        {
+            **common,
+            **(model_instance_diff(None, d, fields_to_check=_PER_DEVICE, use_json_for_changes=json_changes) or {}),
+        }
+        for d in devices
+    ]
+
+
 def _audit_created(devices: list[Device]) -> None:
     """The entry a save of each new device would have written (action create, its fields), in one INSERT: bulk
     inserts send no save signal. Each entry gets the ``pre_save`` a save would send, so that auditlog's own receiver
     (when a request or ``set_actor`` is active) fills in the actor, address and correlation id as it does for one."""
     content_type = ContentType.objects.get_for_model(Device)
+    _nothing_refers_yet(devices)
     entries = [
         LogEntry(
             content_type=content_type,
@@ -547,11 +578,11 @@ def _audit_created(devices: list[Device]) -> None:
             object_id=device.pk,
             object_repr=str(device),
             action=LogEntry.Action.CREATE,
-            changes=model_instance_diff(None, device, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES),
+            changes=changes,
             cid=get_cid(),
             additional_data={"action": "import_serials"},
         )
-        for device in devices
+        for device, changes in zip(devices, _created_changes(devices), strict=True)
     ]
     for entry in entries:
         pre_save.send(sender=LogEntry, instance=entry, raw=False, using="default", update_fields=None)
