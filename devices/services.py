@@ -312,12 +312,7 @@ def devices_add(*, model: DeviceModel, rows: Iterable[tuple[int, str, str]]) -> 
     rows = list(rows)
     try:
         with transaction.atomic():
-            result = devices_import(model=model, rows=rows)
-            if result.invalid:
-                line, _value, reason = result.invalid[0]
-                raise InvalidImport(f"line {line}: {reason}", line=line)
-            if result.existing or result.duplicates:
-                raise _Taken(result.duplicates[0][1] if result.duplicates else "")
+            result = devices_import(model=model, rows=rows, strict=True)
     except _Taken as taken:  # rolled back: the serial that was there before is the one to name
         raise DeviceExists(f"serial number already exists: {taken.serial or _first_existing(model, rows)}") from None
     return result
@@ -461,7 +456,12 @@ def serial_problem(serial: str) -> str | None:
 
 
 def devices_import(
-    *, model: DeviceModel, rows: Iterable[tuple[int, str, str]], enable: bool = False, dry_run: bool = False
+    *,
+    model: DeviceModel,
+    rows: Iterable[tuple[int, str, str]],
+    enable: bool = False,
+    dry_run: bool = False,
+    strict: bool = False,
 ) -> ImportResult:
     """Add serials (``(line, serial, extra)`` rows) to a model. Serials it already has are counted, not changed; a
     serial repeated in the rows is reported with the line it first appeared on. Each new device is audited as a
@@ -469,6 +469,10 @@ def devices_import(
 
     Runs in batches so that a million-row file neither holds one huge transaction nor all rows in memory (the
     serials seen so far are kept, to name repeats across batches).
+
+    ``strict`` (all or nothing, ``devices_add``): the first invalid row raises InvalidImport, a serial that exists
+    or repeats raises before anything more is done; no existence query, the inserted rows' ids come back from the
+    INSERT itself.
     """
     result = ImportResult()
     seen: dict[str, int] = {}
@@ -476,10 +480,10 @@ def devices_import(
     for row in rows:
         batch.append(row)
         if len(batch) >= IMPORT_BATCH:
-            _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run)
+            _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run, strict=strict)
             batch = []
     if batch:
-        _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run)
+        _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run, strict=strict)
     if not dry_run and result.created:
         # One entry on the model besides each device's own: who imported how many.
         summary = {
@@ -506,17 +510,25 @@ def _import_batch(
     *,
     enable: bool,
     dry_run: bool,
+    strict: bool = False,
 ) -> None:
     fresh: dict[str, str] = {}
     for line, serial, extra in batch:
         problem = serial_problem(serial) or ("extra longer than 255 characters" if len(extra) > 255 else None)
         if problem:
             result.invalid.append((line, serial[:MAX_FIELD], problem))
+            if strict:
+                raise InvalidImport(f"line {line}: {problem}", line=line)
         elif serial in seen:
             result.duplicates.append((line, serial, seen[serial]))
+            if strict:
+                raise _Taken(serial)
         else:
             seen[serial] = line
             fresh[serial] = extra
+    if strict:
+        _insert_all(model, fresh, result)
+        return
     with transaction.atomic():
         existing = set(
             Device.objects.filter(model=model, serial_number__in=list(fresh)).values_list("serial_number", flat=True)
@@ -533,6 +545,20 @@ def _import_batch(
         _audit_created(created)
         if enable:
             result.enabled += len(devices_enable(ids=[device.pk for device in created]).changed)
+
+
+def _insert_all(model: DeviceModel, fresh: dict[str, str], result: ImportResult) -> None:
+    """Insert every row or raise _Taken (a serial the model has): one INSERT per batch, the ids RETURNING from it."""
+    new = [Device(model=model, serial_number=sn, extra=extra) for sn, extra in fresh.items()]
+    try:
+        with transaction.atomic():
+            Device.objects.bulk_create(new)
+    except IntegrityError:
+        raise _Taken("") from None
+    if not connection.features.can_return_rows_from_bulk_insert:
+        new = list(Device.objects.filter(model=model, serial_number__in=list(fresh)))
+    result.created += len(new)
+    _audit_created(new)
 
 
 def _nothing_refers_yet(devices: list[Device]) -> None:
@@ -554,8 +580,7 @@ def _created_changes(devices: list[Device]) -> list[dict | None]:
     if not devices:
         return []
     json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
-    shared = [f.name for f in Device._meta.fields if f.name not in _PER_DEVICE]
-    common = model_instance_diff(None, devices[0], fields_to_check=shared, use_json_for_changes=json_changes) or {}
+    common = model_instance_diff(None, devices[0], use_json_for_changes=json_changes) or {}
     return [
         {
             **common,
