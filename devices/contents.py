@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from auditlog.models import LogEntry
 from django.conf import settings
@@ -98,7 +98,7 @@ def content_upload(*, content: Content, stream: BinaryIO, content_type: str) -> 
     body = _Bounded(stream, settings.EXOSITE_CONTENT_MAX_BYTES)
     wanted = f"{content.model_id}/{uuid.uuid4().hex}"  # unique: the storage keeps it as it is
     try:
-        name = storage.save(wanted, File(body))
+        name = storage.save(wanted, File(cast(BinaryIO, body)))  # read() in chunks, as File.chunks() does
     except ContentTooLarge:
         if storage.exists(wanted):  # FileSystemStorage keeps what it wrote before the error
             storage.delete(wanted)

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
-from django.db.models import ProtectedError, Q
+from django.db.models import ProtectedError, Q, QuerySet
 from django.db.models.signals import pre_save
 from django.utils import timezone
 
@@ -299,7 +299,7 @@ def device_model_purge(*, device_model: DeviceModel) -> int:
     return removed
 
 
-def _delete_in_batches(devices) -> int:
+def _delete_in_batches(devices: QuerySet[Device]) -> int:
     removed = 0
     while ids := list(devices.order_by("pk").values_list("pk", flat=True)[:DELETE_BATCH]):
         removed += Device.objects.filter(pk__in=ids).delete()[1].get("devices.Device", 0)

@@ -8,8 +8,9 @@ What pyonep puts on the wire (``Provision._request``): ``Host: m2.exosite.com`` 
 for ``serialnumber_activate``), ``Content-Type: application/x-www-form-urlencoded; charset=utf-8`` on POST only
 (replaced by the blob's type on ``content_upload``), ``Accept: text/plain, text/csv,
 application/x-www-form-urlencoded`` (``*`` on ``content_download``), and a ``Content-Length`` whenever there is a
-body (written before those headers); PUT and DELETE carry their form body with no Content-Type at all. Form lists are ``urlencode(doseq=True)``:
-``options%5B%5D=noaliases``, ``sn%5B%5D=…``. It reads the status and the body, nothing else.
+body (written before those headers); PUT and DELETE carry their form body with no Content-Type at all. Form lists
+are ``urlencode(doseq=True)``: ``options%5B%5D=noaliases``, ``sn%5B%5D=…``.
+It reads the status and the body, nothing else.
 """
 
 from __future__ import annotations
@@ -218,7 +219,10 @@ def the_documented_curl_examples(base: str, token: str) -> None:
     ).encode() + body
     status, headers, _, payload = answer(base, add)
     assert (status, headers["Content-Length"], payload) == (205, "0", b"")
-    listing = f"GET {path} HTTP/1.1\r\nHost: m2.exosite.com\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nX-Exosite-Token: {token}\r\n\r\n"
+    listing = (
+        f"GET {path} HTTP/1.1\r\nHost: m2.exosite.com\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
+        f"X-Exosite-Token: {token}\r\n\r\n"
+    )
     status, headers, names, payload = answer(base, listing.encode())
     assert (status, headers["Content-Type"], payload) == (200, "text/csv; charset=utf-8", b"12345678,,")
     assert_canonical(names)

@@ -512,7 +512,7 @@ def test_content_create_upload_list_info_download_remove_as_pyonep(api, device_m
         "empty",
         "multiple",
         "other-unit",
-    ],  # fmt: skip
+    ],
 )
 def test_range_edges(api, device_model, header, status, content_range, payload):
     content = contents.content_create(model=device_model, name="fw.bin")
