@@ -386,7 +386,6 @@ class VendorTokenAdmin(FilterSetAdminMixin, ConsoleAdmin):
     list_filter = ("vendor", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "vendor__name")
     list_select_related = ("vendor", "created_by")
-    autocomplete_fields = ("vendor",)
     object_actions = (
         ObjectAction(
             "revoke",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from auditlog.cid import get_cid
-from auditlog.diff import model_instance_diff
+from auditlog.diff import get_field_value, is_primitive, model_instance_diff
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError, Q, QuerySet
 from django.db.models.signals import pre_save
 from django.utils import timezone
+from django.utils.encoding import smart_str
 
 from devices.choices import ActivationOutcome, ActivationState
 from devices.exceptions import (
@@ -581,13 +582,14 @@ def _created_changes(devices: list[Device]) -> list[dict | None]:
         return []
     json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
     common = model_instance_diff(None, devices[0], use_json_for_changes=json_changes) or {}
-    return [
-        {
-            **common,
-            **(model_instance_diff(None, d, fields_to_check=_PER_DEVICE, use_json_for_changes=json_changes) or {}),
-        }
-        for d in devices
-    ]
+    fields = [f for f in Device._meta.fields if f.name in _PER_DEVICE]
+
+    def created(value: object) -> tuple:  # a field a creation set, as model_instance_diff writes it
+        if not json_changes:
+            return ("None", smart_str(value))
+        return (None, value if is_primitive(value) else smart_str(value))
+
+    return [{**common, **{f.name: created(get_field_value(d, f, json_changes)) for f in fields}} for d in devices]
 
 
 def _audit_created(devices: list[Device]) -> None:
