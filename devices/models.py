@@ -239,14 +239,20 @@ class Content(models.Model):
     model = models.ForeignKey(DeviceModel, on_delete=models.CASCADE, related_name="contents")
     name = models.CharField("content id", max_length=128)
     meta = models.CharField(max_length=1024, blank=True)
-    protected = models.BooleanField(default=False, help_text="Only serials it is authorised for may download it.")
+    protected = models.BooleanField(default=False, help_text="Only the devices allowed below may download it.")
     content_type = models.CharField(max_length=255, blank=True)
     size = models.BigIntegerField(default=0)
     blob = models.CharField(max_length=255, blank=True, editable=False, help_text="Name in the content storage.")
     uploaded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    allowed = models.ManyToManyField(Device, blank=True, related_name="contents", help_text="Protected: who may.")
+    allowed = models.ManyToManyField(
+        Device,
+        blank=True,
+        related_name="contents",
+        verbose_name="devices allowed",
+        help_text="Devices of this model that may download it while it is protected.",
+    )
 
     class Meta:
         verbose_name = "device content"
