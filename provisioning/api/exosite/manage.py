@@ -114,7 +114,7 @@ def _ranges_answer(device_model: DeviceModel) -> HttpResponse:
 def _ranges(body: bytes) -> list[importing.ExositeRange]:
     try:
         data = json.loads(wire.decode(body), parse_constant=_no_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
         raise Refusal(400, "body is not valid JSON") from exc
     return importing.parse_ranges(data, max_total=settings.EXOSITE_RANGE_MAX)
 

@@ -200,6 +200,8 @@ def view(methods: tuple[str, ...], *, authenticate: bool = True) -> Callable:
                 response = text("method not allowed", 405)
                 response["Allow"] = ", ".join(methods)
                 return response
+            if not all(value.isprintable() for value in kwargs.values()):
+                return text("not found", 404)  # a NUL or control character in the path names nothing
             try:
                 if authenticate:
                     return function(request, vendor_token(request), *args, **kwargs)
