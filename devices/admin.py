@@ -377,13 +377,26 @@ def _duration(span: timedelta) -> str:
 # --- Exosite fleet management (docs/exosite.md) -------------------------------------------------------------------
 
 
+class TokenStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("live", "Live"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("live", "revoked"):
+            return queryset.filter(revoked_at__isnull=self.value() == "live")
+        return queryset
+
+
 @admin.register(VendorToken)
 class VendorTokenAdmin(FilterSetAdminMixin, ConsoleAdmin):
     """Vendor tokens are created here and shown once; afterwards they can only be revoked."""
 
     filterset_class = VendorTokenFilter
     list_display = ("name", "vendor", "created_at", "created_by", "last_used_at", "status")
-    list_filter = ("vendor", ("revoked_at", admin.EmptyFieldListFilter))
+    list_filter = (TokenStatusFilter, "vendor")
     search_fields = ("name", "vendor__name")
     list_select_related = ("vendor", "created_by")
     object_actions = (

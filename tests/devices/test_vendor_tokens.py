@@ -83,3 +83,17 @@ def test_admin_revoke_button(client, staff_user):
     assert VendorToken.objects.get().revoked_at is None
     client.post(url, {"confirmed": "1"})
     assert VendorToken.objects.get().revoked_at is not None
+
+
+def test_admin_lists_live_and_revoked_tokens_apart(client, staff_user):
+    client.force_login(staff_user)
+    vendor = VendorFactory()
+    vendor_tokens.vendor_token_create(vendor=vendor, name="still-live")
+    vendor_tokens.vendor_token_revoke(token=vendor_tokens.vendor_token_create(vendor=vendor, name="gone").token)
+    changelist = reverse("admin:devices_vendortoken_changelist")
+
+    live = client.get(changelist, {"status": "live"}).content.decode()
+    revoked = client.get(changelist, {"status": "revoked"}).content.decode()
+
+    assert "still-live" in live and "gone" not in live
+    assert "gone" in revoked and "still-live" not in revoked
