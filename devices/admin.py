@@ -12,17 +12,17 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from devices import importing, services
+from devices import contents, importing, services, vendor_tokens
 from devices.admin_filters import DeviceModelChoices, VendorChoices
 from devices.choices import ActivationState
 from devices.choices import ActivationState as S
 from devices.exceptions import InvalidImport
-from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
+from devices.filters import DeviceFilter, DeviceModelFilter, VendorFilter, VendorTokenFilter
+from devices.models import ActivationAttempt, Content, Device, DeviceModel, Vendor, VendorToken, stranded_q
 from portal.kernel import jobs
 from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.adminfilters import FilterSetAdminMixin
-from portal.kernel.console import ConsoleAdmin, ConsoleInline, ObjectAction, badge
+from portal.kernel.console import ConsoleAdmin, ConsoleInline, NotDone, ObjectAction, badge
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # larger files: `manage.py import_serials`
 
@@ -372,3 +372,112 @@ def _duration(span: timedelta) -> str:
     if hours:
         return f"{hours} h {minutes} min"
     return f"{minutes} min" if minutes else f"{seconds} s"
+
+
+# --- Exosite fleet management (docs/exosite.md) -------------------------------------------------------------------
+
+
+class TokenStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("live", "Live"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("live", "revoked"):
+            return queryset.filter(revoked_at__isnull=self.value() == "live")
+        return queryset
+
+
+@admin.register(VendorToken)
+class VendorTokenAdmin(FilterSetAdminMixin, ConsoleAdmin):
+    """Vendor tokens are created here and shown once; afterwards they can only be revoked."""
+
+    filterset_class = VendorTokenFilter
+    list_display = ("name", "vendor", "created_at", "created_by", "last_used_at", "status")
+    list_filter = (TokenStatusFilter, "vendor")
+    search_fields = ("name", "vendor__name")
+    list_select_related = ("vendor", "created_by")
+    object_actions = (
+        ObjectAction(
+            "revoke",
+            "Revoke",
+            run="revoke_one",
+            shown="is_live",
+            danger=True,
+            confirm="Revoking ends this token at once: tooling that uses it is refused from its next call.",
+        ),
+    )
+
+    def get_fields(self, request, obj=None):
+        return (
+            ("vendor", "name")
+            if obj is None
+            else ("vendor", "name", "created_at", "created_by", "last_used_at", "revoked_at")
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.get_fields(request, obj)
+
+    @admin.display(description="Status")
+    def status(self, token: VendorToken) -> str:
+        return badge("disabled", "Revoked") if token.revoked_at else badge("active", "Live")
+
+    def is_live(self, token: VendorToken) -> bool:
+        return token.revoked_at is None
+
+    def service_save(self, request, obj, form, change):
+        data = form.cleaned_data
+        issued = vendor_tokens.vendor_token_create(vendor=data["vendor"], name=data["name"], created_by=request.user)
+        request._issued_vendor_token = issued.raw  # shown by response_add, once
+        return issued.token
+
+    def response_add(self, request, obj, post_url_continue=None):
+        raw = getattr(request, "_issued_vendor_token", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "token": obj, "raw": raw}
+        context["title"] = f"Vendor token {obj.name}"
+        response = TemplateResponse(request, "admin/devices/vendortoken/issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def revoke_one(self, request, obj, data) -> str:
+        if not vendor_tokens.vendor_token_revoke(token=obj):
+            raise NotDone("not changed: already revoked")
+        return f"Revoked {obj}."
+
+
+@admin.register(Content)
+class ContentAdmin(ConsoleAdmin):
+    """Content vendors upload through the management API; staff see it, describe it, say which devices may
+    download protected content, and delete it. Blobs are uploaded by the vendor's tooling only."""
+
+    list_display = ("name", "model", "protected", "content_type", "size", "uploaded_at")
+    list_filter = ("protected", "model")
+    search_fields = ("name", "model__name")
+    list_select_related = ("model__vendor",)
+    autocomplete_fields = ("model", "allowed")
+    readonly_on_change = ("model", "name", "content_type", "size", "uploaded_at")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("model", "name", "meta", "protected")
+        return ("model", "name", "meta", "protected", "allowed", "content_type", "size", "uploaded_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_on_change
+
+    def service_save(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            return contents.content_create(
+                model=data["model"], name=data["name"], meta=data.get("meta", ""), protected=data["protected"]
+            )
+        return contents.content_save(
+            content=obj, meta=data["meta"], protected=data["protected"], allowed=data["allowed"]
+        )
+
+    def service_delete(self, request, obj):
+        contents.content_delete(content=obj)

@@ -21,3 +21,11 @@ class ActivationOutcome(models.TextChoices):
     ALREADY_ACTIVATED = "already_activated", "Already activated (409)"
     EXPIRED = "expired", "Activation window expired (409)"
     DISABLED = "disabled", "Disabled (409)"
+
+
+class CloneOption(models.TextChoices):
+    """Exosite's model clone options (``options[]``), stored and returned as given."""
+
+    NOALIASES = "noaliases"
+    NOCOMMENTS = "nocomments"
+    NOHISTORICAL = "nohistorical"

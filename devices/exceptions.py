@@ -57,3 +57,27 @@ class CikInvalid(DeviceError):
 
     code = "CIK_INVALID"
     category = Category.DENIED
+
+
+# --- Exosite fleet management (docs/exosite.md) ---------------------------------------------------------------
+
+
+class VendorTokenInvalid(DeviceError):
+    """No live vendor token has this value (unknown or revoked)."""
+
+    code = "VENDOR_TOKEN_INVALID"
+    category = Category.DENIED
+
+
+class DeviceModelExists(DeviceError):
+    code = "MODEL_EXISTS"
+    category = Category.CONFLICT
+
+
+class ContentExists(DeviceError):
+    code = "CONTENT_EXISTS"
+    category = Category.CONFLICT
+
+
+class ContentTooLarge(DeviceError):
+    code = "CONTENT_TOO_LARGE"

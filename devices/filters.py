@@ -9,7 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from devices.choices import ActivationOutcome, ActivationState
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, VendorToken, stranded_q
 from portal.kernel.filters import BooleanFilter, IdFilter, WindowedDateTimeFilter
 
 MAX_SECONDS = 10 * 366 * 86400  # ten years: larger durations mean nothing here and overflow date arithmetic
@@ -98,3 +98,14 @@ class ActivationAttemptFilter(filters.FilterSet):
     class Meta:
         model = ActivationAttempt
         fields = ["device_id", "outcome", "q", "since"]
+
+
+class VendorTokenFilter(filters.FilterSet):
+    vendor_id = IdFilter(field_name="vendor_id", queryset=Vendor.objects.all(), label="Vendor id")
+    vendor = filters.CharFilter(field_name="vendor__name", label="Vendor name")
+    revoked = BooleanFilter(field_name="revoked_at", lookup_expr="isnull", exclude=True, label="Revoked")
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
+
+    class Meta:
+        model = VendorToken
+        fields = ["vendor_id", "vendor", "revoked", "q"]

@@ -12,6 +12,7 @@ import io
 import re
 import string
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from devices.exceptions import InvalidImport
 
@@ -24,10 +25,11 @@ def rows_from_list(serials: Iterable[str]) -> Iterator[tuple[int, str, str]]:
         yield line, serial if isinstance(serial, str) else "", ""
 
 
-def rows_from_csv(stream: io.TextIOBase | Iterable[str]) -> Iterator[tuple[int, str, str]]:
-    """``sn,extra`` per line; a header line ``sn,extra`` (or ``sn``) is skipped; blank lines are ignored."""
+def rows_from_csv(stream: io.TextIOBase | Iterable[str], *, strict: bool = False) -> Iterator[tuple[int, str, str]]:
+    """``sn,extra`` per line; a header line ``sn,extra`` (or ``sn``) is skipped; blank lines are ignored. ``strict``
+    refuses what the csv module would otherwise read leniently (a quote left open to the end of the file)."""
     try:
-        for line, row in enumerate(csv.reader(stream), start=1):
+        for line, row in enumerate(csv.reader(stream, strict=strict), start=1):
             if not row or not any(cell.strip() for cell in row):
                 continue
             if line == 1 and tuple(cell.strip().lower() for cell in row) in (HEADER, HEADER[:1]):
@@ -71,3 +73,98 @@ def _range_parts(start: str, end: str, base: int) -> tuple[str, int, int, int]:
     if start[:-width] != end[:-width]:
         raise InvalidImport("start and end must share everything but their trailing counter")
     return start[:-width], int(start[-width:], base), int(end[-width:], base), width
+
+
+# --- Exosite ranges (``{"ranges": [{"format", "length", "casing", "first", "last"}]}``, docs/exosite.md) -------
+
+MAC_LAST = 2**48 - 1
+MAC_SEPARATORS = {"mac:48": ":", "mac-48": "-", "mac.48": "."}
+RANGE_FORMATS = ("base10", "base16", *MAC_SEPARATORS)
+MAX_RANGES = 100
+
+
+@dataclass(frozen=True)
+class ExositeRange:
+    format: str
+    first: int
+    last: int
+    length: int | None = None
+    casing: str = ""
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+    def serial(self, value: int) -> str:
+        if self.format == "base10":
+            return str(value).zfill(self.length or 0)
+        digits = format(value, "x").zfill(12 if self.format in MAC_SEPARATORS else self.length or 0)
+        digits = digits.upper() if self.casing == "upper" else digits
+        separator = MAC_SEPARATORS.get(self.format)
+        if separator is None:
+            return digits
+        width = 4 if separator == "." else 2  # 0012.3456.789a (dotted groups of four), 00:12:34:56:78:9a
+        return separator.join(digits[i : i + width] for i in range(0, 12, width))
+
+    def rows(self, start_line: int = 1) -> Iterator[tuple[int, str, str]]:
+        for line, value in enumerate(range(self.first, self.last + 1), start=start_line):
+            yield line, self.serial(value), ""
+
+    def as_dict(self) -> dict:
+        spec: dict = {"format": self.format}
+        if self.format not in MAC_SEPARATORS and self.length is not None:
+            spec["length"] = self.length
+        if self.format != "base10":
+            spec["casing"] = self.casing or "lower"
+        return spec | {"first": self.first, "last": self.last}
+
+
+def parse_ranges(data: object, *, max_total: int) -> list[ExositeRange]:
+    """The ranges of a JSON body, checked whole before anything is written; InvalidImport names the problem."""
+    if not isinstance(data, dict) or not isinstance(data.get("ranges"), list) or not data["ranges"]:
+        raise InvalidImport('the body must be {"ranges": [...]} with at least one range')
+    if len(data["ranges"]) > MAX_RANGES:
+        raise InvalidImport(f"at most {MAX_RANGES} ranges per request")
+    ranges = [_one_range(number, spec) for number, spec in enumerate(data["ranges"], start=1)]
+    total = sum(r.count for r in ranges)
+    if total > max_total:
+        raise InvalidImport(f"the ranges hold {total} serial numbers; one request may hold at most {max_total}")
+    return ranges
+
+
+def _integer(spec: dict, name: str, number: int) -> int:
+    value = spec.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 2**63 - 1:
+        raise InvalidImport(f"range {number}: {name} must be a non-negative integer")
+    return value
+
+
+def _one_range(number: int, spec: object) -> ExositeRange:
+    if not isinstance(spec, dict):
+        raise InvalidImport(f"range {number}: not an object")
+    if unknown := set(spec) - {"format", "length", "casing", "first", "last"}:
+        raise InvalidImport(f"range {number}: unknown field {sorted(unknown)[0]}")
+    fmt = spec.get("format")
+    if fmt not in RANGE_FORMATS:
+        raise InvalidImport(f"range {number}: format must be one of {', '.join(RANGE_FORMATS)}")
+    first, last = _integer(spec, "first", number), _integer(spec, "last", number)
+    if last < first:
+        raise InvalidImport(f"range {number}: last is below first")
+    casing = spec.get("casing", "lower" if fmt != "base10" else "")
+    if fmt != "base10" and casing not in ("upper", "lower"):
+        raise InvalidImport(f"range {number}: casing must be upper or lower")
+    length = spec.get("length")
+    if fmt in MAC_SEPARATORS:
+        if last > MAC_LAST:
+            raise InvalidImport(f"range {number}: a MAC-48 address is at most {MAC_LAST}")
+        length = None
+    elif length is not None:
+        length = _integer(spec, "length", number)
+        if not 1 <= length <= 128:
+            raise InvalidImport(f"range {number}: length must be 1 to 128")
+        if len(format(last, "d" if fmt == "base10" else "x")) > length:
+            raise InvalidImport(f"range {number}: last has more than {length} digits")
+    found = ExositeRange(fmt, first, last, length, casing if fmt != "base10" else "")
+    if len(found.serial(last)) > 128:
+        raise InvalidImport(f"range {number}: serial numbers longer than 128 characters")
+    return found

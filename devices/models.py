@@ -58,6 +58,11 @@ class DeviceModel(models.Model):
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="device_models")
     name = models.CharField(max_length=64, help_text="The `model` value devices send when activating.")
     description = models.CharField(max_length=255, blank=True)
+    # Exosite's clone template (fleet management API, docs/exosite.md): stored and returned, never acted on (the
+    # portal has no One Platform clients to clone).
+    clone_rid = models.CharField("clone template RID", max_length=128, blank=True)
+    clone_code = models.CharField("clone template code", max_length=128, blank=True)
+    clone_options = models.JSONField("clone options", default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -167,3 +172,92 @@ class ActivationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.serial_number} {self.outcome} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- Exosite fleet management (docs/exosite.md) -----------------------------------------------------------------
+
+
+class VendorToken(models.Model):
+    """A vendor's credential for the Exosite fleet management API (``X-Exosite-Token``). Scoped to one vendor: it
+    sees that vendor's models only. Only the SHA-256 digest is stored; the token is shown once, when created."""
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=64, help_text="What the token is for (the original's token id).")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["vendor__name", "name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor", "name"], condition=Q(revoked_at__isnull=True), name="vendortoken_live_name_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vendor.name}: {self.name}"
+
+
+class SerialRange(models.Model):
+    """A serial-number range added through the management API (``{"ranges": [...]}``), as it was given: what
+    ``?show=ranges`` answers. Its serials are devices of the model like any other."""
+
+    class Format(models.TextChoices):
+        BASE10 = "base10"
+        BASE16 = "base16"
+        MAC_COLON = "mac:48"
+        MAC_DASH = "mac-48"
+        MAC_DOT = "mac.48"
+
+    model = models.ForeignKey(DeviceModel, on_delete=models.CASCADE, related_name="serial_ranges")
+    format = models.CharField(max_length=8, choices=Format.choices)
+    length = models.PositiveSmallIntegerField(null=True, blank=True)
+    casing = models.CharField(max_length=5, blank=True)
+    first = models.BigIntegerField()
+    last = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_id", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(last__gte=models.F("first"), first__gte=0), name="serialrange_ordered")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.format} {self.first}..{self.last}"
+
+
+class Content(models.Model):
+    """A file devices of a model download (firmware, configuration): Exosite's content ``<id>``. The blob lives in
+    the ``exosite_content`` storage (Django's storage API), never in the database."""
+
+    model = models.ForeignKey(DeviceModel, on_delete=models.CASCADE, related_name="contents")
+    name = models.CharField("content id", max_length=128)
+    meta = models.CharField(max_length=1024, blank=True)
+    protected = models.BooleanField(default=False, help_text="Only the devices allowed below may download it.")
+    content_type = models.CharField(max_length=255, blank=True)
+    size = models.BigIntegerField(default=0)
+    blob = models.CharField(max_length=255, blank=True, editable=False, help_text="Name in the content storage.")
+    uploaded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    allowed = models.ManyToManyField(
+        Device,
+        blank=True,
+        related_name="contents",
+        verbose_name="devices allowed",
+        help_text="Devices of this model that may download it while it is protected.",
+    )
+
+    class Meta:
+        verbose_name = "device content"
+        ordering = ["model_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="content_unique_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.name}"

@@ -3,6 +3,7 @@ through ``portal.kernel.filters.filtered`` (an invalid value is an error), so ev
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -10,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 
 from devices.choices import ActivationState
-from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, stranded_q, window_elapsed
+from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter, VendorTokenFilter
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, VendorToken, stranded_q, window_elapsed
 from portal.kernel.filters import filtered
 from portal.kernel.permissions import is_support_staff
 from portal.kernel.series import Period, Series, time_series
@@ -102,3 +103,36 @@ def device_model_choices(*, vendor_id: int | None = None) -> list[tuple[int, str
     if vendor_id is not None:
         models = models.filter(vendor_id=vendor_id)
     return [(pk, f"{vendor}/{name}") for pk, vendor, name in models.values_list("pk", "vendor__name", "name")]
+
+
+# --- Exosite fleet management (docs/exosite.md) -------------------------------------------------------------------
+
+
+def device_rid(device_id: int) -> str:
+    """A device's client id in the Exosite dialect (``<rid>``): 40 hex characters derived from its primary key, so
+    stable for the device's life, through a remap to a new serial too. An identifier, not a secret."""
+    return hashlib.sha1(f"portal-device:{device_id}".encode(), usedforsecurity=False).hexdigest()
+
+
+def model_serials(*, model: DeviceModel, offset: int, limit: int, state: str | None = None) -> list[tuple]:
+    """One page of a model's serials in serial order (the (model, serial) unique index serves it):
+    ``(pk, serial, state, extra)``."""
+    rows = Device.objects.filter(model=model)
+    if state is not None:
+        rows = rows.in_effective_state(state)
+    rows = rows.with_effective_state().order_by("serial_number")
+    return list(rows.values_list("pk", "serial_number", "effective_state", "extra")[offset : offset + limit])
+
+
+def model_device(*, model: DeviceModel, serial: str) -> Device | None:
+    return Device.objects.with_effective_state().filter(model=model, serial_number=serial).first()
+
+
+def device_log(*, device_id: int, limit: int = 1000) -> list[ActivationAttempt]:
+    """The latest ``limit`` activation attempts, oldest first (how the original's ``?show=log`` reads)."""
+    return list(reversed(device_attempts(device_id=device_id)[:limit]))
+
+
+def vendor_token_list(*, filters: dict | None = None) -> QuerySet[VendorToken]:
+    qs = VendorToken.objects.select_related("vendor", "created_by").order_by("pk")
+    return filtered(VendorTokenFilter, filters, qs)

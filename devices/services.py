@@ -7,6 +7,7 @@ UPDATE sends no save signal, so these services write their audit entries themsel
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 import unicodedata
 from collections.abc import Iterable
@@ -14,27 +15,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from auditlog.cid import get_cid
-from auditlog.diff import model_instance_diff
+from auditlog.diff import get_field_value, is_primitive, model_instance_diff
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
-from django.db.models import ProtectedError, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import ProtectedError, Q, QuerySet
 from django.db.models.signals import pre_save
 from django.utils import timezone
+from django.utils.encoding import smart_str
 
 from devices.choices import ActivationOutcome, ActivationState
 from devices.exceptions import (
     ActivationRefused,
     CikInvalid,
     DeviceExists,
+    DeviceModelExists,
     IllegalTransition,
     InUse,
     InvalidImport,
     InvalidOwner,
 )
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, window_elapsed
+from devices.importing import ExositeRange
+from devices.models import ActivationAttempt, Device, DeviceModel, SerialRange, Vendor, window_elapsed
 from webhooks import events as webhook_events
 
 CIK_BYTES = 20  # 40 lowercase hex characters, as device libraries expect
@@ -255,6 +259,161 @@ def device_model_save(
     return device_model
 
 
+# --- Exosite fleet management (docs/exosite.md): models, serials, per-device moves ---------------------------------
+
+
+def device_model_create(
+    *, vendor: Vendor, name: str, clone_rid: str, clone_code: str, options: list[str]
+) -> DeviceModel:
+    """A model created by a vendor's tooling; its clone template is stored, not acted on."""
+    device_model = DeviceModel(vendor=vendor, name=name, clone_rid=clone_rid, clone_code=clone_code)
+    device_model.clone_options = options
+    device_model.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            device_model.save()
+    except IntegrityError as exc:
+        raise DeviceModelExists(f"model {name} already exists") from exc
+    return device_model
+
+
+def device_model_template_save(
+    *, device_model: DeviceModel, clone_rid: str, clone_code: str, options: list[str]
+) -> DeviceModel:
+    device_model.clone_rid, device_model.clone_code, device_model.clone_options = clone_rid, clone_code, options
+    device_model.save(update_fields=["clone_rid", "clone_code", "clone_options", "updated_at"])
+    return device_model
+
+
+DELETE_BATCH = 1000
+
+
+def device_model_purge(*, device_model: DeviceModel) -> int:
+    """Delete a model with its serials, ranges and content (Exosite's "delete model"; the admin refuses a model
+    still in use instead). Each device's deletion is audited; blobs go once the transaction committed."""
+    from devices import contents  # the content module imports this one
+
+    with transaction.atomic():
+        for content in list(device_model.contents.all()):
+            contents.content_delete(content=content)
+        removed = _delete_in_batches(Device.objects.filter(model=device_model))
+        device_model.serial_ranges.all().delete()
+        device_model.delete()
+    return removed
+
+
+def _delete_in_batches(devices: QuerySet[Device]) -> int:
+    removed = 0
+    while ids := list(devices.order_by("pk").values_list("pk", flat=True)[:DELETE_BATCH]):
+        removed += Device.objects.filter(pk__in=ids).delete()[1].get("devices.Device", 0)
+    return removed
+
+
+def devices_add(*, model: DeviceModel, rows: Iterable[tuple[int, str, str]]) -> ImportResult:
+    """Add serials, all or none: an invalid row refuses the lot (InvalidImport), so does a serial the model
+    already has or one given twice (DeviceExists). Bulk inserts in batches, in one transaction."""
+    rows = list(rows)
+    try:
+        with transaction.atomic():
+            result = devices_import(model=model, rows=rows, strict=True)
+    except _Taken as taken:  # rolled back: the serial that was there before is the one to name
+        raise DeviceExists(f"serial number already exists: {taken.serial or _first_existing(model, rows)}") from None
+    return result
+
+
+class _Taken(Exception):
+    def __init__(self, serial: str) -> None:
+        super().__init__(serial)
+        self.serial = serial
+
+
+def _first_existing(model: DeviceModel, rows: Iterable[tuple[int, str, str]]) -> str:
+    serials = [serial for _, serial, _ in rows][:DELETE_BATCH]
+    return (
+        Device.objects.filter(model=model, serial_number__in=serials).values_list("serial_number", flat=True).first()
+        or ""
+    )
+
+
+def devices_remove(*, model: DeviceModel, serials: Iterable[str]) -> int:
+    """Delete the model's devices with these serials, whatever their state (as the admin's delete); serials the
+    model does not have are passed over. Audited per device; in batches, in one transaction."""
+    wanted = list(dict.fromkeys(serials))
+    removed = 0
+    with transaction.atomic():
+        for start in range(0, len(wanted), DELETE_BATCH):
+            batch = wanted[start : start + DELETE_BATCH]
+            removed += _delete_in_batches(Device.objects.filter(model=model, serial_number__in=batch))
+    return removed
+
+
+def serial_ranges_add(*, model: DeviceModel, ranges: list[ExositeRange]) -> int:
+    """Add every serial of the ranges (all or none, as ``devices_add``) and record the ranges as given."""
+    rows = itertools.chain.from_iterable(r.rows() for r in ranges)
+    with transaction.atomic():
+        result = devices_add(model=model, rows=rows)
+        SerialRange.objects.bulk_create([SerialRange(model=model, **_range_fields(r)) for r in ranges])
+    return result.created
+
+
+def serial_ranges_remove(*, model: DeviceModel, ranges: list[ExositeRange]) -> int:
+    """Delete the ranges' serials (as ``devices_remove``) and forget the recorded ranges equal to them."""
+    serials = (serial for r in ranges for _, serial, _ in r.rows())
+    with transaction.atomic():
+        removed = devices_remove(model=model, serials=serials)
+        for r in ranges:
+            SerialRange.objects.filter(model=model, **_range_fields(r)).delete()
+    return removed
+
+
+def _range_fields(r: ExositeRange) -> dict:
+    return {"format": r.format, "length": r.length, "casing": r.casing, "first": r.first, "last": r.last}
+
+
+def devices_regenerate(*, ids: Iterable[int], window: int | None = None) -> BulkResult:
+    """Exosite's "regenerate CIK": any device that was ever enabled gets a new activation window and loses its CIK
+    (a pending one just gets a new window); the next activation hands out a new key."""
+    values = {
+        **_open_window(window),
+        "activated_at": None,
+        "disabled_at": None,
+        "cik_digest": None,
+        "cik_issued_at": None,
+        "cik_first_used_at": None,
+    }
+    return _transition(ids=ids, allowed=~ENABLE_FROM, values=values, action="regenerate_cik")
+
+
+def device_regenerate(*, device: Device) -> Device:
+    return _one(devices_regenerate(ids=[device.pk]), device, "regenerate the CIK of")
+
+
+def device_remap(*, device: Device, serial_number: str) -> Device:
+    """Move a device (its identity, owner, extra data and log) to a new serial number of its model; the CIK is
+    revoked and a new activation window opens, since the device must activate under its new serial. A placeholder
+    row for the new serial that was never enabled is removed; one that was enabled refuses the move."""
+    if problem := serial_problem(serial_number):
+        raise InvalidImport(problem, field="serial_number")
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().get(pk=device.pk)
+        if locked.state == S.NOT_ADDED:
+            raise IllegalTransition(f"{locked} was never enabled: it has no client to remap", device_id=device.pk)
+        taken = Device.objects.select_for_update().filter(model_id=locked.model_id, serial_number=serial_number)
+        other = taken.exclude(pk=locked.pk).first()
+        if other is not None and other.state != S.NOT_ADDED:
+            raise DeviceExists(f"serial number {serial_number} is already enabled", device_id=other.pk)
+        if other is not None:
+            other.delete()
+        values = {**_open_window(None), "serial_number": serial_number, "activated_at": None, "disabled_at": None}
+        values |= {"cik_digest": None, "cik_issued_at": None, "cik_first_used_at": None}
+        row = {"pk": locked.pk, "serial_number": locked.serial_number, "state": locked.state}
+        row |= {name: getattr(locked, name) for name in values if name not in row and name != "updated_at"}
+        Device.objects.filter(pk=locked.pk).update(**values)
+        _audit([row], values, "remap")
+    device.refresh_from_db()
+    return device
+
+
 # --- import -------------------------------------------------------------------------------------------------------
 
 
@@ -300,7 +459,12 @@ def serial_problem(serial: str) -> str | None:
 
 
 def devices_import(
-    *, model: DeviceModel, rows: Iterable[tuple[int, str, str]], enable: bool = False, dry_run: bool = False
+    *,
+    model: DeviceModel,
+    rows: Iterable[tuple[int, str, str]],
+    enable: bool = False,
+    dry_run: bool = False,
+    strict: bool = False,
 ) -> ImportResult:
     """Add serials (``(line, serial, extra)`` rows) to a model. Serials it already has are counted, not changed; a
     serial repeated in the rows is reported with the line it first appeared on. Each new device is audited as a
@@ -308,6 +472,10 @@ def devices_import(
 
     Runs in batches so that a million-row file neither holds one huge transaction nor all rows in memory (the
     serials seen so far are kept, to name repeats across batches).
+
+    ``strict`` (all or nothing, ``devices_add``): the first invalid row raises InvalidImport, a serial that exists
+    or repeats raises before anything more is done; no existence query, the inserted rows' ids come back from the
+    INSERT itself.
     """
     result = ImportResult()
     seen: dict[str, int] = {}
@@ -315,10 +483,10 @@ def devices_import(
     for row in rows:
         batch.append(row)
         if len(batch) >= IMPORT_BATCH:
-            _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run)
+            _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run, strict=strict)
             batch = []
     if batch:
-        _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run)
+        _import_batch(model, batch, result, seen, enable=enable, dry_run=dry_run, strict=strict)
     if not dry_run and result.created:
         # One entry on the model besides each device's own: who imported how many.
         summary = {
@@ -345,17 +513,25 @@ def _import_batch(
     *,
     enable: bool,
     dry_run: bool,
+    strict: bool = False,
 ) -> None:
     fresh: dict[str, str] = {}
     for line, serial, extra in batch:
         problem = serial_problem(serial) or ("extra longer than 255 characters" if len(extra) > 255 else None)
         if problem:
             result.invalid.append((line, serial[:MAX_FIELD], problem))
+            if strict:
+                raise InvalidImport(f"line {line}: {problem}", line=line)
         elif serial in seen:
             result.duplicates.append((line, serial, seen[serial]))
+            if strict:
+                raise _Taken(serial)
         else:
             seen[serial] = line
             fresh[serial] = extra
+    if strict:
+        _insert_all(model, fresh, result)
+        return
     with transaction.atomic():
         existing = set(
             Device.objects.filter(model=model, serial_number__in=list(fresh)).values_list("serial_number", flat=True)
@@ -374,11 +550,56 @@ def _import_batch(
             result.enabled += len(devices_enable(ids=[device.pk for device in created]).changed)
 
 
+def _insert_all(model: DeviceModel, fresh: dict[str, str], result: ImportResult) -> None:
+    """Insert every row or raise _Taken (a serial the model has): one INSERT per batch, the ids RETURNING from it."""
+    new = [Device(model=model, serial_number=sn, extra=extra) for sn, extra in fresh.items()]
+    try:
+        with transaction.atomic():
+            Device.objects.bulk_create(new)
+    except IntegrityError:
+        raise _Taken("") from None
+    if not connection.features.can_return_rows_from_bulk_insert:
+        new = list(Device.objects.filter(model=model, serial_number__in=list(fresh)))
+    result.created += len(new)
+    _audit_created(new)
+
+
+def _nothing_refers_yet(devices: list[Device]) -> None:
+    """New rows: no box, CAS record or provisioning record points at them yet. Said to Django's relation cache, so
+    that the audit diff does not ask the database three times per new device (each reverse one-to-one)."""
+    reverse_one_to_one = [rel for rel in Device._meta.related_objects if rel.one_to_one]
+    for device in devices:
+        for rel in reverse_one_to_one:
+            rel.set_cached_value(device, None)
+
+
+# What differs between the devices one import creates; every other field has the same value in all of them.
+_PER_DEVICE = ("id", "serial_number", "extra", "created_at", "updated_at")
+
+
+def _created_changes(devices: list[Device]) -> list[dict | None]:
+    """Each new device's audit diff (what a save would record), computed in full once and per device only for
+    the fields that differ between them: the diff of every field of 100 000 rows was most of an import's time."""
+    if not devices:
+        return []
+    json_changes = settings.AUDITLOG_STORE_JSON_CHANGES
+    common = model_instance_diff(None, devices[0], use_json_for_changes=json_changes) or {}
+    fields = [f for f in Device._meta.fields if f.name in _PER_DEVICE]
+
+    def created(value: object) -> tuple:  # a field a creation set, as model_instance_diff writes it
+        if not json_changes:
+            return ("None", smart_str(value))
+        return (None, value if is_primitive(value) else smart_str(value))
+
+    return [{**common, **{f.name: created(get_field_value(d, f, json_changes)) for f in fields}} for d in devices]
+
+
 def _audit_created(devices: list[Device]) -> None:
     """The entry a save of each new device would have written (action create, its fields), in one INSERT: bulk
     inserts send no save signal. Each entry gets the ``pre_save`` a save would send, so that auditlog's own receiver
     (when a request or ``set_actor`` is active) fills in the actor, address and correlation id as it does for one."""
     content_type = ContentType.objects.get_for_model(Device)
+    _nothing_refers_yet(devices)
     entries = [
         LogEntry(
             content_type=content_type,
@@ -386,11 +607,11 @@ def _audit_created(devices: list[Device]) -> None:
             object_id=device.pk,
             object_repr=str(device),
             action=LogEntry.Action.CREATE,
-            changes=model_instance_diff(None, device, use_json_for_changes=settings.AUDITLOG_STORE_JSON_CHANGES),
+            changes=changes,
             cid=get_cid(),
             additional_data={"action": "import_serials"},
         )
-        for device in devices
+        for device, changes in zip(devices, _created_changes(devices), strict=True)
     ]
     for entry in entries:
         pre_save.send(sender=LogEntry, instance=entry, raw=False, using="default", update_fields=None)

@@ -364,6 +364,19 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# --- Exosite fleet management API (docs/exosite.md) ---------------------------------------------------------------
+EXOSITE_CONTENT_MAX_BYTES = env.int("EXOSITE_CONTENT_MAX_BYTES", default=64 * 1024 * 1024)  # one content blob
+EXOSITE_FORM_MAX_BYTES = env.int("EXOSITE_FORM_MAX_BYTES", default=8 * 1024 * 1024)  # form, CSV and JSON bodies
+EXOSITE_RANGE_MAX = env.int("EXOSITE_RANGE_MAX", default=100_000)  # serials one range request may add or remove
+_content_backend = env.str("EXOSITE_CONTENT_STORAGE", default="django.core.files.storage.FileSystemStorage")
+STORAGES["exosite_content"] = {
+    "BACKEND": _content_backend,
+    "OPTIONS": {"location": env.str("EXOSITE_CONTENT_ROOT", default=str(VAR_DIR / "content"))}
+    if _content_backend.endswith("FileSystemStorage")
+    else {},
+}
+# --- end Exosite fleet management API ------------------------------------------------------------------------------
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at every start when it is missing
 # WhiteNoise streams files through a sync iterator; under ASGI Django warns on each one. The files are served.

@@ -26,6 +26,9 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", portal_metrics.metrics_view, name="metrics"),  # Prometheus (portal/metrics.py)
     path("provision/activate", activation.activate, name="provision-activate"),
+    # --- Exosite fleet management API (docs/exosite.md) ---
+    path("", include("provisioning.api.exosite.urls")),
+    # --- end Exosite fleet management API ---
     path("jsonrpc", jsonrpc.endpoint, name="device-jsonrpc"),
     path("v1/Login/", components_login.login, name="v1-login"),
     path("v1/DeviceProvisioningComponents/", components_v1.device_provisioning_components, name="v1-components"),

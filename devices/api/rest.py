@@ -12,10 +12,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from devices import importing, selectors, services
+from devices import importing, selectors, services, vendor_tokens
 from devices.choices import ActivationState
-from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter
-from devices.models import ActivationAttempt, Device, DeviceModel, Vendor
+from devices.exceptions import IllegalTransition
+from devices.filters import ActivationAttemptFilter, DeviceFilter, DeviceModelFilter, VendorFilter, VendorTokenFilter
+from devices.models import ActivationAttempt, Device, DeviceModel, Vendor, VendorToken
 from portal.kernel.api.openapi import error_response
 from portal.kernel.api.rest import valid
 from portal.kernel.api.viewsets import CreateMixin, PatchMixin, SelectorQuerysetMixin, StaffViewSet, UpdateMixin
@@ -244,3 +245,54 @@ def _rows(data: dict) -> list[tuple[int, str, str]]:
         return list(importing.rows_from_csv(io.StringIO(data["csv"])))
     spec = data["range"]
     return list(importing.rows_from_range(spec["start"], spec["end"], base=int(spec["base"])))
+
+
+# --- Exosite vendor tokens (docs/exosite.md) ------------------------------------------------------------------------
+
+
+class VendorTokenOutput(serializers.ModelSerializer):
+    vendor = serializers.CharField(source="vendor.name")
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = VendorToken
+        fields = ["id", "vendor_id", "vendor", "name", "created_at", "created_by", "last_used_at", "revoked_at"]
+
+
+class VendorTokenIssuedOutput(VendorTokenOutput):
+    token = serializers.CharField(help_text="The token itself: shown this once, never again (only a digest is kept).")
+
+    class Meta(VendorTokenOutput.Meta):
+        fields = [*VendorTokenOutput.Meta.fields, "token"]
+
+
+class VendorTokenInput(serializers.Serializer):
+    vendor_id = serializers.PrimaryKeyRelatedField(queryset=Vendor.objects.all(), source="vendor")
+    name = serializers.CharField(max_length=64)
+
+
+REVOKED = error_response("ILLEGAL_TRANSITION: the token was already revoked; nothing changed.")
+
+
+class VendorTokenViewSet(StaffViewSet):
+    """Vendor tokens of the Exosite fleet management API (``X-Exosite-Token``): each scoped to one vendor."""
+
+    output_serializer_class, filterset_class = VendorTokenOutput, VendorTokenFilter
+    selector = selectors.vendor_token_list
+
+    @extend_schema(request=VendorTokenInput, responses={201: VendorTokenIssuedOutput})
+    def create(self, request: Request) -> Response:
+        """Create a token; the answer carries it, once."""
+        data = valid(VendorTokenInput, request.data)
+        issued = vendor_tokens.vendor_token_create(vendor=data["vendor"], name=data["name"], created_by=request.user)
+        token = issued.token
+        token.token = issued.raw  # type: ignore[attr-defined]  # read by the issued serializer only
+        return Response(VendorTokenIssuedOutput(token).data, status=201)
+
+    @extend_schema(request=None, responses={200: VendorTokenOutput, 409: REVOKED})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk=None) -> Response:
+        token = self.get_object()
+        if not vendor_tokens.vendor_token_revoke(token=token):
+            raise IllegalTransition("the token was already revoked", token_id=token.pk)
+        return Response(self.output(token))

@@ -36,3 +36,11 @@ def set_audit_actor(user: AbstractBaseUser) -> None:
     context = auditlog_value.get(None)
     if context is not None and context.get("actor") is None:
         context["actor"] = user
+
+
+def set_audit_actor_label(label: str) -> None:
+    """Name a non-person actor (an Exosite vendor token) on this request's audit entries, in the trail's
+    ``actor_email`` column, when no user is the actor."""
+    context = auditlog_value.get(None)
+    if context is not None and context.get("actor") is None:
+        context["actor_email"] = label[:254]

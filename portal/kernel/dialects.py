@@ -61,6 +61,11 @@ def _activation(kind: str) -> HttpResponse:
     return HttpResponse(TEXT[kind], status=status, content_type="text/plain; charset=utf-8")
 
 
+def _exosite_manage(kind: str) -> HttpResponse:
+    """Exosite fleet management: short plain text, as activation, but a body over the limit is a 413."""
+    return HttpResponse(TEXT[kind], status=STATUS[kind], content_type="text/plain; charset=utf-8")
+
+
 JSONRPC = {
     BAD_REQUEST: (-32600, "Invalid Request"),
     FORBIDDEN: (-32600, "Invalid Request"),
@@ -153,6 +158,8 @@ class Dialect:
     exact: bool = False
     # Its views read at most body_limit + 1 bytes and refuse more in their own words (kernel.http passes them on).
     view_checks_limit: bool = False
+    # A setting that overrides body_limit, read at each request (a size operators configure).
+    limit_setting: str = ""
 
     def matches(self, path: str) -> bool:
         return path in self.prefixes if self.exact else path.startswith(self.prefixes)
@@ -162,6 +169,15 @@ class Dialect:
 
 
 DIALECTS = (
+    # --- Exosite fleet management API (docs/exosite.md): before activation, whose prefix it shares ---
+    Dialect(
+        "exosite-manage",
+        ("/provision/manage/", "/provision/register", "/provision/download", "/provision/admin/"),
+        _exosite_manage,
+        body_limit=64 * MB,
+        any_host=True,
+        limit_setting="EXOSITE_CONTENT_MAX_BYTES",
+    ),
     Dialect("activation", ("/provision/",), _activation, body_limit=4096, any_host=True, view_checks_limit=True),
     Dialect(
         "jsonrpc", ("/jsonrpc",), _jsonrpc, body_limit=16 * 1024, any_host=True, exact=True, view_checks_limit=True
@@ -180,4 +196,6 @@ def dialect_for(path: str) -> Dialect | None:
 
 def body_limit(path: str) -> int:
     dialect = dialect_for(path)
+    if dialect is not None and dialect.limit_setting:
+        return getattr(settings, dialect.limit_setting, dialect.body_limit)
     return dialect.body_limit if dialect is not None else settings.REQUEST_BODY_LIMIT

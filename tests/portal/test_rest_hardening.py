@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from rest_framework.generics import GenericAPIView
 
 from components.models import DeviceProvisioning
+from devices import vendor_tokens
 from devices.models import ActivationAttempt
 from portal.kernel.api.pagination import MAX_LIMIT
 from provisioning import services as provisioning_services
@@ -83,6 +84,7 @@ def world(staff_user) -> int:
         ActivationAttempt.objects.create(device=devices[0], serial_number=device.serial_number, outcome="activated")
         box = provisioning_services.box_register(device=device, host="192.0.2.10")
         provisioning_services.command_create(box=box, kind="refresh")
+        vendor_tokens.vendor_token_create(vendor=device.model.vendor, name="hardening")
     assert DeviceProvisioning.objects.count() == ROWS
     return devices[0].pk
 
@@ -113,6 +115,7 @@ def test_the_resolver_walk_finds_every_list_endpoint(list_urls, world):
         "/api/v1/provisioning-records/",
         "/api/v1/components/",
         f"/api/v1/devices/{world}/log/",
+        "/api/v1/vendor-tokens/",
     } <= set(list_urls)
 
 
