@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The suite runs on two pytest-xdist workers (each with its own test database and redis-server; whole modules
+# stay on one worker, so a module's server fixtures start once). PYTEST_ARGS="-n 0" runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: run test lint bench-check clean prod
 

@@ -3,7 +3,8 @@
 - PostgreSQL: ``DATABASE_URL`` if set, else the usual local address. Reachable → the suite runs on it.
   Unreachable → the embedded SQLite database, and tests marked ``postgres`` are skipped with the reason.
 - Redis: ``REDIS_URL`` for tests marked ``redis`` (the rest run with the in-memory channel layer and cache,
-  as unit tests should). Unreachable → those tests are skipped with the reason.
+  as unit tests should). Unreachable → those tests are skipped with the reason. Under pytest-xdist (``make
+  test`` runs two workers) each worker runs its own redis-server on a spare port, so that no two share a database.
 - Chromium: tests marked ``browser`` drive ``/usr/bin/chromium`` (Debian's) with Playwright. Missing → skipped.
 - ``CI=true``: nothing may be skipped for a missing service; the run stops at once instead.
 """
@@ -49,8 +50,51 @@ def _choose_redis() -> tuple[str, str | None]:
     url = os.environ.get("PORTAL_TEST_REDIS_URL") or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     # Unit tests use the in-memory layer and cache; tests marked `redis` read PORTAL_TEST_REDIS_URL.
     os.environ.pop("REDIS_URL", None)
+    problem = _reachable(url, 6379)
+    if problem is None and os.environ.get("PYTEST_XDIST_WORKER"):
+        url, problem = _private_redis(url)
     os.environ["PORTAL_TEST_REDIS_URL"] = url
-    return url, _reachable(url, 6379)
+    return url, problem
+
+
+def _private_redis(url: str) -> tuple[str, str | None]:
+    """Under pytest-xdist, each worker gets its own redis-server on a spare port (the machine's binary, nothing
+    kept on disk), same database number: tests flush their databases (11, 13, 14, …), and two workers on one
+    server would empty each other's. It stops with the worker (atexit, and the kernel's parent-death signal)."""
+    import atexit
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return url, "redis-server is not installed: parallel workers (pytest -n) need a private Redis each"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def die_with_parent() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    workdir = tempfile.mkdtemp(prefix="portal-test-redis-")
+    proc = subprocess.Popen(  # noqa: S603 (the machine's redis-server, fixed arguments)
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+    atexit.register(lambda: (proc.kill(), proc.wait()))
+    private = f"redis://127.0.0.1:{port}/{urlsplit(url).path.lstrip('/') or '0'}"
+    deadline = time.monotonic() + 10
+    while (problem := _reachable(private, port)) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return private, problem
 
 
 os.environ.pop("DJANGO_ENV", None)
