@@ -12,6 +12,8 @@ from webhooks.services import emit
 DEVICE_EVENTS = {
     "activate": EventType.DEVICE_ACTIVATED,
     "reenable": EventType.DEVICE_REENABLED,
+    # Exosite's "regenerate CIK" (the management API) re-enables the device: a new window, the key revoked.
+    "regenerate_cik": EventType.DEVICE_REENABLED,
     "disable": EventType.DEVICE_DISABLED,
 }
 
@@ -22,7 +24,7 @@ def devices_changed(action: str, rows: Iterable[dict[str, Any]]) -> None:
     event_type = DEVICE_EVENTS.get(action)
     if event_type is None:
         return
-    state = {"activate": "activated", "reenable": "notactivated", "disable": "disabled"}[action]
+    state = "activated" if action == "activate" else "disabled" if action == "disable" else "notactivated"
     emit(
         event_type=event_type,
         events=[

@@ -176,6 +176,22 @@ def test_one_objects_events_go_in_order_even_when_the_later_is_tried_first(recei
     assert [r.event["type"] for r in receiver.received] == ["device.disabled", "device.reenabled"]
 
 
+def test_a_cik_regenerated_through_the_exosite_api_is_a_re_enable(receiver):
+    endpoint(receiver.url)
+    device = device_services.device_enable(device=DeviceFactory())
+    model = device.model
+    device_services.device_activate(
+        vendor=model.vendor.name, model=model.name, serial=device.serial_number, remote_addr=None, user_agent=""
+    )
+
+    device_services.device_regenerate(device=Device.objects.get(pk=device.pk))
+    send_all()
+
+    # The endpoint takes device.reenabled and device.disabled (not the activation before).
+    types = [(r.event["type"], r.event["data"]["state"]) for r in receiver.received]
+    assert types == [("device.reenabled", "notactivated")]
+
+
 def test_redeliver_sends_the_same_event_again(receiver):
     endpoint(receiver.url)
     device_services.device_disable(device=device_services.device_enable(device=DeviceFactory()))
