@@ -33,6 +33,7 @@ from conax import selectors as conax_selectors
 from portal import fleet, health
 from portal.kernel import metrics
 from provisioning.api.activation import REFUSALS
+from webhooks import selectors as webhook_selectors
 
 log = logging.getLogger(__name__)
 ACTIVATE_PATH = "/provision/activate"
@@ -67,7 +68,7 @@ class ScrapeTimeCollector:
     (the database down) is left out of this scrape, logged, and never fails the rest."""
 
     def collect(self) -> Iterable[Metric]:
-        for part in (self._checks, self._workers, self._oldest_due):
+        for part in (self._checks, self._workers, self._oldest_due, self._webhook_outbox):
             try:
                 yield from part()
             except Exception as exc:
@@ -107,6 +108,17 @@ class ScrapeTimeCollector:
         )
         due.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
         yield due
+
+    def _webhook_outbox(self) -> Iterable[Metric]:
+        count, oldest = webhook_selectors.deliveries_pending()
+        pending = GaugeMetricFamily("portal_webhook_pending", "Webhook deliveries waiting to be sent (the outbox)")
+        pending.add_metric([], count)
+        yield pending
+        age = GaugeMetricFamily(
+            "portal_webhook_oldest_pending_age_seconds", "How long the oldest unsent webhook delivery has waited"
+        )
+        age.add_metric([], max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0)
+        yield age
 
 
 _LIVE_FILE = re.compile(r"^gauge_live\w+?_(\d+)\.db$")

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.kernel import metrics
 from webhooks import signing
 from webhooks.choices import DeliveryState, EventType
 from webhooks.crypto import SecretUnreadable, secret_decrypt, secret_encrypt
@@ -226,6 +227,8 @@ def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> N
         delivery.state = DeliveryState.DEAD
     else:
         delivery.next_attempt_at = now + backoff(delivery.attempts)
+    outcome = {DeliveryState.DELIVERED: "delivered", DeliveryState.DEAD: "dead"}.get(delivery.state, "retry")
+    metrics.webhook_attempted(event_type=delivery.event_type, outcome=outcome, seconds=latency / 1000)
     delivery.save(
         update_fields=[
             "attempts",

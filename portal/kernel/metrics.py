@@ -44,6 +44,14 @@ CAS_REQUESTS = Counter("portal_cas_requests", "Conax requests finished, by type 
 CAS_REQUEST_SECONDS = Histogram(
     "portal_cas_request_pending_seconds", "Conax request, due (PENDING) to terminal", ["type"], buckets=SLOW
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "portal_webhook_attempts",
+    "Webhook delivery attempts, by event type and outcome (delivered, retry, dead)",
+    ["event_type", "outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "portal_webhook_attempt_duration_seconds", "Time a receiver took to answer a webhook POST", buckets=FAST
+)
 RATE_LIMITED = Counter("portal_rate_limit_refusals", "Requests refused by a rate limit, by limit", ["limit"])
 WEBSOCKETS = Gauge(
     "portal_websocket_connections", "WebSocket connections open now", ["path"], multiprocess_mode="livesum"
@@ -71,6 +79,11 @@ def cas_request_finished(*, type: str, outcome: str, due_at: datetime | None) ->
     CAS_REQUESTS.labels(type=type, outcome=outcome.lower()).inc()
     if (seconds := _since(due_at)) is not None:
         CAS_REQUEST_SECONDS.labels(type=type).observe(seconds)
+
+
+def webhook_attempted(*, event_type: str, outcome: str, seconds: float) -> None:
+    WEBHOOK_ATTEMPTS.labels(event_type=event_type, outcome=outcome).inc()
+    WEBHOOK_SECONDS.observe(seconds)
 
 
 def rate_limited(*, limit: str) -> None:

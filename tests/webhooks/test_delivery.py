@@ -192,6 +192,33 @@ def test_a_cik_regenerated_through_the_exosite_api_is_a_re_enable(receiver):
     assert types == [("device.reenabled", "notactivated")]
 
 
+def test_attempts_are_counted_and_the_outbox_is_measured_in_the_metrics(receiver, client):
+    from tests.portal.test_metrics import scrape, value
+
+    endpoint(receiver.url)
+    endpoint("http://127.0.0.1:9/hook")  # nothing listens on the discard port
+    delivered = {"event_type": "device.disabled", "outcome": "delivered"}
+    retry = {"event_type": "device.disabled", "outcome": "retry"}
+    before = scrape(client)
+    device_services.device_disable(device=device_services.device_enable(device=DeviceFactory()))
+    waiting = scrape(client)
+    send_all()
+    after = scrape(client)
+
+    assert (value(waiting, "portal_webhook_pending"), value(after, "portal_webhook_pending")) == (2, 1)
+    assert value(waiting, "portal_webhook_oldest_pending_age_seconds") >= 0
+    counted = [
+        value(after, "portal_webhook_attempts_total", **o) - value(before, "portal_webhook_attempts_total", **o)
+        for o in (delivered, retry)
+    ]
+    assert counted == [1, 1]
+    assert (
+        value(after, "portal_webhook_attempt_duration_seconds_count")
+        - value(before, "portal_webhook_attempt_duration_seconds_count")
+        == 2
+    )
+
+
 def test_redeliver_sends_the_same_event_again(receiver):
     endpoint(receiver.url)
     device_services.device_disable(device=device_services.device_enable(device=DeviceFactory()))
