@@ -227,7 +227,7 @@ def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> N
         delivery.state = DeliveryState.DEAD
     else:
         delivery.next_attempt_at = now + backoff(delivery.attempts)
-    outcome = {DeliveryState.DELIVERED: "delivered", DeliveryState.DEAD: "dead"}.get(delivery.state, "retry")
+    outcome = {"DELIVERED": "delivered", "DEAD": "dead"}.get(str(delivery.state), "retry")
     metrics.webhook_attempted(event_type=delivery.event_type, outcome=outcome, seconds=latency / 1000)
     delivery.save(
         update_fields=[
