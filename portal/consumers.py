@@ -40,13 +40,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.joined = []
+        # The handshake is a request: its id (a trusted proxy's X-Request-ID, or a new one) is on the socket's lines.
+        self.request_id = requestid.from_scope(self.scope)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self._refuse(4401, "not logged in")
             return
         groups = await database_sync_to_async(self.allowed_groups)(user)
         if groups is None:
-            await self.close(code=4403)
+            await self._refuse(4403, "not allowed")
             return
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -54,6 +56,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         metrics.websocket_opened(self.metric_path)
         self.counted = True
+        with requestid.bound(self.request_id):
+            log.debug("live socket opened", extra={"path": self.scope.get("path"), "user_id": user.pk})
+
+    async def _refuse(self, code: int, why: str) -> None:
+        with requestid.bound(self.request_id):
+            log.info("live socket refused", extra={"path": self.scope.get("path"), "code": code, "why": why})
+        await self.close(code=code)
 
     async def disconnect(self, code) -> None:
         for group in self.joined:
@@ -61,6 +70,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "counted", False):
             metrics.websocket_closed(self.metric_path)
             self.counted = False
+            with requestid.bound(getattr(self, "request_id", None)):
+                log.debug("live socket closed", extra={"path": self.scope.get("path"), "code": code})
 
     def allowed_groups(self, user) -> list[str] | None:
         raise NotImplementedError

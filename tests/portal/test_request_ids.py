@@ -185,3 +185,27 @@ async def test_a_live_event_carries_the_publishers_id_into_the_socket_servers_lo
     assert received == event  # no request_id for the browser
     relayed = [line for line in log_output.getvalue().splitlines() if "live event relayed" in line]
     assert relayed and "request_id=edge-live-42" in relayed[0]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_sockets_opening_and_closing_lines_carry_its_handshakes_id(client, customer_user, log_output, caplog):
+    import re
+
+    caplog.set_level(logging.DEBUG, logger="portal.live")
+    from tests.factories import DeviceFactory
+    from tests.portal.test_live_consumers import ORIGIN, connect, cookie_for
+
+    device = await sync_to_async(DeviceFactory)(owner=customer_user)
+    cookie = await sync_to_async(cookie_for)(client, customer_user)
+    ws, connected, _ = await connect(f"/ws/devices/{device.pk}/", ORIGIN, cookie)
+    await ws.disconnect()
+    _, refused_ok, _ = await connect(f"/ws/devices/{device.pk}/", ORIGIN)  # no session cookie
+
+    lines = log_output.getvalue().splitlines()
+    opened = [line for line in lines if "live socket opened" in line]
+    closed = [line for line in lines if "live socket closed" in line]
+    denied = [line for line in lines if "live socket refused" in line]
+    assert (connected, refused_ok) == (True, False)
+    [ident] = re.findall(r"request_id=([0-9a-f]{32})", opened[0])
+    assert f"request_id={ident}" in closed[0]
+    assert "code=4401" in denied[0] and f"request_id={ident}" not in denied[0]
