@@ -74,6 +74,47 @@ def _methods(view) -> set[str]:
     return {m.upper() for m in view.view_class.http_method_names if hasattr(view.view_class, m)} - {"OPTIONS", "HEAD"}
 
 
+def conax_rows() -> None:
+    """One of each conditional-access record the staff API lists (a card with its subscription, box, pairing and
+    entitlement)."""
+    from tests.conax.factories import (
+        EntitlementFactory,
+        PairingFactory,
+        ServiceFactory,
+        SetTopBoxFactory,
+        SmartcardFactory,
+        SubscriptionFactory,
+        UnitFactory,
+    )
+
+    UnitFactory()
+    service = ServiceFactory()
+    card = SmartcardFactory(subscription=SubscriptionFactory(services=[service]))
+    SetTopBoxFactory(subscription=card.subscription)
+    PairingFactory(subscription=card.subscription)
+    EntitlementFactory(smartcard=card, service=service)
+
+
+def webhook_rows() -> None:
+    """A webhook endpoint (through its service: the secret is encrypted) and a delivery of it."""
+    from django.utils import timezone
+
+    from webhooks import services as webhook_services
+    from webhooks.models import Delivery
+
+    n = Delivery.objects.count()
+    endpoint = webhook_services.endpoint_save(
+        name=f"hardening-{n}", url="http://127.0.0.1:9/hook", event_types=["device.disabled"], secret="s" * 24
+    )
+    Delivery.objects.create(
+        event_type="device.disabled",
+        object_key=f"device:{n}",
+        payload={},
+        endpoint=endpoint,
+        next_attempt_at=timezone.now(),
+    )
+
+
 @pytest.fixture
 def world(staff_user) -> int:
     """ROWS rows in every listable table, all hanging off devices whose first id is returned (used for ``{pk}``)."""
@@ -85,6 +126,8 @@ def world(staff_user) -> int:
         box = provisioning_services.box_register(device=device, host="192.0.2.10")
         provisioning_services.command_create(box=box, kind="refresh")
         vendor_tokens.vendor_token_create(vendor=device.model.vendor, name="hardening")
+        conax_rows()
+        webhook_rows()
     assert DeviceProvisioning.objects.count() == ROWS
     return devices[0].pk
 
@@ -116,6 +159,11 @@ def test_the_resolver_walk_finds_every_list_endpoint(list_urls, world):
         "/api/v1/components/",
         f"/api/v1/devices/{world}/log/",
         "/api/v1/vendor-tokens/",
+        "/api/v1/conax/units/",
+        "/api/v1/conax/smartcards/",
+        "/api/v1/conax/entitlements/",
+        "/api/v1/webhooks/endpoints/",
+        "/api/v1/webhooks/deliveries/",
     } <= set(list_urls)
 
 

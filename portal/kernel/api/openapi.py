@@ -167,7 +167,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     (r"^/api/v1/commands/", "set-top boxes"),
     (r"^/api/v1/devices/\{id\}/(enable|reenable|disable|log)/", "activation"),
     (r"^/api/v1/activation-attempts/", "activation"),
-    (r"^/api/v1/(vendors|device-models|devices)/", "inventory"),
+    (r"^/api/v1/(vendors|device-models|devices|vendor-tokens)/", "inventory"),
     (r"^/api/v1/conax/", "conditional access"),
     (r"^/crmapi/", "conditional access (CRM.COM)"),
     (r"^/api/v1/(sensors|parameters|parameter-groups|provisioning-records|components)/", "components"),
@@ -176,7 +176,11 @@ AREAS: tuple[tuple[str, str], ...] = (
 )
 TAGS = [
     {"name": "auth", "description": "Staff API login: a token for `Authorization: Token …`, its info, logout."},
-    {"name": "inventory", "description": "Vendors, device models, devices (serial numbers) and their bulk import."},
+    {
+        "name": "inventory",
+        "description": "Vendors, device models, devices (serial numbers) and their bulk import; the vendor tokens of "
+        "the Exosite management API.",
+    },
     {"name": "activation", "description": "Enable, re-enable, disable a device; its activation attempts."},
     {"name": "set-top boxes", "description": "A box's Thunder address and plugin status; reprovision and commands."},
     {
