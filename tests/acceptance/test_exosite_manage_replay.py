@@ -11,6 +11,61 @@ application/x-www-form-urlencoded`` (``*`` on ``content_download``), and a ``Con
 body (written before those headers); PUT and DELETE carry their form body with no Content-Type at all. Form lists
 are ``urlencode(doseq=True)``: ``options%5B%5D=noaliases``, ``sn%5B%5D=…``.
 It reads the status and the body, nothing else.
+
+Every example of ``management.md``, ticked off (D: ``every_documented_request``, each request in the form the
+documentation writes it; P: ``examples_provisioning_py_step_by_step``, pyonep's bytes; C:
+``the_documented_curl_examples``; R: ``range_and_refusals_on_the_wire``). "501" is the dialect's documented
+refusal of what the portal does not have (docs/exosite.md, "Not supported").
+
+==================================================================  =====  ==========================================
+management.md example                                               where  answer checked
+==================================================================  =====  ==========================================
+content/<m>/ GET list content ids                                   D P    200 text/csv, ids; 204 when none
+content/<m>/ GET ?sn= list authorized content                       D      200 the serial's ids; 400 unknown serial
+content/<m>/ POST create (id, meta, {protected=true})               D P    205; 409 when it exists
+content/<m>/ POST delete=true&id=                                   D      205
+content/<m>/<id> GET content info                                   D P    5 fields, protected "false"
+content/<m>/<id> GET ?download=true {Range}                         D R    200 Accept-Ranges; 206 Content-Range
+content/<m>/<id> GET ?sn= content info if authorised                D      4 fields; 403 not authorised; 400
+content/<m>/<id> GET ?download=true&sn= {Range}                     D      206 for the authorised serial; 403
+content/<m>/<id> GET ?show=groups                                   D      204 (a member of no group)
+content/<m>/<id> POST upload (blob, its Content-Type)               D P R  205 (a new upload replaces the blob)
+content/<m>/<id> DELETE                                             D P    205
+group/<m>/ GET show groups, POST create, POST delete                D      501
+group/<m>/<id> GET meta, GET ?show=groups, DELETE                   D      501
+group/<m>/<id>/ GET info, ?type=, ?id=, ?type=&id=                  D      501
+group/<m>/<id>/ POST similar / dissimilar (CSV) / delete, DELETE    D      501
+model/ GET list models                                              D P    200 text/csv
+model/ GET ?show=shared                                             D      204 (no shared models)
+model/ POST create (rid= or code=, options[])                       D P    205; 409 when it exists
+model/ POST delete=true&model=                                      D      205
+model/<m> GET model info                                            D P    form-encoded rid= / code=, options[]
+model/<m> PUT update                                                D      205, then info shows it
+model/<m> DELETE                                                    D P    205 (pyonep: with a form body)
+model/<m>/ GET list serials ?offset=&limit= (and the curl example)  D P C  200 <sn>,<rid>,<extra>; 204 when none
+model/<m>/ GET ?show=ranges                                         D      200 application/javascript
+model/<m>/ POST add one sn=&extra= (and the curl example)           D P C  205; 409 serial number already exists
+model/<m>/ POST add many sn[]=                                      D P    205
+model/<m>/ POST add many text/csv <sn>,<extra>                      D      205
+model/<m>/ POST add ranges (JSON)                                   D      205
+model/<m>/ POST remove one delete=true&sn=                          D      205
+model/<m>/ POST remove many delete=true&sn[]= (pyonep: remove=)     D P    205
+model/<m>/ DELETE remove many text/csv (request line shown as POST) D      205 (as DELETE: a POST of CSV adds)
+model/<m>/ DELETE ranges (JSON)                                     D      205
+model/<m>/<sn> GET client RID                                       D P    200 <status>,<rid>,<extra>; 204 unused
+model/<m>/<sn> GET ?show=groups                                     D      204
+model/<m>/<sn> GET ?show=log                                        D      200 <ts>,<address>,activated; 204
+model/<m>/<sn> POST enable=true&owner= (create client)              D P    200 text/csv <ClientRID>
+model/<m>/<sn> POST enable=true&oldsn= (remap)                      D      205, the RID follows the client
+model/<m>/<sn> POST enable=true (regenerate CIK)                    D P    205
+model/<m>/<sn> POST disable=true                                    D P    205, status disabled
+model/<m>/<sn> DELETE                                               D      205
+share/<m>/ GET, POST share, POST delete; share/<m>/<v> GET, DELETE  D      501
+register GET vendor name                                            D      200 text/plain, the vendor's name
+register POST vendor= (request line shown as GET)                   D      205 (its own name)
+register POST delete=true&vendor=                                   D      409 (names are managed by staff)
+admin/auth/ GET, POST create, POST delete; admin/auth/<id> GET, DEL D      501
+==================================================================  =====  ==========================================
 """
 
 from __future__ import annotations
