@@ -13,7 +13,7 @@ from django.test import Client
 
 from devices import contents, selectors, services, vendor_tokens
 from devices.choices import ActivationState
-from devices.exceptions import ContentTooLarge
+from devices.exceptions import ContentTooLarge, InvalidImport
 from devices.models import Content, Device, DeviceModel, SerialRange, VendorToken
 from tests.factories import CustomerFactory, DeviceFactory, DeviceModelFactory, VendorFactory
 
@@ -628,3 +628,23 @@ def test_a_csv_add_audits_each_new_device_as_created_by_the_token_and_the_model_
         assert device.state == ActivationState.NOT_ADDED and device.extra == f"lot-{int(serial[1:])}"
     summary = LogEntry.objects.get_for_object(device_model).latest("pk")
     assert summary.actor_email == actor and summary.additional_data["created"] == 1501
+
+
+def test_authorising_a_serial_for_protected_content_is_audited_and_honoured_at_once(device_model):
+    """The one place a serial is authorised (devices.contents.content_save, the content's admin page): each grant
+    and each withdrawal is an entry of the content's trail naming the serial, and the device side follows it."""
+    content = contents.content_create(model=device_model, name="fw.bin", protected=True)
+    contents.content_upload(content=content, stream=io.BytesIO(b"fw"), content_type="application/octet-stream")
+    device, cik = _activated(device_model, "GRANTED")
+    url = "/provision/download?vendor=weaver&model=MyTestModel&id=fw.bin"
+    assert Client().get(url, HTTP_X_EXOSITE_CIK=cik).status_code == 403
+
+    contents.content_save(content=content, meta="", protected=True, allowed=[device])
+    assert body(Client().get(url, HTTP_X_EXOSITE_CIK=cik)) == "fw"
+    contents.content_save(content=content, meta="", protected=True, allowed=[])
+    assert Client().get(url, HTTP_X_EXOSITE_CIK=cik).status_code == 403
+
+    m2m = [e.changes_dict["allowed"] for e in LogEntry.objects.get_for_object(content) if "allowed" in e.changes_dict]
+    assert [(c["operation"], c["objects"]) for c in reversed(m2m)] == [("add", ["GRANTED"]), ("delete", ["GRANTED"])]
+    with pytest.raises(InvalidImport, match="only devices of the content's own model"):
+        contents.content_save(content=content, meta="", protected=True, allowed=[DeviceFactory()])
