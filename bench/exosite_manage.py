@@ -104,6 +104,44 @@ def csv_add(port: int, token: str, serials: int) -> float:
         raise SystemExit(f"CSV add wrote {count} of {serials}")
     rate, size = serials / seconds, len(body) / MIB
     print(f"CSV add: {serials} serials in {seconds:.2f} s = {rate:,.0f} serials/s ({size:.1f} MiB body)")
+    bare = bare_insert(serials)
+    print(
+        f"  bare insert of as many device rows in SQL alone: {bare:.2f} s; "
+        f"ratio {seconds / bare:.1f}x (the API parses, validates, writes and audits each one)"
+    )
+    return seconds
+
+
+def bare_insert(serials: int) -> float:
+    """The baseline of the CSV add: as many device rows (and as many audit rows, which the add also writes) inserted
+    by PostgreSQL alone from ``generate_series``, in one transaction, into a second model; removed afterwards."""
+    with psycopg.connect(f"{PG}/{DB}") as conn:
+        conn.execute(
+            "INSERT INTO devices_devicemodel (vendor_id, name, description, clone_rid, clone_code, clone_options,"
+            " created_at, updated_at) SELECT id, 'bare', '', '', '', '[]', now(), now() FROM devices_vendor"
+        )
+        conn.commit()
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO devices_device (model_id, serial_number, extra, state, configuration_version, created_at,"
+                " updated_at) SELECT m.id, 'B-' || lpad(n::text, 8, '0'), 'batch-1', 'notadded', 0, now(), now()"
+                " FROM devices_devicemodel m, generate_series(0, %s - 1) n WHERE m.name = 'bare'",
+                [serials],
+            )
+            conn.execute(
+                "INSERT INTO auditlog_logentry (content_type_id, object_pk, object_id, object_repr, action,"
+                " changes_text, changes, timestamp, additional_data) SELECT 1, d.id::text, d.id, d.serial_number, 0,"
+                " '', jsonb_build_object('serial_number', jsonb_build_array(NULL, d.serial_number)), now(),"
+                ' \'{"action": "bench"}\' FROM devices_device d JOIN devices_devicemodel m ON m.id = d.model_id'
+                " WHERE m.name = 'bare'"
+            )
+        seconds = time.perf_counter() - started
+        conn.execute('DELETE FROM auditlog_logentry WHERE additional_data = \'{"action": "bench"}\'')
+        conn.execute(
+            "DELETE FROM devices_device WHERE model_id = (SELECT id FROM devices_devicemodel WHERE name = 'bare')"
+        )
+        conn.execute("DELETE FROM devices_devicemodel WHERE name = 'bare'")
     return seconds
 
 

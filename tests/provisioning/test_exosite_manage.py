@@ -13,7 +13,7 @@ from django.test import Client
 
 from devices import contents, selectors, services, vendor_tokens
 from devices.choices import ActivationState
-from devices.exceptions import ContentTooLarge
+from devices.exceptions import ContentTooLarge, InvalidImport
 from devices.models import Content, Device, DeviceModel, SerialRange, VendorToken
 from tests.factories import CustomerFactory, DeviceFactory, DeviceModelFactory, VendorFactory
 
@@ -604,3 +604,47 @@ def test_a_model_delete_takes_its_serials_and_content(api, device_model, tmp_pat
         assert api.call("DELETE", "/provision/manage/model/MyTestModel").status_code == 205
     assert not Device.objects.filter(serial_number="S1").exists()
     assert list((tmp_path / "content" / str(device_model.pk)).iterdir()) == []
+
+
+def test_a_csv_add_audits_each_new_device_as_created_by_the_token_and_the_model_once(api, device_model):
+    """The bulk path (unnest INSERT, COPY of the entries) leaves the trail a device_create would: each device's own
+    creation entry naming the token, its address and the import, and one summary on the model."""
+    path = "/provision/manage/model/MyTestModel/"
+    csv = "".join(f"C{n:04d},lot-{n}\n" for n in range(1, 1502))  # two batches
+
+    assert api.call("POST", path, csv, content_type="text/csv; charset=utf-8").status_code == 205
+
+    actor = f"vendor token #{VendorToken.objects.get().pk} weaver/factory"
+    devices = Device.objects.filter(model=device_model)
+    assert devices.count() == 1501
+    for serial in ("C0001", "C1000", "C1001", "C1501"):
+        device = devices.get(serial_number=serial)
+        (entry,) = LogEntry.objects.get_for_object(device)
+        assert entry.action == LogEntry.Action.CREATE and entry.additional_data == {"action": "import_serials"}
+        assert (entry.actor_email, entry.remote_addr) == (actor, "127.0.0.1")
+        assert entry.changes_dict["serial_number"] == [None, serial]
+        assert entry.changes_dict["extra"] == [None, f"lot-{int(serial[1:])}"]
+        assert entry.changes_dict["id"] == [None, device.pk]
+        assert device.state == ActivationState.NOT_ADDED and device.extra == f"lot-{int(serial[1:])}"
+    summary = LogEntry.objects.get_for_object(device_model).latest("pk")
+    assert summary.actor_email == actor and summary.additional_data["created"] == 1501
+
+
+def test_authorising_a_serial_for_protected_content_is_audited_and_honoured_at_once(device_model):
+    """The one place a serial is authorised (devices.contents.content_save, the content's admin page): each grant
+    and each withdrawal is an entry of the content's trail naming the serial, and the device side follows it."""
+    content = contents.content_create(model=device_model, name="fw.bin", protected=True)
+    contents.content_upload(content=content, stream=io.BytesIO(b"fw"), content_type="application/octet-stream")
+    device, cik = _activated(device_model, "GRANTED")
+    url = "/provision/download?vendor=weaver&model=MyTestModel&id=fw.bin"
+    assert Client().get(url, HTTP_X_EXOSITE_CIK=cik).status_code == 403
+
+    contents.content_save(content=content, meta="", protected=True, allowed=[device])
+    assert body(Client().get(url, HTTP_X_EXOSITE_CIK=cik)) == "fw"
+    contents.content_save(content=content, meta="", protected=True, allowed=[])
+    assert Client().get(url, HTTP_X_EXOSITE_CIK=cik).status_code == 403
+
+    m2m = [e.changes_dict["allowed"] for e in LogEntry.objects.get_for_object(content) if "allowed" in e.changes_dict]
+    assert [(c["operation"], c["objects"]) for c in reversed(m2m)] == [("add", ["GRANTED"]), ("delete", ["GRANTED"])]
+    with pytest.raises(InvalidImport, match="only devices of the content's own model"):
+        contents.content_save(content=content, meta="", protected=True, allowed=[DeviceFactory()])
