@@ -471,6 +471,7 @@ SPECTACULAR_SETTINGS = {
         "conax.api.openapi.crm_paths",
         "portal.kernel.api.openapi.error_responses",
         "portal.kernel.api.openapi.area_tags",  # a tag per area (inventory, activation, …, webhooks, auth)
+        "portal.kernel.api.openapi.operation_texts",  # a summary and description on every operation
     ],
 }
 
