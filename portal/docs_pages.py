@@ -50,7 +50,7 @@ def _markdown() -> MarkdownIt:
         ["table", "strikethrough"]
     )
 
-    def heading_open(self, tokens, idx, options, env):  # noqa: ANN001, ANN202 (markdown-it's renderer signature)
+    def heading_open(self, tokens, idx, options, env):
         inline = tokens[idx + 1]
         slug = _slug("".join(child.content for child in inline.children or [] if child.type in ("text", "code_inline")))
         seen = env.setdefault("slugs", {})
@@ -59,16 +59,16 @@ def _markdown() -> MarkdownIt:
         tokens[idx].attrSet("id", slug if count == 0 else f"{slug}-{count}")
         return self.renderToken(tokens, idx, options, env)
 
-    def link_open(self, tokens, idx, options, env):  # noqa: ANN001, ANN202
+    def link_open(self, tokens, idx, options, env):
         href = tokens[idx].attrGet("href") or ""
         if (match := LINK.match(str(href))) and match["name"] in TITLES:
             tokens[idx].attrSet("href", reverse("docs-page", args=[match["name"]]) + (match["anchor"] or ""))
         return self.renderToken(tokens, idx, options, env)
 
-    def table_open(self, tokens, idx, options, env):  # noqa: ANN001, ANN202
+    def table_open(self, tokens, idx, options, env):
         return '<div class="table-scroll">' + self.renderToken(tokens, idx, options, env)
 
-    def table_close(self, tokens, idx, options, env):  # noqa: ANN001, ANN202
+    def table_close(self, tokens, idx, options, env):
         return self.renderToken(tokens, idx, options, env) + "</div>"
 
     md.add_render_rule("heading_open", heading_open)

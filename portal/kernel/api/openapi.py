@@ -175,6 +175,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     (r"^/api/v1/(sensors|parameters|parameter-groups|provisioning-records|components)/", "components"),
     (r"^/api/v1/webhooks/", "webhooks"),
     (r"^/api/v1/fleet/", "fleet"),
+    (r"^/(healthz|readyz)$", "health"),
 )
 TAGS = [
     {"name": "auth", "description": "Staff API login: a token for `Authorization: Token …`, its info, logout."},
@@ -197,6 +198,7 @@ TAGS = [
     {"name": "components", "description": "Provisioning components: the catalog, records and components."},
     {"name": "webhooks", "description": "Outbound webhooks: endpoints and the delivery log (docs/webhooks.md)."},
     {"name": "fleet", "description": "The fleet dashboard's counts."},
+    {"name": "health", "description": "Liveness and readiness for load balancers and orchestrators (no token)."},
 ]
 
 
