@@ -465,7 +465,8 @@ SPECTACULAR_SETTINGS = {
         "[Exosite fleet management](/docs/exosite/) (`/provision/manage/…`), "
         "[set-top-box events](/docs/provisioning/) (`POST /jsonrpc`), "
         "[provisioning components](/docs/components/) (`/v1/Login/`, `/v1/DeviceProvisioningComponents/`), "
-        "[CRM.COM envelope](/docs/conax/), [health checks](/docs/dialects/#health-checks) (`/healthz`, `/readyz`, also in this schema); "
+        "[CRM.COM envelope](/docs/conax/), "
+        "[health checks](/docs/dialects/#health-checks) (`/healthz`, `/readyz`, also in this schema); "
         "an overview of all of them: [/docs/dialects/](/docs/dialects/)."
     ),
     "VERSION": "0.1.0",
