@@ -454,7 +454,21 @@ if DEBUG:
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Provisioning portal API",
-    "DESCRIPTION": "Staff REST API and the device-facing dialects of the provisioning portal.",
+    "DESCRIPTION": (
+        "The staff REST API of the provisioning portal (`Authorization: Token …`, from `POST /api/v1/auth/token/`) "
+        "and the CRM.COM Conax API. Start with the [getting-started page](/docs/getting-started/). Errors: the staff "
+        'API answers DRF\'s body, `{"detail": …}` or `{"code": …, "detail": …}` for a named domain error '
+        "(schema `Error`), and field messages on a 400 (schema `ValidationError`); the CRM.COM API always answers "
+        "HTTP 200 with the outcome in `status.code`.\n\n"
+        "The interfaces devices and older systems speak are documented on pages the portal serves: "
+        "[device activation](/docs/devices/) (`POST /provision/activate`), "
+        "[Exosite fleet management](/docs/exosite/) (`/provision/manage/…`), "
+        "[set-top-box events](/docs/provisioning/) (`POST /jsonrpc`), "
+        "[provisioning components](/docs/components/) (`/v1/Login/`, `/v1/DeviceProvisioningComponents/`), "
+        "[CRM.COM envelope](/docs/conax/), "
+        "[health checks](/docs/dialects/#health-checks) (`/healthz`, `/readyz`, also in this schema); "
+        "an overview of all of them: [/docs/dialects/](/docs/dialects/)."
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -469,8 +483,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "conax.api.openapi.crm_paths",
+        "portal.health.schema_paths",  # /healthz, /readyz
         "portal.kernel.api.openapi.error_responses",
         "portal.kernel.api.openapi.area_tags",  # a tag per area (inventory, activation, …, webhooks, auth)
+        "portal.kernel.api.openapi.operation_texts",  # a summary and description on every operation
     ],
 }
 

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from components.api import login as components_login
 from components.api import v1 as components_v1
 from conax.api import crm
-from portal import fleet_views, health, pages
+from portal import docs_pages, fleet_views, health, pages
 from portal import metrics as portal_metrics
 from portal.fleet_api import FleetSummaryView
 from portal.kernel.api.rest import TokenView
@@ -58,6 +58,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("api/redoc/", pages.api_redoc, name="api-redoc"),
+    # The repository's docs/*.md as pages (portal/docs_pages.py): the dialects the schema cannot describe.
+    path("docs/", docs_pages.docs_index, name="docs-index"),
+    path("docs/<slug:name>/", docs_pages.docs_page, name="docs-page"),
 ]
 
 # Each dialect answers its own format when Django answers for it (unknown path, refused Host, database down).

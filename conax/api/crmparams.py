@@ -253,7 +253,12 @@ METHODS: dict[str, Method] = {
             "One provisioning request, by id or number.",
             (
                 Param("id", text(32), group="identifier", doc="the request's 32-character id"),
-                Param("number", integer(1, 2**63 - 1), group="identifier", doc="the request's number"),
+                Param(
+                    "number",
+                    integer(1, 2**53 - 1),  # JSON's safe integers: numbers count up from 1, no client rounds them
+                    group="identifier",
+                    doc="the request's number",
+                ),
                 FIELDS_SET,
             ),
             groups=("identifier",),

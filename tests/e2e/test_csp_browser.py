@@ -1,8 +1,8 @@
 """Every page under the Content-Security-Policy in a real browser (Debian's Chromium, Playwright), served by a real
 uvicorn process on PostgreSQL with channels-redis: the customer pages (with a live update from a simulated set-top
-box), every admin page of every registered model, the live activity view and the Swagger UI at /api/docs/. A CSP
-violation, a console error or warning, or an uncaught script error fails the test. Screenshots at desktop
-(1280x800) and phone (390x844) size go to ``test-artifacts/csp-*.png``."""
+box), every admin page of every registered model, the live activity view, the Swagger UI at /api/docs/ and the docs
+pages at /docs/. A CSP violation, a console error or warning, or an uncaught script error fails the test. Screenshots
+at desktop (1280x800) and phone (390x844) size go to ``test-artifacts/csp-*.png``."""
 
 from __future__ import annotations
 
@@ -138,6 +138,25 @@ def test_the_api_docs_render_under_the_csp(asgi_server, browser, size):
     shot(watched.page, f"csp-api-docs-{size}")
     assert "'nonce-" in response.headers["content-security-policy"]
     assert watched.page.locator(".opblock").count() > 20
+    assert watched.problems() == []
+
+
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_the_docs_pages_render_under_the_csp(asgi_server, browser, size):
+    """/docs/ (portal/docs_pages.py): its stylesheet applies, code blocks and tables stay inside a phone's width."""
+    from playwright.sync_api import expect
+
+    watched = Watched(browser, VIEWPORTS[size])
+    for name in ("getting-started", "dialects"):
+        response = watched.page.goto(f"{asgi_server}/docs/{name}/")
+        expect(watched.page.locator("article.doc h1")).to_be_visible()
+        shot(watched.page, f"csp-docs-{name}-{size}")
+        assert "'unsafe-inline'" not in response.headers["content-security-policy"]
+        layout = watched.page.evaluate("getComputedStyle(document.querySelector('.docs')).display")
+        width = watched.page.evaluate("document.documentElement.scrollWidth")
+        assert (layout, width) == ("grid", VIEWPORTS[size]["width"])
+    watched.page.get_by_role("link", name="Device-facing and legacy APIs").first.click()
+    expect(watched.page.locator("article.doc h1")).to_have_text("Device-facing and legacy APIs")
     assert watched.problems() == []
 
 

@@ -48,3 +48,55 @@ def test_conditional_access_and_webhook_operations_are_complete(schema):
             missing.append((method, path, op.get("summary"), sorted(wanted - set(op["responses"]))))
 
     assert missing == []
+
+
+def test_every_operation_has_a_summary_a_description_and_its_errors(schema):
+    incomplete = []
+    for path, method, op in operations(schema):
+        errors = {status for status in op["responses"] if status[0] in "45"}
+        if not op.get("summary") or not op.get("description") or not errors:
+            incomplete.append((method, path, op.get("summary"), bool(op.get("description")), sorted(errors)))
+
+    assert incomplete == []
+
+
+def test_staff_api_errors_document_the_body_the_error_handler_writes(schema):
+    import jsonschema
+    from rest_framework.exceptions import NotFound
+
+    from portal.kernel.api.errors import rest_exception_handler
+    from portal.kernel.errors import Category, DomainError
+
+    class Refused(DomainError):
+        code, category = "SOMETHING_REFUSED", Category.CONFLICT
+
+    error = schema["components"]["schemas"]["Error"]
+    for exc in (Refused("no", ids=[3, 4]), NotFound()):
+        answer = rest_exception_handler(exc, {})
+        jsonschema.validate(answer.data, error)
+    jsonschema.validate(error["example"], error)
+    operation = schema["paths"]["/api/v1/devices/{id}/enable/"]["post"]
+    assert operation["responses"]["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+
+
+def test_no_integer_bound_beyond_what_json_clients_read_exactly(schema):
+    absurd = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            absurd.extend(
+                (where, key, node[key])
+                for key in ("minimum", "maximum")
+                if isinstance(node.get(key), int | float) and abs(node[key]) > 2**53 - 1
+            )
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}/{index}")
+
+    walk(schema, "")
+
+    assert absurd == []
