@@ -156,6 +156,19 @@ def wrk(url: str, args: argparse.Namespace, script: tuple[str, ...] = (), durati
     return Run(rps, pct["50"], pct["99"], requests, int(non2xx.group(1)) if non2xx else 0)
 
 
+def add_endpoint(kind: str) -> None:
+    """An endpoint row by SQL; its secret is never read (no worker sends here)."""
+    if kind == "none":
+        return
+    types = '["device.activated"]' if kind == "activated" else '["device.disabled"]'
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO webhooks_endpoint (name, url, secret_encrypted, event_types, active, created_at, updated_at)"
+            " VALUES ('bench', 'http://127.0.0.1:9/hook', 'unused', %s::jsonb, true, now(), now())",
+            [types],
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serials", type=int, default=100_000)
@@ -167,6 +180,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--no-nginx", action="store_true", help="do not measure through nginx")
+    parser.add_argument(
+        "--webhook",
+        choices=("none", "other", "activated"),
+        default="none",
+        help="a webhook endpoint: none, one taking another event type, one taking device.activated (the deliveries "
+        "are queued, not sent: no worker runs)",
+    )
     args = parser.parse_args()
     with_nginx = not args.no_nginx and shutil.which("nginx") is not None
     if shutil.which("wrk") is None:
@@ -176,6 +196,7 @@ def main() -> None:
     port = free_port()
     migrate(env())
     first_id = load_serials(args.serials, args.threads)
+    add_endpoint(args.webhook)
     server = start_server(port, args.workers, args.server_threads, env())
     base = f"http://127.0.0.1:{port}"
     folder = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
