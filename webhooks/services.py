@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.cache import cache as shared_cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -68,7 +69,7 @@ def endpoint_save(
     endpoint.event_types = sorted(set(event_types))
     try:
         with transaction.atomic():
-            endpoint.save()
+            endpoint.save()  # webhooks.apps: every process re-reads the endpoints after the commit
     except IntegrityError as exc:
         raise EndpointExists(f"an endpoint named {name} exists", field="name") from exc
     return endpoint
@@ -79,19 +80,61 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
     endpoint.delete()
 
 
+# --- which endpoints take an event: a per-process copy, checked against a version in the shared cache ------------
+
+VERSION_KEY = "webhooks:endpoints:version"
+_endpoints: dict[str, Any] = {"version": None, "by_type": {}}
+
+
+def endpoints_changed() -> None:
+    """Every process re-reads the endpoints on its next event (called after an endpoint's change commits, so a
+    process that re-reads at once sees the change)."""
+    shared_cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def endpoints_forget() -> None:
+    """This process re-reads the endpoints on its next event (tests: rows rolled back under a kept version)."""
+    _endpoints["version"] = None
+
+
+def _version() -> str:
+    version = shared_cache.get(VERSION_KEY)
+    if version is None:  # never set, or evicted: a fresh one makes every process re-read
+        shared_cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        version = shared_cache.get(VERSION_KEY)
+    return version
+
+
+def endpoints_for(event_type: str) -> list[int]:
+    """The active endpoints that take ``event_type``: one cache read (Redis in production, local memory embedded)
+    and no query while no endpoint changed. The version is read before the endpoints, so a change committed after
+    the read is picked up by the next call."""
+    version = _version()
+    if _endpoints["version"] != version:
+        by_type: dict[str, list[int]] = {}
+        for pk, types in Endpoint.objects.filter(active=True).order_by("pk").values_list("pk", "event_types"):
+            for name in types:
+                by_type.setdefault(name, []).append(pk)
+        _endpoints.update(version=version, by_type=by_type)
+    return list(_endpoints["by_type"].get(str(event_type), ()))
+
+
+def takes(event_type: str) -> bool:
+    """Whether an event of this type would be recorded: a hot path opens its transaction only then."""
+    return bool(endpoints_for(event_type))
+
+
 # --- the outbox ----------------------------------------------------------------------------------------------------
 
 
 def emit(*, event_type: EventType, events: list[tuple[str, dict[str, Any]]]) -> list[int]:
     """Record events of one type, ``(object_key, data)`` each, for every active endpoint that takes the type, in the
     caller's transaction; their sending is queued after the commit. ``data`` is the object as the event shows it:
-    never a secret (CIK, token, PIN). One query when no endpoint takes the type, two when some do, whatever the
-    number of events."""
+    never a secret (CIK, token, PIN). No query when no endpoint takes the type (``endpoints_for``), one insert when
+    some do, whatever the number of events."""
     if not events:
         return []
-    endpoints = [
-        e.pk for e in Endpoint.objects.filter(active=True).only("pk", "event_types") if event_type in e.event_types
-    ]
+    endpoints = endpoints_for(event_type)
     if not endpoints:
         return []
     now = timezone.now()
