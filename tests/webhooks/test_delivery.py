@@ -301,3 +301,34 @@ def test_changed_components_are_an_event_per_device(receiver, staff_user):
     send_all()
 
     assert [r.event["data"] for r in receiver.received] == [{"device_id": device.pk}]
+
+
+def test_a_command_finishing_on_a_real_box_is_an_event_about_its_device(receiver):
+    from provisioning import services as provisioning_services
+    from provisioning.simulator import FleetThread
+
+    endpoint(receiver.url, "command.finished")
+    device = device_services.device_enable(device=DeviceFactory(serial_number="SN-C"))
+    cik = device_services.device_activate(
+        vendor=device.model.vendor.name, model=device.model.name, serial="SN-C", remote_addr=None, user_agent=""
+    )
+    with FleetThread(1) as fleet:
+        host, port = fleet.boxes[0].address.rsplit(":", 1)
+        box = provisioning_services.box_register(device=device, host=host, port=int(port))
+        command = provisioning_services.command_create(box=box, kind="refresh", params={})
+        assert Delivery.objects.count() == 0  # queued is no event: finished is
+        assert provisioning_services.command_run(command_id=command.pk) == "SUCCEEDED"
+    send_all()
+
+    [got] = receiver.received
+    assert got.event["type"] == "command.finished"
+    assert got.event["data"] == {
+        "command_id": command.pk,
+        "device_id": device.pk,
+        "kind": "refresh",
+        "state": "SUCCEEDED",
+        "error": None,
+    }
+    assert Delivery.objects.get().object_key == f"device:{device.pk}"
+    body = got.body.decode()
+    assert cik not in body and device_services.cik_digest(cik) not in body and SECRET not in body
