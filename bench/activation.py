@@ -115,7 +115,8 @@ def load_serials(count: int, threads: int) -> int:
         conn.execute("INSERT INTO devices_vendor (name, created_at, updated_at) VALUES (%s, now(), now())", [VENDOR])
         conn.execute(
             "INSERT INTO devices_devicemodel (vendor_id, name, description, clone_rid, clone_code, clone_options,"
-            " created_at, updated_at) SELECT id, %s, '', '', '', '[]', now(), now() FROM devices_vendor WHERE name = %s",
+            " created_at, updated_at)"
+            " SELECT id, %s, '', '', '', '[]', now(), now() FROM devices_vendor WHERE name = %s",
             [MODEL, VENDOR],
         )
         conn.execute(

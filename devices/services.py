@@ -10,8 +10,8 @@ import hashlib
 import itertools
 import secrets
 import unicodedata
-from contextlib import nullcontext
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
