@@ -18,7 +18,7 @@ import json
 import secrets
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -240,7 +240,7 @@ def _claim(delivery_id: int) -> Delivery | None:
     return delivery
 
 
-def _unclaimed(now) -> Q:
+def _unclaimed(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
@@ -323,6 +323,11 @@ def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> N
     transaction.on_commit(lambda: _published(delivery.pk, str(delivery.state), delivery.attempts))
 
 
+def _published_all(ids: list[int]) -> None:
+    for pk in ids:
+        _published(pk, DeliveryState.PENDING.value, 0)
+
+
 def _published(pk: int, state: str, attempts: int) -> None:
     publish({"type": "webhook.delivery", "delivery_id": pk, "state": state, "attempts": attempts})
 
@@ -353,6 +358,5 @@ def deliveries_redeliver(*, ids: list[int]) -> int:
             claimed_until=None,
         )
         transaction.on_commit(lambda: _queue(taken))
-        for pk in taken:
-            transaction.on_commit(lambda pk=pk: _published(pk, DeliveryState.PENDING.value, 0))
+        transaction.on_commit(lambda: _published_all(taken))
     return len(taken)

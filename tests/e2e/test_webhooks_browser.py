@@ -5,7 +5,6 @@ violation or console error on the way. Screenshots (desktop and phone) go to ``t
 from __future__ import annotations
 
 import pytest
-
 from django.conf import settings
 
 from devices import services as device_services
