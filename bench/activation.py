@@ -114,8 +114,9 @@ def load_serials(count: int, threads: int) -> int:
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
         conn.execute("INSERT INTO devices_vendor (name, created_at, updated_at) VALUES (%s, now(), now())", [VENDOR])
         conn.execute(
-            "INSERT INTO devices_devicemodel (vendor_id, name, description, created_at, updated_at) "
-            "SELECT id, %s, '', now(), now() FROM devices_vendor WHERE name = %s",
+            "INSERT INTO devices_devicemodel (vendor_id, name, description, clone_rid, clone_code, clone_options,"
+            " created_at, updated_at)"
+            " SELECT id, %s, '', '', '', '[]', now(), now() FROM devices_vendor WHERE name = %s",
             [MODEL, VENDOR],
         )
         conn.execute(
@@ -156,6 +157,19 @@ def wrk(url: str, args: argparse.Namespace, script: tuple[str, ...] = (), durati
     return Run(rps, pct["50"], pct["99"], requests, int(non2xx.group(1)) if non2xx else 0)
 
 
+def add_endpoint(kind: str) -> None:
+    """An endpoint row by SQL; its secret is never read (no worker sends here)."""
+    if kind == "none":
+        return
+    types = '["device.activated"]' if kind == "activated" else '["device.disabled"]'
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO webhooks_endpoint (name, url, secret_encrypted, event_types, active, created_at, updated_at)"
+            " VALUES ('bench', 'http://127.0.0.1:9/hook', 'unused', %s::jsonb, true, now(), now())",
+            [types],
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serials", type=int, default=100_000)
@@ -167,6 +181,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--no-nginx", action="store_true", help="do not measure through nginx")
+    parser.add_argument(
+        "--webhook",
+        choices=("none", "other", "activated"),
+        default="none",
+        help="a webhook endpoint: none, one taking another event type, one taking device.activated (the deliveries "
+        "are queued, not sent: no worker runs)",
+    )
     args = parser.parse_args()
     with_nginx = not args.no_nginx and shutil.which("nginx") is not None
     if shutil.which("wrk") is None:
@@ -176,6 +197,7 @@ def main() -> None:
     port = free_port()
     migrate(env())
     first_id = load_serials(args.serials, args.threads)
+    add_endpoint(args.webhook)
     server = start_server(port, args.workers, args.server_threads, env())
     base = f"http://127.0.0.1:{port}"
     folder = Path(tempfile.mkdtemp(prefix="bench-nginx-"))

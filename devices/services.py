@@ -13,6 +13,7 @@ import json
 import secrets
 import unicodedata
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -736,8 +737,11 @@ def _activate_once(vendor: str, model: str, serial: str, remote_addr: str | None
     at = connection.ops.adapt_datetimefield_value(timezone.now())
     update = [S.ACTIVATED.value, cik_digest(cik), at, at, at, serial, S.NOT_ACTIVATED.value, at, vendor, model]
     log = [vendor[:64], model[:64], serial[:MAX_FIELD], at, remote_addr or None, user_agent[:255]]
-    # The webhook outbox row (if an endpoint takes the event) commits with the activation: one transaction.
-    with transaction.atomic(), connection.cursor() as cursor:
+    # The webhook outbox row (when an endpoint takes the event) commits with the activation: one transaction then;
+    # otherwise the activation stays one autocommit statement (no BEGIN/COMMIT round trips on the hot path).
+    hooked = webhook_events.devices_hooked("activate")
+    atomic = hooked or connection.vendor != "postgresql"  # elsewhere the log line is a second statement
+    with transaction.atomic() if atomic else nullcontext(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # the activation and its log line in one statement
             cursor.execute(_ACTIVATE_AND_LOG, [*update, *log, ActivationOutcome.ACTIVATED.value])
             row = cursor.fetchone()
@@ -749,7 +753,7 @@ def _activate_once(vendor: str, model: str, serial: str, remote_addr: str | None
                     f"{_LOG_ATTEMPT} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     [row[0], *log, ActivationOutcome.ACTIVATED.value],
                 )
-        if row is not None:
+        if row is not None and hooked:
             webhook_events.devices_changed("activate", [{"pk": row[0], "serial_number": serial}])
     return cik if row is not None else None
 

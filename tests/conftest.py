@@ -80,6 +80,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_webhook_endpoints():
+    """The per-process copy of the webhook endpoints outlives a test's rolled-back rows: every test re-reads them."""
+    from webhooks.services import endpoints_forget
+
+    endpoints_forget()
+    yield
+    endpoints_forget()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Local-memory rate-limit counters live in the process; every test starts with none."""
     from portal.kernel.ratelimit import _counters

@@ -95,6 +95,8 @@ class DeliveryAdmin(FilterSetAdminMixin, ConsoleAdmin):
     show_full_result_count = False
     filterset_class = DeliveryFilter
     actions = ("redeliver",)
+    change_list_template = "admin/portal/live_change_list.html"
+    live_event = "webhook.delivery"  # webhooks.services publishes one per attempt and redelivery
     object_actions = (ObjectAction("redeliver", "Redeliver", run="redeliver_one", shown="can_redeliver"),)
 
     def get_readonly_fields(self, request, obj=None):

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from webhooks.choices import EventType
-from webhooks.services import emit
+from webhooks.services import emit, takes
 
 DEVICE_EVENTS = {
     "activate": EventType.DEVICE_ACTIVATED,
@@ -16,6 +16,12 @@ DEVICE_EVENTS = {
     "regenerate_cik": EventType.DEVICE_REENABLED,
     "disable": EventType.DEVICE_DISABLED,
 }
+
+
+def devices_hooked(action: str) -> bool:
+    """Whether ``devices_changed(action, ...)`` would record anything: a hot path opens a transaction only then."""
+    event_type = DEVICE_EVENTS.get(action)
+    return event_type is not None and takes(event_type)
 
 
 def devices_changed(action: str, rows: Iterable[dict[str, Any]]) -> None:

@@ -45,6 +45,9 @@ class Delivery(models.Model):
     state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    # Set by the sender that claimed it, in a short transaction before the POST (none is held during it); the
+    # outcome is recorded only under the same claim. A dead sender's claim runs out (services.lease).
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True)
     last_latency_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -2,9 +2,11 @@
 
 - ``emit`` is called by an app's service inside the transaction of the change it reports: the delivery rows commit
   or roll back with the change (an outbox), and their tasks are queued after the commit.
-- ``delivery_send`` sends one delivery while holding its row lock, so two workers never send it at once and a
-  worker killed mid-send leaves it PENDING (the sweep sends it again: a receiver may see an event twice, never
-  lose one; it deduplicates by the event id). An endpoint gets the events of one object in order: a delivery is
+- ``delivery_send`` claims one delivery for a lease (``claimed_until``, set in a short transaction), POSTs it
+  outside any transaction (no row lock or pooled connection held for up to WEBHOOK_TIMEOUT), and records the
+  outcome under the same claim. Two live workers never send it at once; a worker killed mid-send leaves it PENDING
+  and the sweep sends it again once the lease ran out (a receiver may see an event twice, never lose one; it
+  deduplicates by the event id). An endpoint gets the events of one object in order: a delivery is
   sent only when no earlier one for the same endpoint and object is still pending.
 - A failure (a status outside 2xx, a redirect, a timeout, a refused connection) is retried with exponential backoff
   until ``WEBHOOK_MAX_ATTEMPTS``, then the delivery is DEAD (the dead letter) until staff redeliver it.
@@ -16,17 +18,20 @@ import json
 import secrets
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.cache import cache as shared_cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.kernel import metrics
+from portal.kernel.live import publish
 from webhooks import signing
 from webhooks.choices import DeliveryState, EventType
 from webhooks.crypto import SecretUnreadable, secret_decrypt, secret_encrypt
@@ -68,7 +73,7 @@ def endpoint_save(
     endpoint.event_types = sorted(set(event_types))
     try:
         with transaction.atomic():
-            endpoint.save()
+            endpoint.save()  # webhooks.apps: every process re-reads the endpoints after the commit
     except IntegrityError as exc:
         raise EndpointExists(f"an endpoint named {name} exists", field="name") from exc
     return endpoint
@@ -79,19 +84,61 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
     endpoint.delete()
 
 
+# --- which endpoints take an event: a per-process copy, checked against a version in the shared cache ------------
+
+VERSION_KEY = "webhooks:endpoints:version"
+_endpoints: dict[str, Any] = {"version": None, "by_type": {}}
+
+
+def endpoints_changed() -> None:
+    """Every process re-reads the endpoints on its next event (called after an endpoint's change commits, so a
+    process that re-reads at once sees the change)."""
+    shared_cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def endpoints_forget() -> None:
+    """This process re-reads the endpoints on its next event (tests: rows rolled back under a kept version)."""
+    _endpoints["version"] = None
+
+
+def _version() -> str:
+    version = shared_cache.get(VERSION_KEY)
+    if version is None:  # never set, or evicted: a fresh one makes every process re-read
+        shared_cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        version = shared_cache.get(VERSION_KEY)
+    return version
+
+
+def endpoints_for(event_type: str) -> list[int]:
+    """The active endpoints that take ``event_type``: one cache read (Redis in production, local memory embedded)
+    and no query while no endpoint changed. The version is read before the endpoints, so a change committed after
+    the read is picked up by the next call."""
+    version = _version()
+    if _endpoints["version"] != version:
+        by_type: dict[str, list[int]] = {}
+        for pk, types in Endpoint.objects.filter(active=True).order_by("pk").values_list("pk", "event_types"):
+            for name in types:
+                by_type.setdefault(name, []).append(pk)
+        _endpoints.update(version=version, by_type=by_type)
+    return list(_endpoints["by_type"].get(str(event_type), ()))
+
+
+def takes(event_type: str) -> bool:
+    """Whether an event of this type would be recorded: a hot path opens its transaction only then."""
+    return bool(endpoints_for(event_type))
+
+
 # --- the outbox ----------------------------------------------------------------------------------------------------
 
 
 def emit(*, event_type: EventType, events: list[tuple[str, dict[str, Any]]]) -> list[int]:
     """Record events of one type, ``(object_key, data)`` each, for every active endpoint that takes the type, in the
     caller's transaction; their sending is queued after the commit. ``data`` is the object as the event shows it:
-    never a secret (CIK, token, PIN). One query when no endpoint takes the type, two when some do, whatever the
-    number of events."""
+    never a secret (CIK, token, PIN). No query when no endpoint takes the type (``endpoints_for``), one insert when
+    some do, whatever the number of events."""
     if not events:
         return []
-    endpoints = [
-        e.pk for e in Endpoint.objects.filter(active=True).only("pk", "event_types") if event_type in e.event_types
-    ]
+    endpoints = endpoints_for(event_type)
     if not endpoints:
         return []
     now = timezone.now()
@@ -142,20 +189,31 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, settings.WEBHOOK_RETRY_MAX_SECONDS))
 
 
+def lease() -> timedelta:
+    """How long a claim holds a delivery: past the longest a POST can take (httpx's timeout is per phase: connect,
+    write, read), so a live sender keeps it and a dead one's is taken over soon after."""
+    return timedelta(seconds=settings.WEBHOOK_TIMEOUT * 3 + 5)
+
+
 def delivery_send(*, delivery_id: int) -> str | None:
-    """Send one delivery if it is pending, due and the first pending one of its object for its endpoint; record the
-    outcome. Returns the state it ended in, or None when it was not this call's to send."""
-    now = timezone.now()
+    """Send one delivery if it is pending, due, not claimed by a live sender and the first pending one of its object
+    for its endpoint; record the outcome. Returns the state it ended in, or None when it was not this call's to send.
+
+    No transaction or row lock is held while POSTing: a short transaction claims the delivery (``claimed_until``),
+    the POST runs outside any, and a second short one records the outcome only under the same claim. A worker
+    killed mid-send leaves the delivery PENDING and claimed until the lease runs out; the sweep sends it again."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return None
+    code, error, latency = _post(delivery)
     with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint")
-            .filter(pk=delivery_id, state=DeliveryState.PENDING, next_attempt_at__lte=now)
-            .first()
+        mine = (
+            Delivery.objects.select_for_update(of=("self",))
+            .filter(pk=delivery.pk, state=DeliveryState.PENDING, claimed_until=delivery.claimed_until)
+            .exists()
         )
-        if delivery is None or _waits_for_earlier(delivery):
+        if not mine:  # the lease ran out and another sender took it: its outcome is the one recorded
             return None
-        code, error, latency = _post(delivery)
         _record(delivery, code, error, latency)
     if delivery.state == DeliveryState.PENDING:
         wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
@@ -164,6 +222,26 @@ def delivery_send(*, delivery_id: int) -> str | None:
     else:
         _queue_next(delivery)
     return delivery.state
+
+
+def _claim(delivery_id: int) -> Delivery | None:
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint")
+            .filter(_unclaimed(now), pk=delivery_id, state=DeliveryState.PENDING, next_attempt_at__lte=now)
+            .first()
+        )
+        if delivery is None or _waits_for_earlier(delivery):
+            return None
+        delivery.claimed_until = now + lease()
+        delivery.save(update_fields=["claimed_until"])
+    return delivery
+
+
+def _unclaimed(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
 def _waits_for_earlier(delivery: Delivery) -> bool:
@@ -229,8 +307,10 @@ def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> N
         delivery.next_attempt_at = now + backoff(delivery.attempts)
     outcome = {"DELIVERED": "delivered", "DEAD": "dead"}.get(str(delivery.state), "retry")
     metrics.webhook_attempted(event_type=delivery.event_type, outcome=outcome, seconds=latency / 1000)
+    delivery.claimed_until = None
     delivery.save(
         update_fields=[
+            "claimed_until",
             "attempts",
             "last_status_code",
             "last_error",
@@ -240,12 +320,23 @@ def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> N
             "next_attempt_at",
         ]
     )
+    transaction.on_commit(lambda: _published(delivery.pk, str(delivery.state), delivery.attempts))
+
+
+def _published_all(ids: list[int]) -> None:
+    for pk in ids:
+        _published(pk, DeliveryState.PENDING.value, 0)
+
+
+def _published(pk: int, state: str, attempts: int) -> None:
+    publish({"type": "webhook.delivery", "delivery_id": pk, "state": state, "attempts": attempts})
 
 
 def deliveries_sweep() -> int:
     """Queue the due pending deliveries (retries past the countdown, messages lost with a worker or a broker): the
     oldest first, each object's first one among them. Run by beat every WEBHOOK_SWEEP_INTERVAL seconds."""
-    due = Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=timezone.now())
+    now = timezone.now()
+    due = Delivery.objects.filter(_unclaimed(now), state=DeliveryState.PENDING, next_attempt_at__lte=now)
     ids = list(due.order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
     _queue(ids)
     return len(ids)
@@ -260,7 +351,12 @@ def deliveries_redeliver(*, ids: list[int]) -> int:
         if not taken:
             raise NotRedeliverable("only delivered or dead deliveries can be sent again", ids=ids)
         Delivery.objects.filter(pk__in=taken).update(
-            state=DeliveryState.PENDING, attempts=0, next_attempt_at=timezone.now(), delivered_at=None
+            state=DeliveryState.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            delivered_at=None,
+            claimed_until=None,
         )
         transaction.on_commit(lambda: _queue(taken))
+        transaction.on_commit(lambda: _published_all(taken))
     return len(taken)

@@ -61,7 +61,16 @@ class JobProgress(TypedDict):
     state: str
 
 
-LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress
+class WebhookDelivery(TypedDict):
+    """A webhook delivery changed state or was attempted (to the staff group only): no payload, no URL."""
+
+    type: Literal["webhook.delivery"]
+    delivery_id: int
+    state: str
+    attempts: int
+
+
+LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery
 
 
 def device_group(device_id: int) -> str:

@@ -301,3 +301,97 @@ def test_changed_components_are_an_event_per_device(receiver, staff_user):
     send_all()
 
     assert [r.event["data"] for r in receiver.received] == [{"device_id": device.pk}]
+
+
+def test_a_command_finishing_on_a_real_box_is_an_event_about_its_device(receiver):
+    from provisioning import services as provisioning_services
+    from provisioning.simulator import FleetThread
+
+    endpoint(receiver.url, "command.finished")
+    device = device_services.device_enable(device=DeviceFactory(serial_number="SN-C"))
+    cik = device_services.device_activate(
+        vendor=device.model.vendor.name, model=device.model.name, serial="SN-C", remote_addr=None, user_agent=""
+    )
+    with FleetThread(1) as fleet:
+        host, port = fleet.boxes[0].address.rsplit(":", 1)
+        box = provisioning_services.box_register(device=device, host=host, port=int(port))
+        command = provisioning_services.command_create(box=box, kind="refresh", params={})
+        assert Delivery.objects.count() == 0  # queued is no event: finished is
+        assert provisioning_services.command_run(command_id=command.pk) == "SUCCEEDED"
+    send_all()
+
+    [got] = receiver.received
+    assert got.event["type"] == "command.finished"
+    assert got.event["data"] == {
+        "command_id": command.pk,
+        "device_id": device.pk,
+        "kind": "refresh",
+        "state": "SUCCEEDED",
+        "error": None,
+    }
+    assert Delivery.objects.get().object_key == f"device:{device.pk}"
+    body = got.body.decode()
+    assert cik not in body and device_services.cik_digest(cik) not in body and SECRET not in body
+
+
+def test_no_query_reads_the_endpoints_while_they_are_unchanged(receiver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def endpoint_reads(action) -> int:
+        with CaptureQueriesContext(connection) as seen:
+            action()
+        return sum("webhooks_endpoint" in q["sql"] for q in seen.captured_queries)
+
+    devices = [device_services.device_enable(device=DeviceFactory()) for _ in range(3)]
+    assert endpoint_reads(lambda: device_services.device_disable(device=devices[0])) == 1  # this process's first
+    assert endpoint_reads(lambda: device_services.device_disable(device=devices[1])) == 0
+    assert Delivery.objects.count() == 0
+
+    endpoint(receiver.url, "device.disabled")  # its save makes the processes re-read
+    assert endpoint_reads(lambda: device_services.device_disable(device=devices[2])) == 1
+    assert Delivery.objects.count() == 1
+    services.endpoints_changed()  # what another process's endpoint change does to this one
+    assert endpoint_reads(lambda: services.emit(event_type="device.disabled", events=[("device:0", {})])) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_transaction_or_row_lock_is_held_while_posting_and_a_lost_claim_records_nothing():
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    from tests.conftest import subprocess_database_url
+    from tests.webhooks.support import Receiver
+
+    slow = Receiver(mode="slow", delay=1.0).start()
+    try:
+        endpoint(slow.url, "device.disabled")
+        device_services.device_disable(device=device_services.device_enable(device=DeviceFactory()))
+        delivery = Delivery.objects.get()
+        outcome: list[str | None] = []
+        sender = threading.Thread(
+            target=lambda: (outcome.append(services.delivery_send(delivery_id=delivery.pk)), connection.close())
+        )
+        sender.start()
+        with psycopg.connect(subprocess_database_url(), autocommit=True) as other:
+            # While the POST is under way the row is claimed and not locked (NOWAIT would raise LockNotAvailable).
+            sql = "SELECT claimed_until FROM webhooks_delivery WHERE id = %s"
+            for _ in range(100):
+                if other.execute(sql, [delivery.pk]).fetchone()[0] is not None:
+                    break
+                time.sleep(0.02)
+            claimed = other.execute(f"{sql} FOR UPDATE NOWAIT", [delivery.pk]).fetchone()[0]
+            assert claimed is not None and not slow.received
+            # Another sender takes it over (as after a lease ran out).
+            other.execute(
+                "UPDATE webhooks_delivery SET claimed_until = now() + interval '1 hour' WHERE id = %s", [delivery.pk]
+            )
+        sender.join(timeout=10)
+    finally:
+        slow.stop()
+
+    assert outcome == [None]  # its claim was taken over: the other sender's outcome is the one to record
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 0)

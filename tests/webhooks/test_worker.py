@@ -27,7 +27,13 @@ from webhooks.choices import DeliveryState
 from webhooks.models import Delivery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-FAST = {"WEBHOOK_RETRY_BASE_SECONDS": "0.2", "WEBHOOK_RETRY_MAX_SECONDS": "1", "WEBHOOK_MAX_ATTEMPTS": "1000"}
+# A 1 s timeout: a killed worker's claim runs out in 8 s (services.lease).
+FAST = {
+    "WEBHOOK_TIMEOUT": "1",
+    "WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+    "WEBHOOK_RETRY_MAX_SECONDS": "1",
+    "WEBHOOK_MAX_ATTEMPTS": "1000",
+}
 
 
 def worker_env() -> dict[str, str]:
