@@ -67,8 +67,8 @@ def load_boxes(count: int, base_port: int) -> None:
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
         conn.execute("INSERT INTO devices_vendor (name, created_at, updated_at) VALUES ('sim', now(), now())")
         conn.execute(
-            "INSERT INTO devices_devicemodel (vendor_id, name, description, created_at, updated_at) "
-            "SELECT id, 'stb', '', now(), now() FROM devices_vendor"
+            "INSERT INTO devices_devicemodel (vendor_id, name, description, clone_rid, clone_code, clone_options,"
+            " created_at, updated_at) SELECT id, 'stb', '', '', '', '[]', now(), now() FROM devices_vendor"
         )
         conn.execute(
             """INSERT INTO devices_device (model_id, serial_number, extra, state, configuration_version, created_at,
