@@ -17,6 +17,10 @@ from asgiref.sync import sync_to_async
 from portal.kernel import requestid
 from portal.kernel.logging import JsonFormatter, KeyValueFormatter
 from tests.conftest import REPO, clean_env, subprocess_database_url
+
+# At import, not inside a test: it imports portal.asgi, whose django.setup() re-applies LOGGING and would drop the
+# log_output fixture's handler from the root logger mid-test.
+from tests.portal.test_live_consumers import ORIGIN, connect, cookie_for
 from tests.waiting import wait_for
 
 HEX32 = r"^[0-9a-f]{32}$"
@@ -169,7 +173,6 @@ async def test_a_live_event_carries_the_publishers_id_into_the_socket_servers_lo
     caplog.set_level(logging.DEBUG, logger="portal.live")
     from portal.kernel.live import apublish
     from tests.factories import DeviceFactory
-    from tests.portal.test_live_consumers import ORIGIN, connect, cookie_for
 
     device = await sync_to_async(DeviceFactory)(owner=customer_user)
     cookie = await sync_to_async(cookie_for)(client, customer_user)
@@ -193,7 +196,6 @@ async def test_a_sockets_opening_and_closing_lines_carry_its_handshakes_id(clien
 
     caplog.set_level(logging.DEBUG, logger="portal.live")
     from tests.factories import DeviceFactory
-    from tests.portal.test_live_consumers import ORIGIN, connect, cookie_for
 
     device = await sync_to_async(DeviceFactory)(owner=customer_user)
     cookie = await sync_to_async(cookie_for)(client, customer_user)
