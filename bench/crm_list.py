@@ -155,9 +155,15 @@ def load(cards: int, rows: int) -> float:
                                       ELSE 'COMPLETED' END AS state,
                               now() - (%(rows)s - n) * interval '10 seconds' AS at
                          FROM generate_series(1, %(rows)s) n) s""",
-            {"types": TYPES, "user": user_id, "unit": UNIT, "subscription": SUBSCRIPTION, "service": SERVICE,
-             "rows": rows},
-        )  # fmt: skip
+            {
+                "types": TYPES,
+                "user": user_id,
+                "unit": UNIT,
+                "subscription": SUBSCRIPTION,
+                "service": SERVICE,
+                "rows": rows,
+            },
+        )
         conn.execute("VACUUM ANALYZE")
     return time.monotonic() - started
 
@@ -348,9 +354,11 @@ def main() -> None:
         calls = variants(token, refs)
         drive(base, 400, args.clients, baseline_call)  # warm-up: the workers' connections, imports, caches
         drive(base, 400, args.clients, calls["list type"][1])
-        out["runs"] = {"baseline (bare DRF one-row read)": cpu_ms(
-            server.pid, lambda: drive(base, args.queries, args.clients, baseline_call)
-        )}  # fmt: skip
+        out["runs"] = {
+            "baseline (bare DRF one-row read)": cpu_ms(
+                server.pid, lambda: drive(base, args.queries, args.clients, baseline_call)
+            )
+        }
         for label, (clients, call) in calls.items():
             count = args.queries if clients > 1 else max(200, args.queries // 4)
             n = args.clients if clients > 1 else 1
@@ -385,8 +393,10 @@ def report(args, out: dict) -> None:
         if run.errors:
             failures.append(f"{label}: {run.errors} wrong answers, first: {run.first_error}")
     target = out["runs"]["list type"][0].pct(95)
-    print(f"target: list by type, {args.clients} clients, p95 {target:.1f} ms < {TARGET_MS:.0f} ms: "
-          f"{'PASS' if target < TARGET_MS else 'FAIL'}")  # fmt: skip
+    print(
+        f"target: list by type, {args.clients} clients, p95 {target:.1f} ms < {TARGET_MS:.0f} ms: "
+        f"{'PASS' if target < TARGET_MS else 'FAIL'}"
+    )
     for label, plans in out["explain"].items():
         for n, plan in enumerate(plans, 1):
             print(f"EXPLAIN (ANALYZE, BUFFERS), list {label}, query {n} of {len(plans)}:")

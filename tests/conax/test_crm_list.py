@@ -40,16 +40,22 @@ def _requests() -> list[ProvisioningRequest]:
     now = timezone.now().replace(microsecond=123456)
     return [
         ProvisioningRequestFactory(
-            created_by_user=named, updated_by_user=bare, created_by_unit=unit, process_immediately=True,
-            parameters_set=[{"id": "1", "service_ca_id": "P1"}], life_cycle_state="COMPLETED",
-            executed_date=now, reference_number="REF-1", response="OK",
+            created_by_user=named,
+            updated_by_user=bare,
+            created_by_unit=unit,
+            process_immediately=True,
+            parameters_set=[{"id": "1", "service_ca_id": "P1"}],
+            life_cycle_state="COMPLETED",
+            executed_date=now,
+            reference_number="REF-1",
+            response="OK",
         ),
         ProvisioningRequestFactory(updated_by_unit=unit, process_immediately=False, sequence_number=3),
         ProvisioningRequestFactory(created_by_user=bare, process_immediately=None, name="n", process_name="MANUAL"),
         ProvisioningRequestFactory(
             life_cycle_state="REJECTED", executed_date=now + timedelta(hours=7), error_code="E", provider_error_code="P"
         ),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize("names", FIELD_SETS)
