@@ -10,7 +10,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from conax.choices import LifeCycleState
 from conax.exceptions import NotFound
-from conax.filters import ProvisioningRequestFilter
+from conax.filters import ProvisioningRequestFilter, ProvisioningRequestListFilter
 from conax.models import Entitlement, Pairing, ProvisioningRequest, Service, SetTopBox, Smartcard, Subscription, Unit
 from devices.models import Device
 from devices.selectors import device_visibility
@@ -90,16 +90,38 @@ def entitlement_list() -> QuerySet[Entitlement]:
     return Entitlement.objects.select_related("smartcard", "service", "subscription").order_by("smartcard_id", "pk")
 
 
-LOG_RELATIONS = ("created_by_user", "updated_by_user", "created_by_unit", "updated_by_unit")
+# The columns each wire field of the list is read from (``conax.api.crmlist`` renders them); ``log_information``
+# reads who made and last changed the request through joins, in the same query.
+PERSON = ("username", "first_name", "last_name", "email")
+UNIT = ("id", "name", "alternative_code", "description", "group_name", "community_name")
+LOG_COLUMNS = (
+    "created_date",
+    "updated_date",
+    "created_by_user_id",
+    "updated_by_user_id",
+    "created_by_unit_id",
+    "updated_by_unit_id",
+    *(f"{who}_user__{name}" for who in ("created_by", "updated_by") for name in PERSON),
+    *(f"{who}_unit__{name}" for who in ("created_by", "updated_by") for name in UNIT),
+)
+LIST_COLUMNS: dict[str, tuple[str, ...]] = {
+    "number": ("number",),
+    "id": ("uid",),
+    "log_information": LOG_COLUMNS,
+}
 
 
-def request_page(*, filters: dict, offset: int, count: int, with_log: bool) -> list[ProvisioningRequest]:
-    """One page of the list, oldest first, in two steps: the page's numbers from an index-only scan (so the plan
-    does not depend on how the types are spread over the table), then those rows (with who made them only when the
-    answer shows it)."""
-    numbers = request_list(filters=filters).values("number")[offset : offset + count]
-    rows = ProvisioningRequest.objects.filter(number__in=numbers).order_by("number")
-    return list(rows.select_related(*LOG_RELATIONS) if with_log else rows)
+def request_page(*, filters: dict, offset: int, count: int, fields: tuple[str, ...]) -> list[dict]:
+    """One page of the list, oldest first, as plain rows holding only the columns ``fields`` (wire names) need.
+
+    Two steps in one statement: the page's numbers from an index-only scan of the filter's ``(<filter>, number)``
+    index (the offset is skipped in the index, never on the heap), then those rows by primary key. Rows, not model
+    instances: building 50 instances (250 with the log's users and units) was most of the list's CPU.
+    """
+    requests = filtered(ProvisioningRequestListFilter, filters, ProvisioningRequest.objects.order_by("number"))
+    numbers = requests.values("number")[offset : offset + count]
+    columns = dict.fromkeys(column for name in fields for column in LIST_COLUMNS.get(name, (name,)))
+    return list(ProvisioningRequest.objects.filter(number__in=numbers).order_by("number").values(*columns))
 
 
 def unit_named(*, name: str) -> Unit | None:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from conax import selectors, services
-from conax.api import crminput
+from conax.api import crminput, crmlist
 from conax.api.crmparams import DOMAIN_ERRORS, METHODS, REQUEST_FIELDS, CrmError, Method, crm_error, fields_set
 from conax.choices import Priority, RequestType
 from conax.exceptions import ConaxError
@@ -142,8 +142,8 @@ def _read(spec: Method, values: dict) -> JsonResponse:
         key, value = next(iter(values.items()))
         return envelope(request_data(selectors.identified(ProvisioningRequest, key, value), names))
     offset, count = values.pop("offset", 0), values.pop("number_of_results", DEFAULT_RESULTS)
-    rows = selectors.request_page(filters=values, offset=offset, count=count, with_log="log_information" in names)
-    return envelope([request_data(row, names) for row in rows])
+    rows = selectors.request_page(filters=values, offset=offset, count=count, fields=names)
+    return envelope(crmlist.list_data(rows, names))
 
 
 def _create(spec: Method, values: dict, token) -> ProvisioningRequest:
