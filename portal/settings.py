@@ -135,6 +135,8 @@ INSTALLED_APPS = [
     "conax",
     "components",
     "webhooks",
+    # Campaigns over filtered fleets (docs/campaigns.md): above provisioning and conax, whose services it calls.
+    "campaigns",
     # The project shell (management commands; no models).
     "portal",
     # Last: the kernel's post_migrate hook gives the support group the permissions the apps above created.
@@ -560,6 +562,10 @@ CELERY_BEAT_SCHEDULE = {
     "conax-requests-dispatch": {"task": "conax.tasks.requests_dispatch", "schedule": float(CAS_DISPATCH_INTERVAL)},
     "webhooks-sweep": {"task": "webhooks.tasks.deliveries_sweep", "schedule": float(WEBHOOK_SWEEP_INTERVAL)},
 }
+# Campaigns (docs/campaigns.md): seconds between two engine ticks (release, outcome sync, wave judgement); also the
+# token buckets' burst (a rate limit never releases more than rate x this at once).
+CAMPAIGN_TICK_SECONDS = env.float("CAMPAIGN_TICK_SECONDS", default=1.0)
+CELERY_BEAT_SCHEDULE["campaigns-tick"] = {"task": "campaigns.tasks.tick", "schedule": CAMPAIGN_TICK_SECONDS}
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
