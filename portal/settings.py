@@ -480,7 +480,10 @@ SPECTACULAR_SETTINGS = {
     # with every field optional.
     "COMPONENT_SPLIT_PATCH": False,
     # One name for a choice set that several fields use.
-    "ENUM_NAME_OVERRIDES": {"WebhookEventTypeEnum": "webhooks.choices.EventType"},
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookEventTypeEnum": "webhooks.choices.EventType",
+        "CampaignStateEnum": "campaigns.choices.CampaignState",  # campaigns console (docs/campaigns-console.md)
+    },
     # The error answers of every operation, by path prefix (kernel.api.openapi): last, so that it sees every path.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

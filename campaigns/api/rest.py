@@ -11,9 +11,8 @@ from typing import Any
 
 from auditlog.models import LogEntry
 from django.http import FileResponse
-from rest_framework.generics import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -26,7 +25,7 @@ from campaigns.choices import ActionKind, CampaignState, MemberState, TargetKind
 from campaigns.filters import CampaignFilter, MemberFilter
 from campaigns.models import Campaign, Member
 from portal.kernel.api.openapi import error_response
-from portal.kernel.api.parsers import SafeFilterBackend
+from portal.kernel.filters import filtered
 from portal.kernel.api.viewsets import CreateMixin, StaffViewSet, UpdateMixin
 from portal.kernel.permissions import IsSupportStaff
 
@@ -162,6 +161,17 @@ class MemberOutput(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+MEMBER_FILTERS = [
+    OpenApiParameter(name, type=kind, description=str(MemberFilter.base_filters[name].label))
+    for name, kind in (("outcome", str), ("wave", int), ("q", str))
+]
+MEMBER_FILTERS[0] = OpenApiParameter("outcome", enum=MemberState.values, description="Outcome (member state)")
+
+
+def _filter_params(request: Request) -> dict[str, str]:
+    return {name: request.query_params[name] for name in MemberFilter.base_filters if name in request.query_params}
+
+
 # --- the view ------------------------------------------------------------------------------------------------------
 
 
@@ -264,13 +274,14 @@ class CampaignViewSet(CreateMixin, UpdateMixin, StaffViewSet):
         summary="List a campaign's members",
         description="Members and their outcomes, in id order, paginated; filter by outcome, wave, label.",
         responses={200: MemberOutput(many=True)},
-        filters=True,
+        parameters=MEMBER_FILTERS,
+        filters=False,
     )
-    @action(detail=True, methods=["get"], filterset_class=MemberFilter, filter_backends=[SafeFilterBackend])
+    @action(detail=True, methods=["get"], filter_backends=[])
     def members(self, request: Request, pk: Any = None) -> Response:
-        campaign = get_object_or_404(self.get_queryset(), pk=pk)  # get_object would apply the members' FilterSet
-        self.check_object_permissions(request, campaign)
-        queryset = self.filter_queryset(selectors.member_list(campaign=campaign))
+        campaign = self.get_object()
+        # The members' FilterSet, applied as every selector does (an invalid value is a 400 with its field).
+        queryset = filtered(MemberFilter, _filter_params(request), selectors.member_list(campaign=campaign))
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(MemberOutput(page, many=True).data)
 
