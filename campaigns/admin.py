@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 
 from campaigns import engine, services
 from campaigns.actions import BOX_REQUESTS, CARD_REQUESTS
-from campaigns.choices import ActionKind, CampaignState, MemberState
+from campaigns.choices import ActionKind, CampaignState, MemberState, TargetKind
 from campaigns.exceptions import CampaignError
 from campaigns.filters import CampaignFilter
 from campaigns.models import Campaign, Member
@@ -36,6 +36,12 @@ from provisioning.choices import CommandKind
 S = CampaignState
 TONES = {S.DRAFT: "idle", S.SCHEDULED: "busy", S.RUNNING: "busy", S.PAUSED: "idle", S.HALTED: "bad"}
 TONES |= {S.CANCELLED: "idle", S.FINISHED: "ok"}
+TARGETS = {  # what staff read (the choices' labels name the FilterSet classes)
+    TargetKind.DEVICES: "Devices",
+    TargetKind.SET_TOP_BOXES: "CAS set-top boxes",
+    TargetKind.SMARTCARDS: "Smartcards",
+    TargetKind.SUBSCRIPTIONS: "Subscriptions (their smartcards)",
+}
 DEFINITION = [f.name for f in dataclasses.fields(services.Definition)]
 OUTCOMES = (  # the report's columns, in the words staff read
     (MemberState.PENDING, "Not sent yet"),
@@ -59,7 +65,7 @@ def filter_help() -> str:
     rows = []
     for kind, (filterset, _model) in FILTERSETS.items():
         names = ", ".join(f"{name} ({f.label})" if f.label else name for name, f in filterset.base_filters.items())
-        rows.append((kind.label.split(" (")[0], names))
+        rows.append((TARGETS[kind], names))
     items = format_html_join("", "<li><strong>{}</strong>: {}</li>", rows)
     return format_html(
         'The target\'s FilterSet parameters as a JSON object, e.g. {{"model": "X1", "state": "activated"}}; '
@@ -69,6 +75,7 @@ def filter_help() -> str:
 
 
 class CampaignForm(forms.ModelForm):
+    target_kind = forms.ChoiceField(choices=list(TARGETS.items()), label="Target")
     action = forms.ChoiceField(choices=action_choices, help_text="A set-top-box command, or a Conax request type.")
     waves = forms.JSONField(
         initial=["1%", "10%", "rest"],
@@ -102,7 +109,7 @@ class CampaignForm(forms.ModelForm):
 class CampaignAdmin(FilterSetAdminMixin, ConsoleAdmin):
     form = CampaignForm
     filterset_class = CampaignFilter
-    list_display = ("name", "state_badge", "action_words", "target_kind", "total", "started_at", "finished_at")
+    list_display = ("name", "state_badge", "action_words", "target_words", "total", "started_at", "finished_at")
     list_filter = ("state", "action_kind", "target_kind")
     search_fields = ("name",)
     fieldsets = (
@@ -154,6 +161,10 @@ class CampaignAdmin(FilterSetAdminMixin, ConsoleAdmin):
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Campaign) -> str:
         return format_html('<span class="badge badge-{}">{}</span>', TONES[S(obj.state)], obj.get_state_display())
+
+    @admin.display(description="target", ordering="target_kind")
+    def target_words(self, obj: Campaign) -> str:
+        return TARGETS[TargetKind(obj.target_kind)]
 
     @admin.display(description="action")
     def action_words(self, obj: Campaign) -> str:
@@ -254,6 +265,7 @@ class CampaignAdmin(FilterSetAdminMixin, ConsoleAdmin):
             "tone": TONES[S(obj.state)],
             "object_actions": self.visible_actions(request, obj),
             "action_words": services.action_label(obj),
+            "target_words": TARGETS[TargetKind(obj.target_kind)],
         }
         if obj.state in (S.DRAFT, S.SCHEDULED):
             context["preview_count"], context["preview_problem"] = preview(obj)
@@ -281,7 +293,7 @@ class CampaignAdmin(FilterSetAdminMixin, ConsoleAdmin):
         obj = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if obj is not None:
-            context |= {**self.detail(request, obj), "title": f"Campaign {obj.pk}: {obj.name}"}
+            context |= {**self.detail(request, obj), "title": f"Campaign {obj.pk}"}
         return super().change_view(request, object_id, form_url, context)
 
 
