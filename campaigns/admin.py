@@ -315,7 +315,7 @@ def preview(obj: Campaign) -> tuple[int | None, str]:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)

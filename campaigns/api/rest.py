@@ -25,8 +25,8 @@ from campaigns.choices import ActionKind, CampaignState, MemberState, TargetKind
 from campaigns.filters import CampaignFilter, MemberFilter
 from campaigns.models import Campaign, Member
 from portal.kernel.api.openapi import error_response
-from portal.kernel.filters import filtered
 from portal.kernel.api.viewsets import CreateMixin, StaffViewSet, UpdateMixin
+from portal.kernel.filters import filtered
 from portal.kernel.permissions import IsSupportStaff
 
 INVALID = error_response(

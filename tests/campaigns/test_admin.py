@@ -199,8 +199,9 @@ def test_the_report_shows_waves_failures_and_the_halt_reason(console, fleet):
     html = console.get(reverse("admin:campaigns_campaign_panel", args=[campaign.pk])).content.decode()
 
     assert "Halted by itself: wave 1: 50 % succeeded, below 95 %" in html
-    assert "2 × ERROR_UNAVAILABLE" in html
-    assert re.search(r'data-key="wave-1"><th scope="row">1</th><td>2</td><td>0</td><td>0</td><td>0</td><td>2</td>', html)
+    assert "2 \N{MULTIPLICATION SIGN} ERROR_UNAVAILABLE" in html
+    wave1_row = r'data-key="wave-1"><th scope="row">1</th><td>2</td>' + "<td>0</td>" * 3 + "<td>2</td>"
+    assert re.search(wave1_row, html)
     assert "Export members (CSV)" in html
 
 
