@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import ipaddress
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import PG, REPO, MemorySampler, admin_sql, free_port, stop_processes
 
 DB = "portal_bench_campaigns"
+SECRET = secrets.token_urlsafe(50)  # one for every process of the run
 LOOPBACK = "127.100.0.0"
 
 
@@ -48,7 +50,7 @@ def env(broker: str) -> dict[str, str]:
     out = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "REDIS", "CELERY"))}
     out.update(
         DJANGO_ENV="production",
-        SECRET_KEY="bench-" + "x" * 50,
+        SECRET_KEY=SECRET,
         ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=f"{PG}/{DB}",
         REDIS_URL=broker,
@@ -151,6 +153,43 @@ def counts(conn: psycopg.Connection, campaign_id: int) -> dict[str, int]:
     return dict(rows.fetchall())
 
 
+def freeze_only(count: int) -> None:
+    """The start of a campaign over ``count`` boxes, twice (a cold and a warm cache), with nothing else running."""
+    admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", f"CREATE DATABASE {DB}")
+    broker = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/7")  # the start's kick goes there, unread
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env(broker), check=True)
+    load_boxes(count, 9998)
+    os.environ.update(env(broker), DJANGO_SETTINGS_MODULE="portal.settings")
+    import django
+
+    django.setup()
+    import resource
+
+    from django.db import connections
+
+    from campaigns import services
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("ANALYZE")
+    for attempt in ("first", "second"):
+        campaign = services.campaign_create(
+            definition=services.Definition(
+                name="bench", target_kind="devices", target_filters={}, action_kind="command", action="reprovision",
+                params={"provision_type": "HARDWARE"}, waves=["1%", "10%", "rest"], rate_per_second=1000.0,
+            )
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        services.campaign_start(campaign=campaign)
+        seconds = time.perf_counter() - t0
+        campaign.refresh_from_db()
+        print(f"{attempt} start: {campaign.total} members frozen in {seconds:.2f} s ({campaign.total / seconds:.0f}/s)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of this process (the one that froze them): {peak:.0f} MiB")
+    connections.close_all()
+    admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    redis.Redis.from_url(broker).flushdb()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--boxes", type=int, default=100_000)
@@ -158,7 +197,13 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=20, help="ms the simulated boxes wait before answering")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--freeze-only", action="store_true", help="time campaign_start (the freeze) on --boxes boxes, and stop"
+    )
     args = parser.parse_args()
+    if args.freeze_only:
+        freeze_only(args.boxes)
+        return
 
     redis_port, sim_port = free_port(), free_port()
     broker = f"redis://127.0.0.1:{redis_port}/0"
@@ -183,14 +228,14 @@ def main() -> None:
     worker_peak = 0
     app = Celery(broker=broker, backend=broker)
 
-    os.environ.update(env(broker))
-    import django
-
-    django.setup()
-    from campaigns import services
-
     ticker = Ticker(app)
     try:
+        os.environ.update(env(broker), DJANGO_SETTINGS_MODULE="portal.settings")
+        import django
+
+        django.setup()
+        from campaigns import services
+
         noop_rate(app, 200)
         noops = noop_rate(app, max(1000, args.boxes // 10))
         campaign = services.campaign_create(
