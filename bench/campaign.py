@@ -14,7 +14,8 @@ redis-server (the broker this script restarts). PostgreSQL database ``portal_ben
 3. at 30 % done the worker is SIGKILLed and started again; at 60 % the redis-server is killed and started again
    (it keeps nothing: every queued message is lost);
 4. it waits for the campaign to finish; beat's part (``campaigns.tasks.tick`` and ``provisioning.tasks.commands_sweep``)
-   is played by this script, every 0.5 s and 2 s.
+   is played by this script, every 0.5 s and 10 s (the sweep resends every overdue QUEUED command each run: run
+   more often, it floods the queue with repeats that the claims then refuse).
 
 Prints: time to start, members/s (from the first release to the finish) and its ratio to the no-op rate and to the
 limit, peak memory (PSS) of the worker and the simulator, and the checks: every member succeeded, one command per
@@ -122,7 +123,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 class Ticker(threading.Thread):
-    """Beat's part: the campaign tick every 0.5 s, the commands sweep every 2 s; a broker that is down is skipped."""
+    """Beat's part: the campaign tick every 0.5 s, the commands sweep every 10 s; a broker that is down is skipped."""
 
     def __init__(self, app: Celery) -> None:
         super().__init__(daemon=True)
@@ -133,7 +134,7 @@ class Ticker(threading.Thread):
         while not self.halt.wait(0.5):
             with contextlib.suppress(Exception):  # the broker restarting: next round
                 self.app.send_task("campaigns.tasks.tick", queue="regular")
-                if beat % 4 == 0:
+                if beat % 20 == 0:
                     self.app.send_task("provisioning.tasks.commands_sweep", queue="devices")
             beat += 1
 
