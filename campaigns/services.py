@@ -242,6 +242,10 @@ def _freeze(campaign: Campaign) -> int:
     )
     params = [campaign.pk, *waves_params, M.PENDING, *order_params, *inner_params]
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The hashed order sorts every member once: in memory rather than in temporary files (this transaction
+            # only; 1 000 000 members sort in ~100 MB).
+            cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(sql, params)
         return cursor.rowcount
 
