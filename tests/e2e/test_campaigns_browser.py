@@ -16,7 +16,7 @@ from campaigns.models import Campaign, Member
 from provisioning import services as box_services
 from provisioning.simulator import Faults, FleetThread
 from tests.conftest import REPO, clean_env, free_port, kill_worker, start_worker, subprocess_database_url, wait_serving
-from tests.e2e.support import DESKTOP, PHONE, log_in, shot, stop
+from tests.e2e.support import DESKTOP, PHONE, Watched, log_in_page, shot, stop
 from tests.factories import DeviceFactory, DeviceModelFactory, StaffFactory
 
 pytestmark = [
@@ -98,10 +98,13 @@ def test_a_campaign_started_from_the_console_shows_its_progress_live(server, bro
             device = DeviceFactory(model=model, serial_number=f"SIM{n:06d}")
             box_services.box_register(device=device, host=host, port=int(port))
 
-        page = log_in(browser, asgi_server, "sam", path="/admin/login/", viewport=DESKTOP)
+        watched = Watched(browser, DESKTOP)  # every CSP violation, console error and script error is kept
+        page, problems = watched.page, {}
+        log_in_page(page, asgi_server, "sam", path="/admin/login/")
         page.goto(f"{asgi_server}/admin/campaigns/campaign/add/")
         fill_definition(page)
         shot(page, "campaign-add")
+        problems["add"] = watched.take()
         page.get_by_role("button", name="Save and continue editing").click()
 
         campaign = Campaign.objects.get()
@@ -110,10 +113,12 @@ def test_a_campaign_started_from_the_console_shows_its_progress_live(server, bro
         expect(page.locator('[data-field="campaign-preview"]')).to_contain_text(f"{BOXES} (counted now")
         expect(page.get_by_role("button", name="Pause")).to_have_count(0)  # only what applies to a draft
         shot(page, "campaign-draft")
+        problems["draft"] = watched.take()
 
         page.get_by_role("link", name="Start…").click()
         expect(page.locator(".console-confirm-text")).to_contain_text(f"The target holds {BOXES} members now.")
         shot(page, "campaign-start-confirm")
+        problems["confirm"] = watched.take()
         assert Campaign.objects.get().state == CampaignState.DRAFT  # asking changed nothing
 
         page.get_by_role("button", name="Start").click()
@@ -139,6 +144,7 @@ def test_a_campaign_started_from_the_console_shows_its_progress_live(server, bro
             shot(page, "campaign-finished")
             page.set_viewport_size(PHONE)
             shot(page, "campaign-finished-phone")
+            problems["live page"] = watched.take()
         finally:
             kill_worker(beat)
             kill_worker(worker)
@@ -155,3 +161,5 @@ def test_a_campaign_started_from_the_console_shows_its_progress_live(server, bro
     page.goto(f"{asgi_server}/admin/campaigns/campaign/")
     expect(page.locator("#result_list .badge-ok").first).to_have_text("Finished")
     shot(page, "campaign-list-phone")
+    problems["list"] = watched.take()
+    assert {where: found for where, found in problems.items() if found} == {}  # CSP-clean, no script error
