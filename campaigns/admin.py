@@ -105,12 +105,22 @@ class CampaignForm(forms.ModelForm):
         return self.cleaned_data.get("params") or {}
 
 
+class TargetListFilter(admin.SimpleListFilter):
+    title, parameter_name = "target", "target_kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(kind), words) for kind, words in TARGETS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
+        return queryset.filter(target_kind=self.value()) if self.value() else queryset
+
+
 @admin.register(Campaign)
 class CampaignAdmin(FilterSetAdminMixin, ConsoleAdmin):
     form = CampaignForm
     filterset_class = CampaignFilter
     list_display = ("name", "state_badge", "action_words", "target_words", "total", "started_at", "finished_at")
-    list_filter = ("state", "action_kind", "target_kind")
+    list_filter = ("state", "action_kind", TargetListFilter)
     search_fields = ("name",)
     fieldsets = (
         (None, {"fields": ("name", "target_kind", "target_filters")}),
@@ -124,8 +134,8 @@ class CampaignAdmin(FilterSetAdminMixin, ConsoleAdmin):
             "Start",
             run="start_one",
             shown="can_start",
-            confirm="The target is evaluated now and its members frozen: devices added to the fleet later are not "
-            "part of it. The first wave is released at once, at the campaign's rate.",
+            confirm="Starting freezes them as they are now: anything added to the fleet later is not part of it. "
+            "The first wave is released at once, at the campaign's rate.",
         ),
         ObjectAction("schedule", "Schedule", run="schedule_one", shown="can_schedule"),
         ObjectAction("pause", "Pause", run="pause_one", shown="can_pause"),
@@ -235,10 +245,15 @@ class CampaignAdmin(FilterSetAdminMixin, ConsoleAdmin):
         """The console's, with the Start confirmation saying how many members the target holds right now."""
         response = super().object_action_view(request, object_id, name)
         context = getattr(response, "context_data", None)
-        if name == "start" and context and context.get("object") is not None:
-            count, problem = preview(context["object"])
+        if not context or not isinstance(context.get("object"), Campaign):
+            return response
+        obj = context["object"]
+        if name == "start":
+            count, problem = preview(obj)
             words = problem or f"The target holds {count} members now."
             context["action"] = dataclasses.replace(context["action"], confirm=f"{words} {context['action'].confirm}")
+        # The page names the campaign, never its state (the model's str carries it, and this page is not re-read).
+        context["object"], context["title"] = obj.name, f"{context['action'].label}: {obj.name}"
         return response
 
     # --- the live panel, the report and the export ---------------------------------------------------------------
