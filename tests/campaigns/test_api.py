@@ -314,3 +314,30 @@ def test_support_staff_without_change_permission_read_but_cannot_move(api_client
     assert api_client.post(f"{API}{campaign.pk}/start/").status_code == 403
     assert api_client.put(f"{API}{campaign.pk}/", BODY, format="json").status_code == 403
     assert Campaign.objects.get(pk=campaign.pk).state == S.DRAFT
+
+
+# --- the OpenAPI document ------------------------------------------------------------------------------------------
+
+
+def test_every_campaign_operation_is_documented_with_its_errors(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operations = {
+        (method, path): op
+        for path, item in schema["paths"].items()
+        if path.startswith(API)
+        for method, op in item.items()
+        if method in ("get", "post", "put", "patch")
+    }
+    moves = ("start", "schedule", "pause", "resume", "cancel", "retry-failed")
+
+    assert len(operations) == 15  # list, create, read, put, patch, preview, six moves, report, members, export
+    for (method, path), op in operations.items():
+        assert op["tags"] == ["campaigns"] and op["summary"] and op["description"], (method, path)
+        assert {"400", "401", "403", "404"} <= set(op["responses"]), (method, path)
+    for move in moves:
+        refusal = operations[("post", f"{API}{{id}}/{move}/")]["responses"]["409"]
+        assert refusal["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        assert "CAMPAIGN_NOT_" in refusal["description"]
+    assert "409" in operations[("put", f"{API}{{id}}/")]["responses"]
+    members = {p["name"] for p in operations[("get", f"{API}{{id}}/members/")]["parameters"]}
+    assert {"outcome", "wave", "limit", "offset"} <= members
