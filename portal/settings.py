@@ -135,6 +135,8 @@ INSTALLED_APPS = [
     "conax",
     "components",
     "webhooks",
+    # Campaigns over filtered fleets (docs/campaigns.md): above provisioning and conax, whose services it calls.
+    "campaigns",
     # The project shell (management commands; no models).
     "portal",
     # Last: the kernel's post_migrate hook gives the support group the permissions the apps above created.
@@ -478,7 +480,10 @@ SPECTACULAR_SETTINGS = {
     # with every field optional.
     "COMPONENT_SPLIT_PATCH": False,
     # One name for a choice set that several fields use.
-    "ENUM_NAME_OVERRIDES": {"WebhookEventTypeEnum": "webhooks.choices.EventType"},
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookEventTypeEnum": "webhooks.choices.EventType",
+        "CampaignStateEnum": "campaigns.choices.CampaignState",  # campaigns console (docs/campaigns-console.md)
+    },
     # The error answers of every operation, by path prefix (kernel.api.openapi): last, so that it sees every path.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -560,6 +565,10 @@ CELERY_BEAT_SCHEDULE = {
     "conax-requests-dispatch": {"task": "conax.tasks.requests_dispatch", "schedule": float(CAS_DISPATCH_INTERVAL)},
     "webhooks-sweep": {"task": "webhooks.tasks.deliveries_sweep", "schedule": float(WEBHOOK_SWEEP_INTERVAL)},
 }
+# Campaigns (docs/campaigns.md): seconds between two engine ticks (release, outcome sync, wave judgement); also the
+# token buckets' burst (a rate limit never releases more than rate x this at once).
+CAMPAIGN_TICK_SECONDS = env.float("CAMPAIGN_TICK_SECONDS", default=1.0)
+CELERY_BEAT_SCHEDULE["campaigns-tick"] = {"task": "campaigns.tasks.tick", "schedule": CAMPAIGN_TICK_SECONDS}
 
 # --- logging: one key=value line per request and per task, never a secret -------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

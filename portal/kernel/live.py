@@ -70,7 +70,27 @@ class WebhookDelivery(TypedDict):
     attempts: int
 
 
-LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery
+class CampaignProgress(TypedDict):
+    """A campaign moved on (to the staff group only): counts, current rate, ETA, the halt reason if it halted."""
+
+    type: Literal["campaign.progress"]
+    campaign_id: int
+    state: str
+    wave: int
+    waves: int
+    total: int
+    done: int
+    succeeded: int
+    failed: int
+    skipped: int
+    in_flight: int
+    remaining: int
+    rate: float
+    eta_seconds: float | None
+    halt_reason: str
+
+
+LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery | CampaignProgress
 
 
 def device_group(device_id: int) -> str:

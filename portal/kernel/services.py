@@ -45,7 +45,7 @@ STAMP_KEY = "credentials"
 SUPPORT_GROUP = "support"
 CUSTOMERS_GROUP = "customers"
 # Apps whose every permission the support group holds; customers get none in the admin.
-SUPPORT_APPS = ("devices", "provisioning", "conax", "components", "webhooks")
+SUPPORT_APPS = ("devices", "provisioning", "conax", "components", "webhooks", "campaigns")
 # Support staff read the audit trail, follow background jobs, and list and revoke their own API tokens (the token
 # admin shows them only theirs). Celery beat's schedules and Axes' lockout records are internals, for superusers.
 SUPPORT_EXTRA_PERMISSIONS = (

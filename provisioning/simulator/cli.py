@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Serve the next box on this inherited listening TCP socket (repeatable).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+    parser.add_argument(
+        "--loopback",
+        metavar="ADDRESS",
+        help="Multi-box mode: box i at ADDRESS+i (in 127/8), every box on the one --port (e.g. 127.1.0.0).",
+    )
     parser.add_argument("--latency", type=non_negative, default=0.0, help="Milliseconds before every answer.")
     parser.add_argument("--api-version", type=int, choices=API_VERSIONS, help="Fix every box's API version.")
     parser.add_argument("--busy-share", type=share, default=0.0, help="Share of calls answered with error 12.")
@@ -61,7 +66,9 @@ def fleet_from_options(options: Mapping[str, Any]) -> Fleet:
     port = 0 if sockets else (DEFAULT_PORT if options["port"] is None else options["port"])
     if count < 1 or not 0 <= port <= 65535:
         raise StartError("--count must be at least 1 and --port between 0 and 65535")
-    if port and port + count - 1 > 65535:
+    if options.get("loopback") and sockets:
+        raise StartError("--fd and --loopback exclude each other")
+    if port and not options.get("loopback") and port + count - 1 > 65535:
         raise StartError("the port range passes 65535")
     faults = Faults(
         latency=options["latency"] / 1000,
@@ -73,15 +80,19 @@ def fleet_from_options(options: Mapping[str, Any]) -> Fleet:
         provision_seconds=options["provision_seconds"],
         seed=options["seed"],
     )
-    return Fleet(
-        count,
-        host=options["host"],
-        base_port=port,
-        api_version=options["api_version"],
-        faults=faults,
-        portal_url=options["portal_url"],
-        sockets=sockets,
-    )
+    try:
+        return Fleet(
+            count,
+            host=options["host"],
+            base_port=port,
+            api_version=options["api_version"],
+            faults=faults,
+            portal_url=options["portal_url"],
+            sockets=sockets,
+            loopback=options.get("loopback"),
+        )
+    except ValueError as exc:
+        raise StartError(str(exc)) from exc
 
 
 def run(options: Mapping[str, Any], say: Callable[[str], None]) -> None:
@@ -99,6 +110,9 @@ def announce(fleet: Fleet, say: Callable[[str], None]) -> None:
             types = ",".join(box.provision_types)
             dead = "  DEAD" if box.dead else ""
             say(f"box {box.index:>2}  {box.address}  api={box.api_version}  id={box.provision_id}  types={types}{dead}")
+        return
+    if fleet.loopback is not None:
+        say(f"addresses {boxes[0].host}..{boxes[-1].host}, all on port {boxes[0].port} (multi-box mode)")
         return
     ports = sorted(box.port for box in boxes)
     layout = "contiguous" if fleet.base_port else "chosen by the OS, not contiguous"

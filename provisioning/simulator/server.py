@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import re
 import resource
@@ -134,8 +135,10 @@ class Fleet:
         vendor: str = "simulator",
         model: str = "stb-sim",
         sockets: Sequence[socket.socket] = (),
+        loopback: str | None = None,
     ) -> None:
         types = tuple(types)
+        self.loopback = _loopback_range(loopback, count, sockets) if loopback else None
         if count < 0 or not types or not set(types) <= set(PROVISION_TYPES):
             raise ValueError(f"need count >= 0 and types among {PROVISION_TYPES}")
         if sockets and (len(sockets) != count or base_port):
@@ -146,8 +149,8 @@ class Fleet:
         self.boxes = [
             Box(
                 index,
-                host=host,
-                port=base_port + index if base_port else 0,
+                host=str(self.loopback + index) if self.loopback else host,
+                port=base_port if self.loopback else base_port + index if base_port else 0,
                 api_version=api_version,
                 faults=faults,
                 types=types[:1] if single_type_every and index % single_type_every == 0 else types,
@@ -174,8 +177,11 @@ class Fleet:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT)
         await self._runner.setup()
         try:
-            for box in self.boxes:
-                await self._listen(box)
+            if self.loopback:
+                await self._listen_shared()
+            else:
+                for box in self.boxes:
+                    await self._listen(box)
         except BaseException:
             await self.stop()
             raise
@@ -212,6 +218,29 @@ class Fleet:
             sock.close()
             raise
 
+    async def _listen_shared(self) -> None:
+        """Multi-box mode: one socket on every local address (all of 127/8 reaches ``lo`` on Linux), one port for
+        the whole fleet; a request finds its box by the local *address* of its connection (``_find_box``)."""
+        sock = bound_socket("0.0.0.0", self.base_port)  # noqa: S104 - connections to no box's address are aborted
+        port = sock.getsockname()[1]
+        for box in self.boxes:
+            box.port = port
+        try:
+            await web.SockSite(self._runner, sock, backlog=4096).start()
+        except BaseException:
+            sock.close()
+            raise
+
+    def _box_at(self, sockname: tuple | None, peer: tuple | None) -> Box | None:
+        if not sockname:
+            return None
+        if self.loopback is None:
+            return self._by_port.get(sockname[1])
+        if not peer or not ipaddress.ip_address(peer[0]).is_loopback:
+            return None  # the shared socket listens on every address; only local callers reach a box
+        index = int(ipaddress.ip_address(sockname[0])) - int(self.loopback)
+        return self.boxes[index] if 0 <= index < len(self.boxes) else None
+
     def _link_portal(self, url: str) -> None:
         self._client = httpx.AsyncClient(timeout=PORTAL_TIMEOUT)
         link = _PortalLink(self._client, url, self.vendor, self.model, asyncio.Semaphore(PORTAL_CONCURRENCY))
@@ -225,8 +254,12 @@ class Fleet:
         """Middleware: the box is the one listening on the connection's local port; a dead box stays silent."""
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
-        box = self._by_port.get(sockname[1]) if sockname else None
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        box = self._box_at(sockname, peer)
         if box is None:
+            if self.loopback is not None:
+                _abort(request)  # an address that is no box's: as if nothing listened there
+                return web.Response()
             raise web.HTTPServiceUnavailable()
         if box.dead:
             return await self._never_answer(request)
@@ -290,6 +323,20 @@ class Fleet:
             channel.abort()
         else:
             await channel.send(dump(answer))
+
+
+def _loopback_range(first: str, count: int, sockets: Sequence[socket.socket]) -> ipaddress.IPv4Address:
+    """The first box's address in multi-box mode; the fleet's addresses must all be in 127/8."""
+    if sockets:
+        raise ValueError("loopback excludes sockets")
+    try:
+        start = ipaddress.IPv4Address(first)
+    except ValueError as exc:
+        raise ValueError(f"loopback must be an IPv4 address, not {first!r}") from exc
+    last = int(start) + max(count, 1) - 1
+    if not start.is_loopback or last > int(ipaddress.IPv4Address("127.255.255.254")):
+        raise ValueError(f"{count} boxes from {first} do not fit in 127.0.0.0/8")
+    return start
 
 
 class FleetThread(ServerThread[Fleet]):

@@ -171,9 +171,7 @@ class Box:
         self.index, self.host, self.port = index, host, port
         self.api_version = api_version if api_version is not None else 1 + index % 3
         self.faults = dataclasses.replace(faults) if faults is not None else Faults()
-        seed = f"{self.faults.seed}/{index}" if self.faults.seed is not None else None
-        self._rng = random.Random(seed)  # noqa: S311 - fault draws, not secrets
-        self._dead_draw = self._rng.random()
+        self._random: random.Random | None = None  # made on first draw (``_rng``): a big fleet need not hold one each
         self.provision_id, self.esn, self.soc_id = provision_id_for(index), esn_for(index), soc_id_for(index)
         self.serial_number = serial_number or f"SIM{index:06d}"
         state = ProvisionState(initial_state or self._default_state(index))
@@ -210,8 +208,24 @@ class Box:
         return f"ws://{self.address}/jsonrpc"
 
     @property
+    def _rng(self) -> random.Random:
+        """The box's own generator, seeded with the fleet's seed and its index; its first number is the dead draw.
+        Made lazily: ~2.5 kB of Mersenne Twister state per box is most of a box's memory in a 100 000-box fleet."""
+        if self._random is None:
+            seed = f"{self.faults.seed}/{self.index}" if self.faults.seed is not None else None
+            self._random = random.Random(seed)  # noqa: S311 - fault draws, not secrets
+            self._dead_number = self._random.random()
+        return self._random
+
+    @property
+    def _dead_draw(self) -> float:
+        self._rng  # noqa: B018 - makes the generator, and with it the dead draw
+        return self._dead_number
+
+    @property
     def dead(self) -> bool:
-        return self._dead_draw < self.faults.dead_share
+        # No draw needed while the share is 0 (the default): the generator is then made only by a fault draw.
+        return self.faults.dead_share > 0 and self._dead_draw < self.faults.dead_share
 
     @dead.setter
     def dead(self, value: bool) -> None:

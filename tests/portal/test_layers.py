@@ -33,7 +33,7 @@ def test_every_shell_module_is_in_the_layer_contract():
 @pytest.mark.slow
 def test_a_wrong_import_breaks_the_contracts(tmp_path):
     """The contracts bite: a kernel module importing an app is reported (on a copy of the tree, not the checkout)."""
-    for package in ("portal", "devices", "provisioning", "conax", "components", "webhooks"):
+    for package in ("portal", "devices", "provisioning", "conax", "components", "webhooks", "campaigns"):
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     (tmp_path / "portal" / "kernel" / "probe.py").write_text("import devices.models  # noqa: F401\n")

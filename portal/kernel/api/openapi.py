@@ -174,6 +174,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     (r"^/crmapi/", "conditional access (CRM.COM)"),
     (r"^/api/v1/(sensors|parameters|parameter-groups|provisioning-records|components)/", "components"),
     (r"^/api/v1/webhooks/", "webhooks"),
+    (r"^/api/v1/campaigns/", "campaigns"),
     (r"^/api/v1/fleet/", "fleet"),
     (r"^/(healthz|readyz)$", "health"),
 )
@@ -197,6 +198,11 @@ TAGS = [
     },
     {"name": "components", "description": "Provisioning components: the catalog, records and components."},
     {"name": "webhooks", "description": "Outbound webhooks: endpoints and the delivery log (docs/webhooks.md)."},
+    {
+        "name": "campaigns",
+        "description": "Fleet campaigns: a command or a Conax request over a filtered fleet, in waves, rate-limited, "
+        "halting below a success threshold; their report, members and CSV export (docs/campaigns-console.md).",
+    },
     {"name": "fleet", "description": "The fleet dashboard's counts."},
     {"name": "health", "description": "Liveness and readiness for load balancers and orchestrators (no token)."},
 ]
