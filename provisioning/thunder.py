@@ -31,6 +31,7 @@ from websockets.asyncio.client import connect as ws_connect_async
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from provisioning import thunder_protocol as protocol
 from provisioning.thunder_protocol import (
@@ -46,6 +47,9 @@ PROVISIONING = f"{protocol.PROVISIONING}.{protocol.PLUGIN_VERSION}"
 DEFAULT_TIMEOUT = 5.0
 # Which API version of com.comcast.DeviceProvisioning first has a method (getApiVersionNumber tells a box's).
 NEEDS_VERSION = protocol.METHOD_SINCE
+
+
+NOTIFICATION = Subprotocol("notification")  # Thunder's WebSocket subprotocol for JSON-RPC with events
 
 
 class Retry(StrEnum):
@@ -199,7 +203,7 @@ class _WebSocket:
         self._ws: ClientConnection = self._stack.enter_context(
             ws_connect(
                 f"ws://{address}/jsonrpc",
-                subprotocols=["notification"],
+                subprotocols=[NOTIFICATION],
                 open_timeout=timeout,
                 close_timeout=1,
                 max_size=MAX_ANSWER,
@@ -366,7 +370,7 @@ async def subscribe(
     try:
         async with ws_connect_async(
             f"ws://{address}/jsonrpc",
-            subprotocols=["notification"],
+            subprotocols=[NOTIFICATION],
             open_timeout=timeout,
             close_timeout=1,
             max_size=MAX_ANSWER,
