@@ -70,7 +70,8 @@ class Campaign(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.state})"
+        # No state: the name is also written into messages and history pages that are not read again later.
+        return self.name
 
 
 class Member(models.Model):
