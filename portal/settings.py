@@ -487,6 +487,7 @@ SPECTACULAR_SETTINGS = {
         "portal.kernel.api.openapi.error_responses",
         "portal.kernel.api.openapi.area_tags",  # a tag per area (inventory, activation, …, webhooks, auth)
         "portal.kernel.api.openapi.operation_texts",  # a summary and description on every operation
+        "portal.kernel.api.openapi.operation_examples",  # request and response examples (kernel.api.examples)
     ],
 }
 
