@@ -70,7 +70,20 @@ class WebhookDelivery(TypedDict):
     attempts: int
 
 
-LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery
+class WebhookDeliveryState(TypedDict):
+    delivery_id: int
+    state: str
+    attempts: int
+
+
+class WebhookDeliveries(TypedDict):
+    """A batch of webhook deliveries was attempted (to the staff group only): one event for the whole batch."""
+
+    type: Literal["webhook.deliveries"]
+    deliveries: list[WebhookDeliveryState]
+
+
+LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery | WebhookDeliveries
 
 
 def device_group(device_id: int) -> str:
