@@ -216,6 +216,11 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.WEBHOOK_TIMEOUT * 3 + 5)
 
 
+def batch_lease(limit: int) -> timedelta:
+    """A batch's claim: one lease per round of POSTs its threads make (a delivery may wait for a thread)."""
+    return lease() * -(-limit // settings.WEBHOOK_BATCH_THREADS)
+
+
 def delivery_send(*, delivery_id: int) -> str | None:
     """Send one delivery if it is pending, due, not claimed by a live sender and the first pending one of its object
     for its endpoint; record the outcome. Returns the state it ended in, or None when it was not this call's to send.
@@ -265,10 +270,11 @@ def deliveries_send_batch(*, limit: int | None = None) -> dict[str, int]:
     """Claim up to ``limit`` (WEBHOOK_BATCH_SIZE) due deliveries, POST them concurrently, record their outcomes.
     Returns the count of each state they ended in ("lost": a claim another sender took over; nothing recorded).
 
-    The outcomes of the receivers that answered within WEBHOOK_TIMEOUT are recorded (and published) at once; a
-    slower one's when it answers or its own timeouts run out: one slow receiver never holds the others' outcomes
-    past the timeout. A full batch asks for another at once (other worker processes join in); any batch asks for
-    one more after recording, for the deliveries its outcomes unblocked (each object's next one)."""
+    Outcomes are recorded (and published) in rounds: every WEBHOOK_TIMEOUT (+0.5 s) at most, the POSTs that ended
+    since the last round, so one slow receiver never holds the others' outcomes past the timeout; what has not ended
+    when the batch's lease runs out records nothing (the sweep sends it again). A full batch asks for another at once
+    (other worker processes join in); any batch asks for one more after recording, for the deliveries its outcomes
+    unblocked (each object's next one)."""
     limit = limit or settings.WEBHOOK_BATCH_SIZE
     batch = _claim_batch(limit)
     if not batch:
@@ -276,11 +282,11 @@ def deliveries_send_batch(*, limit: int | None = None) -> dict[str, int]:
     if len(batch) == limit:
         _queue_batches(1)
     futures = {_senders().submit(_post, delivery): delivery for delivery in batch}
-    done, late = concurrent.futures.wait(futures, timeout=settings.WEBHOOK_TIMEOUT + 0.5)
-    recorded = _record_batch([(futures[f], f.result()) for f in done])
-    if late:
-        rest, _ = concurrent.futures.wait(late, timeout=lease().total_seconds())
-        recorded += _record_batch([(futures[f], f.result()) for f in rest])
+    recorded: list[Delivery] = []
+    pending, until = set(futures), batch[0].claimed_until or timezone.now()  # the batch's claim (all share it)
+    while pending and timezone.now() < until:
+        done, pending = concurrent.futures.wait(pending, timeout=settings.WEBHOOK_TIMEOUT + 0.5)
+        recorded += _record_batch([(futures[f], f.result()) for f in done])
     _queue_batches(1)
     retries = [d.next_attempt_at for d in recorded if d.state == DeliveryState.PENDING]
     if retries and (wait := (min(retries) - timezone.now()).total_seconds()) <= MAX_COUNTDOWN:
@@ -301,7 +307,7 @@ def _claim_batch(limit: int) -> list[Delivery]:
         state=DeliveryState.PENDING,
         pk__lt=OuterRef("pk"),
     )
-    until = now + lease()
+    until = now + batch_lease(limit)
     with transaction.atomic():
         due = (
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
