@@ -88,7 +88,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             log.debug("live event relayed", extra={"type": event.get("type"), "path": self.scope.get("path")})
             await self.send_json(event)
 
-    device_event = device_command = cas_request = job_progress = webhook_delivery = relay
+    device_event = device_command = cas_request = job_progress = webhook_delivery = webhook_deliveries = relay
     campaign_progress = relay  # staff only: published to the staff group alone (no device_id)
 
 

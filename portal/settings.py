@@ -339,6 +339,8 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)  # then the d
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)  # doubled after each failure
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
 WEBHOOK_SWEEP_INTERVAL = env.int("WEBHOOK_SWEEP_INTERVAL", default=15)  # seconds between sweeps of due deliveries
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=50)  # deliveries one task claims and sends at once
+WEBHOOK_BATCH_THREADS = env.int("WEBHOOK_BATCH_THREADS", default=25)  # concurrent POSTs per worker process
 # Activation rate limits, "count/seconds" ("0" turns one off): per client address and per serial number.
 ACTIVATION_RATE_LIMIT_IP = env.str("ACTIVATION_RATE_LIMIT_IP", default="300/60")
 ACTIVATION_RATE_LIMIT_SERIAL = env.str("ACTIVATION_RATE_LIMIT_SERIAL", default="10/60")
@@ -492,6 +494,7 @@ SPECTACULAR_SETTINGS = {
         "portal.kernel.api.openapi.error_responses",
         "portal.kernel.api.openapi.area_tags",  # a tag per area (inventory, activation, …, webhooks, auth)
         "portal.kernel.api.openapi.operation_texts",  # a summary and description on every operation
+        "portal.kernel.api.openapi.operation_examples",  # request and response examples (kernel.api.examples)
     ],
 }
 

@@ -96,7 +96,9 @@ class DeliveryAdmin(FilterSetAdminMixin, ConsoleAdmin):
     filterset_class = DeliveryFilter
     actions = ("redeliver",)
     change_list_template = "admin/portal/live_change_list.html"
-    live_event = "webhook.delivery"  # webhooks.services publishes one per attempt and redelivery
+    # webhooks.services publishes one webhook.deliveries per batch of attempts or redelivery, webhook.delivery per
+    # single send (the deliver task)
+    live_event = "webhook.delivery webhook.deliveries"
     object_actions = (ObjectAction("redeliver", "Redeliver", run="redeliver_one", shown="can_redeliver"),)
 
     def get_readonly_fields(self, request, obj=None):

@@ -2,22 +2,27 @@
 
 - ``emit`` is called by an app's service inside the transaction of the change it reports: the delivery rows commit
   or roll back with the change (an outbox), and their tasks are queued after the commit.
-- ``delivery_send`` claims one delivery for a lease (``claimed_until``, set in a short transaction), POSTs it
-  outside any transaction (no row lock or pooled connection held for up to WEBHOOK_TIMEOUT), and records the
-  outcome under the same claim. Two live workers never send it at once; a worker killed mid-send leaves it PENDING
-  and the sweep sends it again once the lease ran out (a receiver may see an event twice, never lose one; it
-  deduplicates by the event id). An endpoint gets the events of one object in order: a delivery is
-  sent only when no earlier one for the same endpoint and object is still pending.
+- The unit of work is a batch (``deliveries_send_batch``, the ``deliver_batch`` task): one short transaction claims
+  up to WEBHOOK_BATCH_SIZE due deliveries for a lease (``claimed_until``), they are POSTed concurrently outside any
+  transaction (a thread pool, one keep-alive connection pool per endpoint), and one short transaction records the
+  outcomes of those still under the same claim. Two live workers never send one delivery at once; a worker killed
+  mid-send leaves its batch PENDING and the sweep sends it again once the lease ran out (a receiver may see an event
+  twice, never lose one; it deduplicates by the event id). An endpoint gets the events of one object in order: only
+  the oldest pending delivery of an (endpoint, object) can be claimed, so a batch holds one per object at most and
+  the next is claimable only once the earlier one is no longer pending. ``delivery_send`` does the same for one
+  delivery (the ``deliver`` task, for messages queued before batches).
 - A failure (a status outside 2xx, a redirect, a timeout, a refused connection) is retried with exponential backoff
   until ``WEBHOOK_MAX_ATTEMPTS``, then the delivery is DEAD (the dead letter) until staff redeliver it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -27,11 +32,11 @@ import httpx
 from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from portal.kernel import metrics
-from portal.kernel.live import publish
+from portal.kernel.live import WebhookDeliveryState, publish
 from webhooks import signing
 from webhooks.choices import DeliveryState, EventType
 from webhooks.crypto import SecretUnreadable, secret_decrypt, secret_encrypt
@@ -163,19 +168,35 @@ def emit(*, event_type: EventType, events: list[tuple[str, dict[str, Any]]]) -> 
 
 
 def _queue(ids: list[int], countdown: float = 0) -> None:
-    from webhooks.tasks import deliver  # the tasks module imports this one
+    """Ask for the sending of ``ids``: one batch message per WEBHOOK_BATCH_SIZE of them (a batch claims whatever is
+    due, these among it; the outbox, not the message, says what to send)."""
+    if ids:
+        _queue_batches(-(-len(ids) // settings.WEBHOOK_BATCH_SIZE), countdown)
 
-    for pk in ids:
-        deliver.apply_async((pk,), countdown=countdown)
+
+def _queue_batches(count: int, countdown: float = 0) -> None:
+    from webhooks.tasks import deliver_batch  # the tasks module imports this one
+
+    for _ in range(count):
+        deliver_batch.apply_async(countdown=countdown)
 
 
 # --- sending -------------------------------------------------------------------------------------------------------
 
 
 @cache
-def _client() -> httpx.Client:
-    """One connection pool per worker process; redirects are never followed (a 3xx is a failure)."""
-    return httpx.Client(follow_redirects=False, trust_env=False)
+def _client(endpoint_id: int) -> httpx.Client:
+    """One keep-alive connection pool per endpoint and worker process, as wide as the sending threads (httpx's client
+    is thread-safe); redirects are never followed (a 3xx is a failure)."""
+    width = settings.WEBHOOK_BATCH_THREADS
+    limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
+    return httpx.Client(follow_redirects=False, trust_env=False, limits=limits)
+
+
+@cache
+def _senders() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that POST a batch concurrently (one pool per worker process, made after the fork)."""
+    return concurrent.futures.ThreadPoolExecutor(settings.WEBHOOK_BATCH_THREADS, thread_name_prefix="webhook")
 
 
 def body_of(delivery: Delivery) -> bytes:
@@ -193,6 +214,11 @@ def lease() -> timedelta:
     """How long a claim holds a delivery: past the longest a POST can take (httpx's timeout is per phase: connect,
     write, read), so a live sender keeps it and a dead one's is taken over soon after."""
     return timedelta(seconds=settings.WEBHOOK_TIMEOUT * 3 + 5)
+
+
+def batch_lease(limit: int) -> timedelta:
+    """A batch's claim: one lease per round of POSTs its threads make (a delivery may wait for a thread)."""
+    return lease() * -(-limit // settings.WEBHOOK_BATCH_THREADS)
 
 
 def delivery_send(*, delivery_id: int) -> str | None:
@@ -240,6 +266,95 @@ def _claim(delivery_id: int) -> Delivery | None:
     return delivery
 
 
+def deliveries_send_batch(*, limit: int | None = None) -> dict[str, int]:
+    """Claim up to ``limit`` (WEBHOOK_BATCH_SIZE) due deliveries, POST them concurrently, record their outcomes.
+    Returns the count of each state they ended in ("lost": a claim another sender took over; nothing recorded).
+
+    Outcomes are recorded (and published) in rounds: every WEBHOOK_TIMEOUT (+0.5 s) at most, the POSTs that ended
+    since the last round, so one slow receiver never holds the others' outcomes past the timeout; what has not ended
+    when the batch's lease runs out records nothing (the sweep sends it again). A full batch asks for another at once
+    (other worker processes join in); any batch asks for one more after recording, for the deliveries its outcomes
+    unblocked (each object's next one)."""
+    limit = limit or settings.WEBHOOK_BATCH_SIZE
+    batch = _claim_batch(limit)
+    if not batch:
+        return {}
+    if len(batch) == limit:
+        _queue_batches(1)
+    futures = {_senders().submit(_post, delivery): delivery for delivery in batch}
+    recorded: list[Delivery] = []
+    pending, until = set(futures), batch[0].claimed_until or timezone.now()  # the batch's claim (all share it)
+    while pending and timezone.now() < until:
+        done, pending = concurrent.futures.wait(pending, timeout=settings.WEBHOOK_TIMEOUT + 0.5)
+        recorded += _record_batch([(futures[f], f.result()) for f in done])
+    _queue_batches(1)
+    retries = [d.next_attempt_at for d in recorded if d.state == DeliveryState.PENDING]
+    if retries and (wait := (min(retries) - timezone.now()).total_seconds()) <= MAX_COUNTDOWN:
+        _queue_batches(1, countdown=max(wait, 0))
+    counts = {"lost": len(batch) - len(recorded)} if len(recorded) < len(batch) else {}
+    for delivery in recorded:
+        counts[str(delivery.state)] = counts.get(str(delivery.state), 0) + 1
+    return counts
+
+
+def _claim_batch(limit: int) -> list[Delivery]:
+    """One short transaction: the oldest due, unclaimed pending deliveries that have no earlier pending one for
+    their (endpoint, object), locked (rows another sender is claiming are skipped, not waited for), claimed."""
+    now = timezone.now()
+    earlier = Delivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        object_key=OuterRef("object_key"),
+        state=DeliveryState.PENDING,
+        pk__lt=OuterRef("pk"),
+    )
+    until = now + batch_lease(limit)
+    with transaction.atomic():
+        due = (
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint")
+            .filter(_unclaimed(now), ~Exists(earlier), state=DeliveryState.PENDING, next_attempt_at__lte=now)
+            .order_by("pk")
+        )
+        batch = list(due[:limit])
+        Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(claimed_until=until)
+    for delivery in batch:
+        delivery.claimed_until = until
+    return batch
+
+
+RECORDED = [
+    "claimed_until",
+    "attempts",
+    "last_status_code",
+    "last_error",
+    "last_latency_ms",
+    "state",
+    "delivered_at",
+    "next_attempt_at",
+]
+
+
+def _record_batch(sent: list[tuple[Delivery, tuple[int | None, str, int]]]) -> list[Delivery]:
+    """One short transaction: lock the deliveries still PENDING under this batch's claim, record their outcomes in
+    one UPDATE; one live event for all of them after the commit. A delivery whose claim was taken over records
+    nothing (the sender that took it records its outcome)."""
+    if not sent:
+        return []
+    claims = {delivery.pk: delivery.claimed_until for delivery, _ in sent}
+    with transaction.atomic():
+        held = Delivery.objects.select_for_update(of=("self",)).filter(pk__in=claims, state=DeliveryState.PENDING)
+        mine = {pk for pk, until in held.values_list("pk", "claimed_until") if until == claims[pk]}
+        recorded = []
+        for delivery, outcome in sent:
+            if delivery.pk in mine:
+                _apply(delivery, *outcome)
+                recorded.append(delivery)
+        Delivery.objects.bulk_update(recorded, RECORDED)
+        events = [(d.pk, str(d.state), d.attempts) for d in recorded]
+        transaction.on_commit(lambda: _published_batch(events))
+    return recorded
+
+
 def _unclaimed(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
@@ -281,7 +396,7 @@ def _post(delivery: Delivery) -> tuple[int | None, str, int]:
     started = time.monotonic()
     try:
         request = {"content": body, "headers": headers, "timeout": settings.WEBHOOK_TIMEOUT}
-        with _client().stream("POST", delivery.endpoint.url, **request) as response:
+        with _client(delivery.endpoint_id).stream("POST", delivery.endpoint.url, **request) as response:
             code = response.status_code
     except httpx.TimeoutException:
         return None, "timed out", _ms(started)
@@ -296,6 +411,13 @@ def _ms(started: float) -> int:
 
 
 def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> None:
+    _apply(delivery, code, error, latency)
+    delivery.save(update_fields=RECORDED)
+    transaction.on_commit(lambda: _published(delivery.pk, str(delivery.state), delivery.attempts))
+
+
+def _apply(delivery: Delivery, code: int | None, error: str, latency: int) -> None:
+    """The outcome of one attempt on the row (not saved): delivered, dead, or pending again after the backoff."""
     delivery.attempts += 1
     delivery.last_status_code, delivery.last_error, delivery.last_latency_ms = code, error, latency
     now = timezone.now()
@@ -308,28 +430,23 @@ def _record(delivery: Delivery, code: int | None, error: str, latency: int) -> N
     outcome = {"DELIVERED": "delivered", "DEAD": "dead"}.get(str(delivery.state), "retry")
     metrics.webhook_attempted(event_type=delivery.event_type, outcome=outcome, seconds=latency / 1000)
     delivery.claimed_until = None
-    delivery.save(
-        update_fields=[
-            "claimed_until",
-            "attempts",
-            "last_status_code",
-            "last_error",
-            "last_latency_ms",
-            "state",
-            "delivered_at",
-            "next_attempt_at",
-        ]
-    )
-    transaction.on_commit(lambda: _published(delivery.pk, str(delivery.state), delivery.attempts))
 
 
 def _published_all(ids: list[int]) -> None:
-    for pk in ids:
-        _published(pk, DeliveryState.PENDING.value, 0)
+    _published_batch([(pk, DeliveryState.PENDING.value, 0) for pk in ids])
 
 
 def _published(pk: int, state: str, attempts: int) -> None:
     publish({"type": "webhook.delivery", "delivery_id": pk, "state": state, "attempts": attempts})
+
+
+def _published_batch(events: Iterable[tuple[int, str, int]]) -> None:
+    """One live event for a batch (the delivery log re-reads itself once, not once per delivery)."""
+    deliveries = [
+        WebhookDeliveryState(delivery_id=pk, state=state, attempts=attempts) for pk, state, attempts in events
+    ]
+    if deliveries:
+        publish({"type": "webhook.deliveries", "deliveries": deliveries})
 
 
 def deliveries_sweep() -> int:
@@ -338,7 +455,7 @@ def deliveries_sweep() -> int:
     now = timezone.now()
     due = Delivery.objects.filter(_unclaimed(now), state=DeliveryState.PENDING, next_attempt_at__lte=now)
     ids = list(due.order_by("pk").values_list("pk", flat=True)[:SWEEP_BATCH])
-    _queue(ids)
+    _queue(ids)  # one batch message per WEBHOOK_BATCH_SIZE
     return len(ids)
 
 

@@ -1,4 +1,4 @@
-"""Thin tasks: a delivery id in (never a payload or a secret), a service call."""
+"""Thin tasks: no payload or secret in a message (a delivery id at most), a service call."""
 
 from celery import shared_task
 
@@ -6,7 +6,14 @@ from webhooks import services
 
 
 @shared_task(ignore_result=True, acks_late=True)
+def deliver_batch() -> dict[str, int]:
+    """The unit of work: whatever is due in the outbox, up to WEBHOOK_BATCH_SIZE (services.deliveries_send_batch)."""
+    return services.deliveries_send_batch()
+
+
+@shared_task(ignore_result=True, acks_late=True)
 def deliver(delivery_id: int) -> str | None:
+    """One delivery (messages queued before batches existed)."""
     return services.delivery_send(delivery_id=delivery_id)
 
 

@@ -70,6 +70,19 @@ class WebhookDelivery(TypedDict):
     attempts: int
 
 
+class WebhookDeliveryState(TypedDict):
+    delivery_id: int
+    state: str
+    attempts: int
+
+
+class WebhookDeliveries(TypedDict):
+    """A batch of webhook deliveries was attempted (to the staff group only): one event for the whole batch."""
+
+    type: Literal["webhook.deliveries"]
+    deliveries: list[WebhookDeliveryState]
+
+
 class CampaignProgress(TypedDict):
     """A campaign moved on (to the staff group only): counts, current rate, ETA, the halt reason if it halted."""
 
@@ -90,7 +103,9 @@ class CampaignProgress(TypedDict):
     halt_reason: str
 
 
-LiveEvent = DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery | CampaignProgress
+LiveEvent = (
+    DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery | WebhookDeliveries | CampaignProgress
+)
 
 
 def device_group(device_id: int) -> str:

@@ -14,6 +14,10 @@ from webhooks.models import Endpoint
 SECRET = "s3cret-for-the-receiver-0123456789"
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a batch opens up to WEBHOOK_BATCH_THREADS connections at once (the default 5 refuses)
+
+
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -72,7 +76,7 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self

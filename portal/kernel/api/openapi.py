@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from drf_spectacular.utils import OpenApiResponse
 
 from portal.kernel import dialects
+from portal.kernel.api import examples
 
 if TYPE_CHECKING:
     from drf_spectacular.generators import SchemaGenerator
@@ -340,4 +341,51 @@ def operation_texts(result: dict, generator: SchemaGenerator, request: Request |
                 operation["summary"] = summary
             if not operation.get("description"):
                 operation["description"] = description or operation.get("summary", "")
+    return result
+
+
+# --- request and response examples on every operation --------------------------------------------------------------
+
+PAGINATED = re.compile(r"^Paginated(?P<item>\w+)List$")
+
+
+def _component_example(schema: dict) -> object:
+    """The example of the component ``schema`` names (a page of one for a paginated list, a list of one for an
+    array); None when ``examples.RESPONSES`` has none."""
+    if schema.get("type") == "array" and "$ref" in schema.get("items", {}):
+        item = _component_example(schema["items"])
+        return None if item is None else [item]
+    name = schema.get("$ref", "").removeprefix(REF)
+    if (page := PAGINATED.match(name)) is not None:
+        item = examples.RESPONSES.get(page["item"])
+        return None if item is None else {"count": 1, "next": None, "previous": None, "results": [item]}
+    return examples.RESPONSES.get(name)
+
+
+def _success(operation: dict) -> dict | None:
+    """The JSON media type of the operation's success answer (the first 2xx with a body)."""
+    for status, response in operation.get("responses", {}).items():
+        if status.startswith("2") and "application/json" in response.get("content", {}):
+            return response["content"]["application/json"]
+    return None
+
+
+def operation_examples(result: dict, generator: SchemaGenerator, request: Request | None, public: bool) -> dict:
+    """Put ``portal.kernel.api.examples`` on each operation's JSON request body and success answer; an example a
+    view wrote itself stays. ``tests/portal/test_openapi_examples.py`` fails on an operation still without, and
+    replays them all against the real app."""
+    for item in result.get("paths", {}).values():
+        for method in HTTP_METHODS:
+            if (operation := item.get(method)) is None:
+                continue
+            name = operation.get("operationId", "")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None and name in examples.REQUESTS:
+                body.setdefault("example", examples.REQUESTS[name])
+            success = _success(operation)
+            if success is None or "example" in success or "examples" in success:
+                continue
+            example = examples.OPERATION_RESPONSES.get(name, _component_example(success.get("schema", {})))
+            if example is not None:
+                success["example"] = example
     return result

@@ -1,4 +1,4 @@
-// Live changelist: when an event of the list's type arrives (or the socket reconnects), re-read the same URL and
+// Live changelist: when an event of one of the list's types arrives (or the socket reconnects), re-read the same URL and
 // update the rows in place: changed cells are replaced, new rows are added on top. The first cell (the action
 // checkbox) of an existing row is never touched, so a selection survives; a new row's checkbox is disabled until the
 // page is reloaded (Django's actions script counts only the rows it saw). Nothing changes while focus is in the table.
@@ -9,7 +9,7 @@
   var table = document.getElementById("result_list");
   if (!marker || !table) return;
   var status = document.getElementById("live-list-status");
-  var type = marker.dataset.eventType;
+  var types = (marker.dataset.eventType || "").split(" ").filter(Boolean);  // one or more, space-separated
   var timer = null, reading = false, again = false;
 
   function say(text) { if (status) status.textContent = text; }
@@ -70,7 +70,7 @@
     say: say,
     pollSeconds: parseInt(marker.dataset.pollSeconds || "0", 10),
     onOpen: function () { say("Live updates: on"); schedule(); },
-    onEvent: function (event) { if (!type || event.type === type) schedule(); },
+    onEvent: function (event) { if (!types.length || types.indexOf(event.type) >= 0) schedule(); },
     onPoll: schedule
   });
 })();
