@@ -24,12 +24,12 @@ from campaigns import selectors, services
 from campaigns.choices import ActionKind, CampaignState, MemberState, TargetKind
 from campaigns.filters import CampaignFilter, MemberFilter
 from campaigns.models import Campaign, Member
-from portal.kernel.api.openapi import error_response
+from portal.kernel.api.openapi import error_response, invalid_response
 from portal.kernel.api.viewsets import CreateMixin, StaffViewSet, UpdateMixin
 from portal.kernel.filters import filtered
 from portal.kernel.permissions import IsSupportStaff
 
-INVALID = error_response(
+INVALID = invalid_response(
     "INVALID_CAMPAIGN: the definition breaks a rule (target filter, action parameters, waves, window, rates); "
     "nothing was written. DRF's validation body when a field has the wrong type."
 )
@@ -200,6 +200,13 @@ class CampaignViewSet(CreateMixin, UpdateMixin, StaffViewSet):
     permission_classes = [CampaignPermission]
     create_responses = {400: INVALID}
     update_responses = {400: INVALID, 409: NOT_EDITABLE}
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # An error answer of the CSV export is JSON (as documented), whatever the negotiation chose for the file.
+        response = super().handle_exception(exc)
+        if getattr(self, "action", None) == "export":
+            self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
 
     def create_object(self, data: dict) -> Campaign:
         return services.campaign_create(definition=services.Definition(**data), created_by=self.request.user)

@@ -88,6 +88,11 @@ def error_response(description: str) -> OpenApiResponse:
     return OpenApiResponse(response=_ref(ERROR), description=description)
 
 
+def invalid_response(description: str) -> OpenApiResponse:
+    """A view-specific 400: a domain refusal in DRF's error body, or DRF's validation body for a malformed field."""
+    return OpenApiResponse(response={"anyOf": [_ref(VALIDATION_ERROR), _ref(ERROR)]}, description=description)
+
+
 # --- what each dialect documents ---------------------------------------------------------------------------------
 
 
