@@ -109,7 +109,10 @@ def test_a_worker_killed_mid_send_loses_nothing(tmp_path, broker):
     receiver = Receiver(mode="slow", delay=0.3).start()
     endpoint(receiver.url)
     ids = disable_devices(30)
-    worker = start_worker(tmp_path, broker, "regular", concurrency=2, **worker_env())
+    # Batches of 5 (a lease of one delivery's length): the 30 take several batches, so the kill lands while some are
+    # unsent or unrecorded (one batch of 30 on 25 threads could be sent and recorded before the kill).
+    slow_batch = {**worker_env(), "WEBHOOK_BATCH_SIZE": "5", "WEBHOOK_BATCH_THREADS": "5"}
+    worker = start_worker(tmp_path, broker, "regular", concurrency=2, **slow_batch)
     try:
         wait_sweeping(broker, lambda: len(receiver.received) >= 5, 60)
         kill_worker(worker)  # mid-send: a receiver may have an event whose delivery was never recorded
