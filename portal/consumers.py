@@ -89,6 +89,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
 
     device_event = device_command = cas_request = job_progress = webhook_delivery = webhook_deliveries = relay
+    device_commands = cas_requests = relay  # a batch's summary, staff only (devices get one event each)
     campaign_progress = relay  # staff only: published to the staff group alone (no device_id)
 
 

@@ -310,6 +310,10 @@ THUNDER_VERSIONED_DESIGNATORS = env.bool("THUNDER_VERSIONED_DESIGNATORS", defaul
 COMMAND_STALE_SECONDS = env.int("COMMAND_STALE_SECONDS", default=300)
 # A QUEUED command overdue this long lost its broker message (or a dead worker held it): the sweep sends it again.
 COMMAND_SWEEP_GRACE_SECONDS = env.int("COMMAND_SWEEP_GRACE_SECONDS", default=120)
+# Commands one task claims, sends concurrently and records at once, and the threads per worker process that make the
+# box calls (the work waits on sockets). docs/campaigns.md has the measurements behind the defaults.
+COMMAND_BATCH_SIZE = env.int("COMMAND_BATCH_SIZE", default=50)
+COMMAND_BATCH_THREADS = env.int("COMMAND_BATCH_THREADS", default=25)
 # Conax head-end: where the CAS gateway sends provisioning requests ("inprocess:" = the built-in simulator in the
 # worker process; "http://host:port" = a head-end adapter speaking the simulator's HTTP protocol), and the seconds
 # one call may take. CAS_SIMULATOR_LATENCY_MS slows the in-process simulator down (demo, benchmarks).
@@ -332,6 +336,9 @@ CAS_INPROCESS_BACKEND = "conax.simulator.CasSimulator"
 # between runs), and how long a queued request may wait for a worker before that run queues it again.
 CAS_DISPATCH_INTERVAL = env.int("CAS_DISPATCH_INTERVAL", default=10)
 CAS_DISPATCH_GRACE_SECONDS = env.int("CAS_DISPATCH_GRACE_SECONDS", default=120)
+# Conax requests one task claims, sends concurrently and records at once, and the sending threads per worker process.
+CAS_BATCH_SIZE = env.int("CAS_BATCH_SIZE", default=50)
+CAS_BATCH_THREADS = env.int("CAS_BATCH_THREADS", default=25)
 
 # --- outbound webhooks (webhooks/, docs/webhooks.md) ---------------------------------------------------------------
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)  # seconds a receiver may take to answer

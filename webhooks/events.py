@@ -41,23 +41,56 @@ def devices_changed(action: str, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def command_finished(*, command_id: int, device_id: int | None, kind: str, state: str, error: str) -> None:
-    data = {"command_id": command_id, "device_id": device_id, "kind": kind, "state": state, "error": error or None}
-    emit(event_type=EventType.COMMAND_FINISHED, events=[(f"device:{device_id}", data)])
+    row = {"command_id": command_id, "device_id": device_id, "kind": kind, "state": state, "error": error}
+    commands_finished([row])
+
+
+def commands_finished(rows: Iterable[dict[str, Any]]) -> None:
+    """Commands that ended; rows with ``command_id``, ``device_id``, ``kind``, ``state`` and ``error`` (one
+    ``emit`` for a whole batch: one bulk insert of deliveries)."""
+    emit(
+        event_type=EventType.COMMAND_FINISHED,
+        events=[
+            (
+                f"device:{row['device_id']}",
+                {
+                    "command_id": row["command_id"],
+                    "device_id": row["device_id"],
+                    "kind": row["kind"],
+                    "state": row["state"],
+                    "error": row["error"] or None,
+                },
+            )
+            for row in rows
+        ],
+    )
 
 
 def conax_request_finished(
     *, number: int, uid: str, type: str, state: str, smartcard_id: str | None, error: str | None
 ) -> None:
-    data = {
-        "number": number,
-        "id": uid,
-        "type": type,
-        "life_cycle_state": state,
-        "smartcard_id": smartcard_id,
-        "error_code": error,
-    }
-    key = f"smartcard:{smartcard_id}" if smartcard_id else f"conax_request:{number}"
-    emit(event_type=EventType.CONAX_REQUEST_FINISHED, events=[(key, data)])
+    conax_requests_finished(
+        [{"number": number, "uid": uid, "type": type, "state": state, "smartcard_id": smartcard_id, "error": error}]
+    )
+
+
+def conax_requests_finished(rows: Iterable[dict[str, Any]]) -> None:
+    """Conax requests that reached a final state; rows with ``number``, ``uid``, ``type``, ``state``,
+    ``smartcard_id`` and ``error`` (one ``emit`` for a whole batch). Keyed by card, so a card's events keep
+    their order."""
+    events = []
+    for row in rows:
+        card = row["smartcard_id"]
+        data = {
+            "number": row["number"],
+            "id": row["uid"],
+            "type": row["type"],
+            "life_cycle_state": row["state"],
+            "smartcard_id": card,
+            "error_code": row["error"],
+        }
+        events.append((f"smartcard:{card}" if card else f"conax_request:{row['number']}", data))
+    emit(event_type=EventType.CONAX_REQUEST_FINISHED, events=events)
 
 
 def components_changed(device_ids: Iterable[int]) -> None:

@@ -50,6 +50,34 @@ class CasRequest(TypedDict):
     state: str
 
 
+class CommandState(TypedDict):
+    device_id: int
+    command_id: int
+    kind: str
+    state: str
+
+
+class DeviceCommands(TypedDict):
+    """A batch of commands ended (to the staff group only: each device's group gets its own ``device.command``)."""
+
+    type: Literal["device.commands"]
+    commands: list[CommandState]
+
+
+class CasRequestState(TypedDict):
+    device_id: int | None
+    number: int
+    request_type: str
+    state: str
+
+
+class CasRequests(TypedDict):
+    """A batch of Conax requests ended (to the staff group only: each box's device gets its own ``cas.request``)."""
+
+    type: Literal["cas.requests"]
+    requests: list[CasRequestState]
+
+
 class JobProgress(TypedDict):
     """A background job over many objects moved on (to the staff group only): counts so far and its state."""
 
@@ -104,7 +132,15 @@ class CampaignProgress(TypedDict):
 
 
 LiveEvent = (
-    DeviceEvent | DeviceCommand | CasRequest | JobProgress | WebhookDelivery | WebhookDeliveries | CampaignProgress
+    DeviceEvent
+    | DeviceCommand
+    | DeviceCommands
+    | CasRequest
+    | CasRequests
+    | JobProgress
+    | WebhookDelivery
+    | WebhookDeliveries
+    | CampaignProgress
 )
 
 
@@ -147,6 +183,17 @@ async def _send(event: dict) -> None:
         await layer.group_send(STAFF_GROUP, event)
 
 
+async def _send_batch(device_events: list[dict], staff_event: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    gate = _in_flight.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(_MAX_IN_FLIGHT))
+    async with gate:
+        for event in device_events:
+            await layer.group_send(device_group(event["device_id"]), event)
+        await layer.group_send(STAFF_GROUP, staff_event)
+
+
 _Callback = Callable[[concurrent.futures.Future[None]], None]
 REQUEST_ID_KEY = "request_id"  # of the request or task that caused the event; consumers log it, never relay it
 
@@ -182,20 +229,38 @@ def _done(report: _Callback) -> _Callback:
     return done
 
 
+def _admit(kind: str) -> bool:
+    global _backlog
+    with _backlog_lock:
+        if _backlog >= MAX_BACKLOG:
+            log.warning("live update dropped: backlog full", extra={"type": kind})
+            return False
+        _backlog += 1
+    return True
+
+
 def publish(event: LiveEvent) -> None:
     """Queue the event for the device's group and the staff group; returns at once.
 
     Inside a running event loop (an async consumer) use ``await apublish(event)`` instead.
     """
-    global _backlog
-    with _backlog_lock:
-        if _backlog >= MAX_BACKLOG:
-            log.warning("live update dropped: backlog full", extra={"type": event["type"]})
-            return
-        _backlog += 1
+    if not _admit(event["type"]):
+        return
     message = _message(event)
     future = asyncio.run_coroutine_threadsafe(_send(message), _publisher.loop())
     future.add_done_callback(_done(_reporter(message.get(REQUEST_ID_KEY))))
+
+
+def publish_batch(device_events: list[LiveEvent], staff_event: LiveEvent) -> None:
+    """A batch's events: each to its device's group only (events without a device go nowhere but the summary),
+    and one summary event to the staff group, so that a staff page gets one message per batch, not one per item.
+    One backlog slot for the whole batch; returns at once."""
+    if not _admit(staff_event["type"]):
+        return
+    per_device = [_message(event) for event in device_events if event.get("device_id") is not None]
+    summary = _message(staff_event)
+    future = asyncio.run_coroutine_threadsafe(_send_batch(per_device, summary), _publisher.loop())
+    future.add_done_callback(_done(_reporter(summary.get(REQUEST_ID_KEY))))
 
 
 async def apublish(event: LiveEvent) -> None:
