@@ -546,7 +546,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = queues.REGULAR
-CELERY_TASK_ROUTES = {"provisioning.tasks.run_command": {"queue": queues.DEVICES}}
+CELERY_TASK_ROUTES = {
+    "provisioning.tasks.run_command": {"queue": queues.DEVICES},
+    "provisioning.tasks.run_commands": {"queue": queues.DEVICES},
+}
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in queues.ALL)
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -243,7 +243,7 @@ class CommandAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     list_select_related = ("box__device", "requested_by")
     readonly_fields = ("description", *[f.name for f in Command._meta.fields])
     change_list_template = "admin/portal/live_change_list.html"
-    live_event = "device.command"
+    live_event = "device.command device.commands"
 
     @admin.display(description="State", ordering="state")
     def state_badge(self, command: Command) -> str:

@@ -1,17 +1,22 @@
 """Set-top-box commands and events: every write, and the retry policy.
 
-A command moves QUEUED → SENT → SUCCEEDED | FAILED. Each move is a conditional UPDATE, so a command redelivered
-by the broker, or dispatched twice by the sweep, is carried out by one worker only, and a command whose outcome is
-recorded is never sent again. The outcome is written before the task returns (and before the broker message is
-acknowledged: ``acks_late``).
+A command moves QUEUED → SENT → SUCCEEDED | FAILED. The unit of work is a batch (up to ``COMMAND_BATCH_SIZE`` ids
+in one message): claimed in one statement over rows locked with ``SKIP LOCKED``, its boxes called concurrently, its
+outcomes recorded in one transaction (docs/provisioning.md, "Batches"). Each move is conditional, so a command
+redelivered by the broker, or dispatched twice by the sweep, is carried out by one worker only, and a command whose
+outcome is recorded is never sent again. The outcome is written before the task returns (and before the broker
+message is acknowledged: ``acks_late``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import math
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cache
 
 from celery import current_app
 from django.conf import settings
@@ -22,7 +27,7 @@ from django.utils import timezone
 
 from devices.models import Device
 from portal.kernel import metrics, queues
-from portal.kernel.live import publish
+from portal.kernel.live import DeviceCommand, DeviceCommands, publish, publish_batch
 from provisioning import thunder
 from provisioning.choices import CommandKind, CommandState, EventSource, ProvisionType
 from provisioning.exceptions import InvalidCommand
@@ -31,7 +36,7 @@ from webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 C = CommandState
-TASK = "provisioning.tasks.run_command"
+TASK = "provisioning.tasks.run_commands"
 # Retry policy: "busy" answers wait a fixed delay; unreachable boxes back off exponentially with full jitter.
 MAX_ATTEMPTS = 6
 BUSY_DELAY = 10.0
@@ -48,25 +53,37 @@ def box_register(*, device: Device, host: str, port: int = 9998) -> SetTopBox:
 
 
 def box_store_statuses(*, box: SetTopBox, statuses: list[thunder.TypeStatus]) -> None:
-    now = timezone.now()
-    for status in statuses:
-        TypeStatus.objects.update_or_create(
-            box=box,
-            provision_type=status.provision_type.value,
-            defaults={
-                "kind": status.kind,
-                "state": status.state.value,
-                "reason": status.reason[:255],
-                "refreshed_at": now,
-            },
-        )
+    _store_statuses([(box.pk, status) for status in statuses], timezone.now())
 
 
-def box_refresh(*, box: SetTopBox, client: thunder.ThunderClient) -> dict:
-    """Read everything the box's API version offers; never call what it lacks."""
+def _store_statuses(rows: list[tuple[int, thunder.TypeStatus]], now: datetime) -> None:
+    """Upsert provision type statuses, ``(box id, status)`` each, in one statement (the last one of a box and type
+    wins: one statement may not change a row twice)."""
+    latest = {(box_id, status.provision_type.value): status for box_id, status in rows}
+    TypeStatus.objects.bulk_create(
+        [
+            TypeStatus(
+                box_id=box_id,
+                provision_type=provision_type,
+                kind=status.kind,
+                state=status.state.value,
+                reason=status.reason[:255],
+                refreshed_at=now,
+            )
+            for (box_id, provision_type), status in sorted(latest.items())
+        ],
+        update_conflicts=True,
+        unique_fields=["box", "provision_type"],
+        update_fields=["kind", "state", "reason", "refreshed_at"],
+    )
+
+
+def box_read(client: thunder.ThunderClient) -> tuple[dict, list[thunder.TypeStatus]]:
+    """Read everything the box's API version offers (never call what it lacks): the box's fields and its provision
+    type statuses. Only the box is spoken to; nothing is written."""
     version = client.api_version()
     statuses = client.provision_check()
-    fields = {"api_version": version, "refreshed_at": timezone.now()}
+    fields: dict = {"api_version": version}
     if version >= thunder.NEEDS_VERSION["getNetflixESN"]:
         fields["netflix_esn"] = client.netflix_esn()
     if version >= thunder.NEEDS_VERSION["getSOCId"]:
@@ -77,13 +94,7 @@ def box_refresh(*, box: SetTopBox, client: thunder.ThunderClient) -> dict:
         "platform_status": platform.status,
         "platform_tokens": list(platform.tokens),
     }
-    with transaction.atomic():
-        SetTopBox.objects.filter(pk=box.pk).update(**fields)
-        box_store_statuses(box=box, statuses=statuses)
-    if any(status.state == thunder.ProvisionState.IN_PROGRESS for status in statuses):
-        # Stored as read, but not settled: look again later for the final state.
-        raise thunder.InProgress("a provision type is IN_PROGRESS")
-    return {"api_version": version, "types": {s.provision_type.value: s.state.value for s in statuses}}
+    return fields, statuses
 
 
 # --- commands ------------------------------------------------------------------------------------------------------
@@ -116,12 +127,7 @@ def commands_create(
             [Command(box=box, kind=kind, params=clean, requested_by=requested_by) for box in boxes]
         )
         ids = [command.pk for command in commands]
-
-        def dispatch_all() -> None:
-            for pk in ids:
-                _dispatch(pk)
-
-        transaction.on_commit(dispatch_all)
+        transaction.on_commit(lambda: _dispatch(ids))
     return commands
 
 
@@ -171,100 +177,217 @@ def command_create(
     return commands_create(boxes=[box], kind=kind, params=params, requested_by=requested_by)[0]
 
 
-def _dispatch(command_id: int, countdown: float = 0) -> None:
-    # By name: the task module imports this one. Only the id travels; the worker reads the rest.
-    current_app.send_task(TASK, args=[command_id], queue=queues.DEVICES, countdown=countdown or None)
+def _dispatch(ids: list[int], countdown: float = 0) -> None:
+    """One message per COMMAND_BATCH_SIZE of ``ids``. By name: the task module imports this one. Only ids travel;
+    the worker reads the rest."""
+    size = settings.COMMAND_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        current_app.send_task(TASK, args=[ids[start : start + size]], queue=queues.DEVICES, countdown=countdown or None)
 
 
-def _claim(command_id: int) -> Command | None:
-    """QUEUED and due → SENT, for exactly one caller. ``attempts`` doubles as the claim's token: the outcome is
-    written only where it still matches, so a command re-queued by the sweep and claimed by another worker keeps
-    the other worker's outcome."""
+def _claim(ids: list[int]) -> list[Command]:
+    """QUEUED and due → SENT, each for exactly one caller, in one short transaction: the rows are locked (``SKIP
+    LOCKED``: a command another worker is claiming is its) and moved together. ``attempts`` doubles as each claim's
+    token: an outcome is written only where it still matches, so a command re-queued by the sweep and claimed by
+    another worker keeps the other worker's outcome. On SQLite (one writer; IMMEDIATE transactions) the lock clause
+    is not needed and Django leaves it out."""
     now = timezone.now()
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    queued = Command.objects.filter(Q(pk=command_id, state=C.QUEUED) & due)
-    # A command re-queued after its worker died as often as the budget allows is not sent again.
-    queued.filter(attempts__gte=MAX_ATTEMPTS).update(
-        state=C.FAILED, last_error="no outcome recorded after every attempt (workers died)", finished_at=now
-    )
-    if not queued.filter(attempts__lt=MAX_ATTEMPTS).update(state=C.SENT, sent_at=now, attempts=F("attempts") + 1):
-        return None
-    return Command.objects.select_related("box").get(pk=command_id)
+    with transaction.atomic():
+        rows = list(
+            Command.objects.select_for_update(skip_locked=True)
+            .filter(due, pk__in=ids, state=C.QUEUED)
+            .order_by("pk")
+            .values_list("pk", "attempts")
+        )
+        # A command re-queued after its worker died as often as the budget allows is not sent again.
+        spent = [pk for pk, attempts in rows if attempts >= MAX_ATTEMPTS]
+        if spent:
+            Command.objects.filter(pk__in=spent).update(
+                state=C.FAILED, last_error="no outcome recorded after every attempt (workers died)", finished_at=now
+            )
+        taken = [pk for pk, attempts in rows if attempts < MAX_ATTEMPTS]
+        if not taken:
+            return []
+        Command.objects.filter(pk__in=taken).update(state=C.SENT, sent_at=now, attempts=F("attempts") + 1)
+    return list(Command.objects.select_related("box").filter(pk__in=taken).order_by("pk"))
+
+
+@dataclass
+class _Call:
+    """One command's box call, as it came back; nothing of it is written until the batch records it."""
+
+    command: Command
+    result: dict | None = None
+    error: thunder.ThunderError | None = None
+    defect: str = ""  # an unexpected exception's name: a bug, not a box's answer
+    box_fields: dict | None = None
+    statuses: list[thunder.TypeStatus] = field(default_factory=list)
+
+
+def _call(command: Command) -> _Call:
+    """Speak to the box (runs in a sender thread: no database access here)."""
+    outcome = _Call(command)
+    try:
+        with thunder.ThunderClient(command.box.address, timeout=settings.THUNDER_TIMEOUT) as client:
+            if command.kind == CommandKind.REPROVISION:
+                outcome.statuses = client.reprovision(thunder.ProvisionType(command.params["provision_type"]))
+                outcome.result = {"types": {s.provision_type.value: s.state.value for s in outcome.statuses}}
+            elif command.kind == CommandKind.PROVISION:
+                client.provision()
+            elif command.kind == CommandKind.SET_INDEX:
+                client.set_index(command.params["label"], command.params["index"])
+            else:
+                outcome.box_fields, outcome.statuses = box_read(client)
+                types = {s.provision_type.value: s.state.value for s in outcome.statuses}
+                outcome.result = {"api_version": outcome.box_fields["api_version"], "types": types}
+                if any(s.state == thunder.ProvisionState.IN_PROGRESS for s in outcome.statuses):
+                    # Stored as read, but not settled: look again later for the final state.
+                    outcome.error = thunder.InProgress("a provision type is IN_PROGRESS")
+    except thunder.ThunderError as exc:
+        outcome.error = exc
+    except Exception as exc:
+        # Anything else is a defect: recorded and stopped, rather than left SENT for the sweep to send again.
+        log.exception("command failed unexpectedly", extra={"command_id": command.pk})
+        outcome.defect = f"internal error: {type(exc).__name__}"
+    return outcome
+
+
+@cache
+def _senders() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that make a batch's box calls (one pool per worker process, made after the fork)."""
+    return concurrent.futures.ThreadPoolExecutor(settings.COMMAND_BATCH_THREADS, thread_name_prefix="thunder")
+
+
+def commands_run(*, ids: list[int]) -> dict[int, str]:
+    """Carry out those of ``ids`` that are still due: claim them at once, call their boxes concurrently, record
+    the outcomes in one transaction. Returns each claimed command's new state (QUEUED: to be tried again)."""
+    batch = _claim(ids)
+    if not batch:
+        return {}
+    # One command is called in this thread (a staff click, an old single message); a batch on the sender threads.
+    calls = [_call(batch[0])] if len(batch) == 1 else list(_senders().map(_call, batch))
+    return _record(calls)
 
 
 def command_run(*, command_id: int) -> str | None:
     """Carry out one command if it is still due; record its outcome. Returns the new state, or None if not due."""
-    command = _claim(command_id)
-    if command is None:
-        return None
-    try:
-        with thunder.ThunderClient(command.box.address, timeout=settings.THUNDER_TIMEOUT) as client:
-            result = _execute(command, client)
-    except thunder.ThunderError as exc:
-        return _after_error(command, exc)
-    except Exception as exc:
-        # Anything else is a defect, not a box's answer: record it and stop, rather than leave the command SENT
-        # for the sweep to send again and again.
-        log.exception("command failed unexpectedly", extra={"command_id": command.pk})
-        _finish(command, C.FAILED, error=f"internal error: {type(exc).__name__}")
-        return C.FAILED
-    _finish(command, C.SUCCEEDED, result=result)
-    return C.SUCCEEDED
+    return commands_run(ids=[command_id]).get(command_id)
 
 
-def _execute(command: Command, client: thunder.ThunderClient) -> dict | None:
-    box = command.box
-    if command.kind == CommandKind.REPROVISION:
-        statuses = client.reprovision(thunder.ProvisionType(command.params["provision_type"]))
-        box_store_statuses(box=box, statuses=statuses)
-        return {"types": {s.provision_type.value: s.state.value for s in statuses}}
-    if command.kind == CommandKind.PROVISION:
-        client.provision()
-        return None
-    if command.kind == CommandKind.SET_INDEX:
-        client.set_index(command.params["label"], command.params["index"])
-        return None
-    return box_refresh(box=box, client=client)
-
-
-def _after_error(command: Command, exc: thunder.ThunderError) -> str:
+def _next(call: _Call) -> tuple[str, float]:
+    """The state a call leaves its command in, and the delay before the next attempt when it is tried again."""
+    command, exc = call.command, call.error
+    if call.defect:
+        return C.FAILED, 0.0
+    if exc is None:
+        return C.SUCCEEDED, 0.0
     if exc.retry == thunder.Retry.NEVER or command.attempts >= MAX_ATTEMPTS:
-        _finish(command, C.FAILED, error=str(exc))
-        return C.FAILED
-    delay = BUSY_DELAY if exc.retry == thunder.Retry.LATER else _backoff(command.attempts)
-    requeued = Command.objects.filter(pk=command.pk, state=C.SENT, attempts=command.attempts).update(
-        state=C.QUEUED, last_error=str(exc)[:2000], next_attempt_at=timezone.now() + timedelta(seconds=delay)
-    )
-    if requeued:
-        _dispatch(command.pk, countdown=delay)
-    return C.QUEUED
+        return C.FAILED, 0.0
+    return C.QUEUED, BUSY_DELAY if exc.retry == thunder.Retry.LATER else _backoff(command.attempts)
 
 
-def _backoff(attempts: int) -> float:
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempts - 1)))  # noqa: S311  (jitter)
-
-
-def _finish(command: Command, state: str, *, result: dict | None = None, error: str = "") -> None:
+def _record(calls: list[_Call]) -> dict[int, str]:
+    """Write a batch's outcomes where each claim still holds (one transaction: the claimed rows locked, the boxes'
+    reads upserted, the commands updated in bulk, their webhook events recorded); after the commit, queue the
+    retries, count the metrics and publish one live batch."""
+    now = timezone.now()
+    states: dict[int, str] = {}
     with transaction.atomic():
-        finished = Command.objects.filter(pk=command.pk, state=C.SENT, attempts=command.attempts).update(
-            state=state, result=result, last_error=error[:2000], finished_at=timezone.now()
+        held = dict(
+            Command.objects.select_for_update()
+            .filter(pk__in=[call.command.pk for call in calls], state=C.SENT)
+            .order_by("pk")
+            .values_list("pk", "attempts")
         )
-        if finished:
-            webhook_events.command_finished(
-                command_id=command.pk, device_id=command.box.device_id, kind=command.kind, state=state, error=error
-            )
-    if not finished:
+        mine = [call for call in calls if held.get(call.command.pk) == call.command.attempts]
+        if not mine:
+            return {}
+        _store_reads(mine, now)
+        retries: dict[int, list[int]] = {}  # whole seconds to wait (rounded up: never due after its message) -> ids
+        finished, requeued = [], []
+        for call in mine:
+            command = call.command
+            state, delay = _next(call)
+            error = call.defect or (str(call.error) if call.error else "")
+            command.state, command.last_error = state, error[:2000]
+            states[command.pk] = state
+            if state == C.QUEUED:
+                command.next_attempt_at = now + timedelta(seconds=delay)
+                retries.setdefault(math.ceil(delay), []).append(command.pk)
+                requeued.append(command)
+            else:
+                command.result, command.finished_at = call.result if state == C.SUCCEEDED else None, now
+                finished.append(command)
+        Command.objects.bulk_update(finished, ["state", "result", "last_error", "finished_at"])
+        Command.objects.bulk_update(requeued, ["state", "last_error", "next_attempt_at"])
+        webhook_events.commands_finished(
+            {
+                "command_id": c.pk,
+                "device_id": c.box.device_id,
+                "kind": c.kind,
+                "state": c.state,
+                "error": c.last_error,
+            }
+            for c in finished
+        )
+    for delay, pks in retries.items():
+        _dispatch(pks, countdown=delay)
+    for command in finished:
+        metrics.command_finished(kind=command.kind, outcome=command.state, created_at=command.created_at)
+    if finished:
+        _publish(finished)
+    return states
+
+
+def _store_reads(calls: list[_Call], now: datetime) -> None:
+    """What the calls read of their boxes: the boxes locked in id order (two batches never wait on each other in
+    a circle), refreshed fields in one bulk update, type statuses in one upsert."""
+    box_ids = sorted({call.command.box_id for call in calls if call.box_fields is not None or call.statuses})
+    if not box_ids:
         return
-    metrics.command_finished(kind=command.kind, outcome=state, created_at=command.created_at)
-    publish(
+    list(SetTopBox.objects.select_for_update().filter(pk__in=box_ids).order_by("pk").values_list("pk"))
+    refreshed = {call.command.box_id: call for call in calls if call.box_fields is not None}
+    if refreshed:
+        boxes = []
+        names = {"refreshed_at", "updated_at"}
+        for _, call in sorted(refreshed.items(), key=lambda item: item[0]):
+            box, read = call.command.box, call.box_fields or {}
+            for name, value in read.items():
+                setattr(box, name, value)
+            box.refreshed_at = box.updated_at = now
+            names |= set(read)
+            boxes.append(box)
+        SetTopBox.objects.bulk_update(boxes, sorted(names))
+    _store_statuses([(call.command.box_id, status) for call in calls for status in call.statuses], now)
+
+
+def _publish(finished: list[Command]) -> None:
+    events: list[DeviceCommand] = [
         {
             "type": "device.command",
             "device_id": command.box.device_id,
             "command_id": command.pk,
             "kind": command.kind,
-            "state": state,
-        },
-    )
+            "state": command.state,
+        }
+        for command in finished
+    ]
+    if len(events) == 1:
+        publish(events[0])
+        return
+    summary: DeviceCommands = {
+        "type": "device.commands",
+        "commands": [
+            {"device_id": e["device_id"], "command_id": e["command_id"], "kind": e["kind"], "state": e["state"]}
+            for e in events
+        ],
+    }
+    publish_batch(list(events), summary)
+
+
+def _backoff(attempts: int) -> float:
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempts - 1)))  # noqa: S311  (jitter)
 
 
 def commands_sweep() -> int:
@@ -281,8 +404,7 @@ def commands_sweep() -> int:
         Q(next_attempt_at__lte=overdue) | Q(next_attempt_at__isnull=True, created_at__lte=overdue)
     )
     ids = revived + list(lost.values_list("pk", flat=True)[: 10_000 - len(revived)])
-    for pk in ids:
-        _dispatch(pk)
+    _dispatch(sorted(ids))
     return len(ids)
 
 

@@ -7,7 +7,7 @@ machine must share it). The scrape (``portal.metrics``, the shell's ``/metrics``
 Counted here, in as few places as possible (other code calls these functions, nothing else):
 - activations by outcome and their latency: ``activation_observed`` (the shell's metrics middleware, from the
   activation dialect's answer);
-- commands by kind and outcome with their duration: ``command_finished`` (``provisioning.services._finish``);
+- commands by kind and outcome with their duration: ``command_finished`` (``provisioning.services._record``);
 - Conax requests by type and outcome with the time from due to terminal: ``cas_request_finished``
   (``conax.pipeline._finish``);
 - rate-limit refusals by limit: ``rate_limited`` (``portal.kernel.ratelimit.retry_after``);

@@ -47,3 +47,29 @@ def test_an_event_is_published_to_the_device_and_staff_groups_without_secrets(la
         message = receive(layer, channel)
         assert set(message) == {"type", "device_id", "event", "status", "at"}
         assert (message["type"], message["device_id"], message["status"]) == ("device.event", box.device_id, 200)
+
+
+def test_a_batch_tells_each_device_its_own_outcome_and_staff_once(layer):
+    from provisioning.simulator import FleetThread
+
+    with FleetThread(3) as fleet:
+        boxes = []
+        for sim in fleet.boxes:
+            host, port = sim.address.rsplit(":", 1)
+            boxes.append(services.box_register(device=DeviceFactory(), host=host, port=int(port)))
+        device_channels = {box.device_id: listen(layer, device_group(box.device_id)) for box in boxes}
+        staff_channel = listen(layer, STAFF_GROUP)
+        commands = services.commands_create(boxes=boxes, kind="refresh")
+
+        services.commands_run(ids=[c.pk for c in commands])
+
+    summary = receive(layer, staff_channel)
+    assert summary["type"] == "device.commands"
+    assert sorted((c["device_id"], c["command_id"], c["state"]) for c in summary["commands"]) == sorted(
+        (c.box.device_id, c.pk, "SUCCEEDED") for c in commands
+    )
+    for command in commands:
+        message = receive(layer, device_channels[command.box.device_id])
+        assert (message["type"], message["command_id"], message["state"]) == ("device.command", command.pk, "SUCCEEDED")
+    with pytest.raises(asyncio.TimeoutError):  # one message per batch for staff: nothing more follows
+        receive(layer, staff_channel)

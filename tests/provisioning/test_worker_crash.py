@@ -66,8 +66,10 @@ def test_killed_worker_loses_nothing_and_sends_nothing_twice_after_success(tmp_p
         commands = services.commands_create(boxes=boxes, kind="reprovision", params={"provision_type": "HARDWARE"})
         worker = start(tmp_path, broker)
         with celery_app.connection_for_write(broker) as conn:
-            for command in commands:
-                celery_app.send_task(services.TASK, args=[command.pk], queue="devices", connection=conn)
+            # Batches of 4 (3 messages on 4 pool threads): the kill lands while every batch has calls in flight.
+            for first in range(0, BOXES, 4):
+                batch = [command.pk for command in commands[first : first + 4]]
+                celery_app.send_task(services.TASK, args=[batch], queue="devices", connection=conn)
         wait_for(
             lambda: states().get("SENT", 0) >= 2, timeout=30, interval=0.05, message=lambda: f"none SENT: {states()}"
         )
