@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import itertools
 import os
 import secrets
 import signal
@@ -251,6 +252,7 @@ def main() -> None:
         start_seconds = time.perf_counter() - t0
         ticker.start()
         killed = restarted = False
+        marks: list[tuple[str, float, int]] = []  # (what happened, when, members done by then)
         deadline = time.monotonic() + args.timeout
         with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
             while time.monotonic() < deadline:
@@ -258,8 +260,12 @@ def main() -> None:
                 done = seen.get("succeeded", 0) + seen.get("failed", 0) + seen.get("skipped", 0)
                 state = conn.execute("SELECT state FROM campaigns_campaign WHERE id = %s", [campaign.pk]).fetchone()[0]
                 if state in ("finished", "halted", "cancelled"):
+                    marks.append(("the end", time.perf_counter(), done))
                     break
+                if not marks and done:
+                    marks.append(("first outcome", time.perf_counter(), done))
                 if not killed and done >= args.boxes * 0.3:
+                    marks.append(("worker SIGKILL", time.perf_counter(), done))
                     worker_peak = max(worker_peak, worker_memory.stop())
                     kill_group(worker)
                     worker = start_worker(broker, args.concurrency)
@@ -268,6 +274,7 @@ def main() -> None:
                     killed = True
                     print(f"worker SIGKILLed at {done} members done: {seen}", flush=True)
                 if killed and not restarted and done >= args.boxes * 0.6:
+                    marks.append(("redis-server restart", time.perf_counter(), done))
                     own_redis.kill()
                     own_redis.wait(timeout=30)
                     own_redis = start_redis(redis_port)
@@ -313,6 +320,11 @@ def main() -> None:
         f"campaign: {state}; {total} members in {seconds:.1f} s = {rate:.0f} members/s "
         f"(limit {args.rate:.0f}/s: {rate / args.rate:.2f} of it); ratio members/no-op: {rate / noops:.2f}"
     )
+    for (what, at, done), (until, end, later) in itertools.pairwise(marks):
+        print(
+            f"  from {what} to {until}: {later - done} members in {end - at:.1f} s"
+            f" = {(later - done) / (end - at):.0f}/s"
+        )
     print(f"peak memory (PSS): worker {worker_peak / 1024:.0f} MiB, simulator {sim_peak / 1024:.0f} MiB")
     lost = total - final.get("succeeded", 0)
     doubled = commands - distinct_members

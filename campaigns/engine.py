@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from campaigns import actions, plan
@@ -45,6 +45,7 @@ MAX_PER_STEP = 5000  # members released in one transaction, whatever the rate
 SCAN_FACTOR = 4  # with per-group limits, look this many times the budget ahead for members of groups with tokens
 CHUNK = 500  # members per call of the pipelines' services
 REMOVED = "device removed since the campaign started"
+RELEASE_FIELDS = ("state", "command_id", "request_id", "note", "error", "released_at", "finished_at")
 GONE_IN_FLIGHT = "its command or request was deleted while in flight (device removed)"
 
 
@@ -146,7 +147,9 @@ def _group_budgets(campaign: Campaign, elapsed: float, now: datetime) -> default
 
 def _pick(campaign: Campaign, budget: int, groups: defaultdict[str, float] | None) -> list[Member]:
     pending = Member.objects.filter(campaign=campaign, wave=campaign.current_wave, state=M.PENDING).order_by("id")
-    fields = ("id", "group_id", "box_id", "smartcard_id", "cas_box_id")
+    # The release writes the outcome fields: loaded here, so that bulk_update never reads a deferred one (a query
+    # per member and field).
+    fields = ("id", "group_id", "box_id", "smartcard_id", "cas_box_id", *RELEASE_FIELDS)
     if groups is None:
         return list(pending.only(*fields)[:budget])
     picked: list[Member] = []
@@ -163,23 +166,26 @@ def _pick(campaign: Campaign, budget: int, groups: defaultdict[str, float] | Non
 
 def _release_commands(campaign: Campaign, members: list[Member], now: datetime) -> None:
     """One ``commands_queue`` call for the chunk (it locks the boxes and refuses a box that has the same command
-    waiting, or that is gone); each member is linked to its command in this same transaction."""
+    waiting, or that is gone); the members take their outcome in this same transaction, set-based: one UPDATE for
+    those that got a command (each its box's new command, by a correlated subquery on the command's box), one per
+    reason for those refused. (Django's ``bulk_update`` builds a CASE per row and field: 2 s per 1 000 members.)"""
     by_box = {member.box_id: member for member in members if member.box_id is not None}
     result = provisioning.commands_queue(
         box_ids=list(by_box), kind=campaign.action, params=campaign.params, requested_by=campaign.created_by
     )
-    for command in result.queued:
-        member = by_box[command.box_id]
-        member.state, member.command_id = M.SENT, command.pk
+    if result.queued:
+        new = Command.objects.filter(pk__in=[c.pk for c in result.queued], box_id=OuterRef("box_id")).values("pk")
+        Member.objects.filter(pk__in=[by_box[c.box_id].pk for c in result.queued]).update(
+            state=M.SENT, command_id=Subquery(new[:1]), released_at=now
+        )
+    skipped: defaultdict[str, list[int]] = defaultdict(list)
     for box_id, why in result.refused.items():
-        member = by_box[box_id]
-        member.state, member.finished_at = M.SKIPPED, now
-        member.note = REMOVED if "removed" in why else why[:255]
-    for member in members:
-        if member.box_id is None:  # a subject that never had a box (cannot happen for frozen boxes, kept total)
-            member.state, member.note, member.finished_at = M.SKIPPED, REMOVED, now
-        member.released_at = now
-    Member.objects.bulk_update(members, ["state", "command_id", "note", "released_at", "finished_at"])
+        skipped[REMOVED if "removed" in why else why[:255]].append(by_box[box_id].pk)
+    # A subject that never had a box cannot be frozen for a command; kept in the total all the same.
+    skipped[REMOVED] += [member.pk for member in members if member.box_id is None]
+    for note, pks in skipped.items():
+        if pks:
+            Member.objects.filter(pk__in=pks).update(state=M.SKIPPED, note=note, finished_at=now, released_at=now)
 
 
 def _release_requests(campaign: Campaign, members: list[Member], now: datetime) -> None:
