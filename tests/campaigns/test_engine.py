@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns import engine, services
@@ -123,6 +125,29 @@ def test_the_per_group_limit_holds_for_each_device_model(settings):
     }
     assert released == 6
     assert set(per_model.values()) == {3}
+
+
+def test_a_release_takes_the_same_number_of_queries_for_5_members_and_for_60(settings):
+    settings.CAMPAIGN_TICK_SECONDS = 1.0
+    boxes([f"127.0.0.1:{32000 + n}" for n in range(80)])
+    campaign = started(waves=["rest"], rate_per_second=5.0)
+    t0 = campaign.bucket_at
+    step_at(campaign, t0 + timedelta(seconds=1))  # the first step also reads what is cached for a while
+    counted = []
+    for rate, at in ((5.0, 2), (60.0, 3)):
+        Campaign.objects.filter(pk=campaign.pk).update(rate_per_second=rate, bucket_tokens=rate)
+        with CaptureQueriesContext(connection) as captured:
+            released = step_at(campaign, t0 + timedelta(seconds=at)).released
+        counted.append((released, len(captured)))
+
+    assert [released for released, _ in counted] == [5, 60]
+    assert counted[0][1] == counted[1][1]
+    sent = Member.objects.filter(campaign=campaign, state="sent")
+    assert sent.count() == 5 + 5 + 60
+    assert all(m.command_id is not None and m.released_at is not None for m in sent)
+    assert {c.box_id for c in Command.objects.filter(pk__in=sent.values("command_id"))} == set(
+        sent.values_list("box_id", flat=True)
+    )
 
 
 # --- outcomes and waves --------------------------------------------------------------------------------------------
