@@ -403,7 +403,11 @@ def commands_sweep() -> int:
     lost = Command.objects.filter(state=C.QUEUED).filter(
         Q(next_attempt_at__lte=overdue) | Q(next_attempt_at__isnull=True, created_at__lte=overdue)
     )
-    ids = revived + list(lost.values_list("pk", flat=True)[: 10_000 - len(revived)])
+    resent = list(lost.values_list("pk", flat=True)[: 10_000 - len(revived)])
+    # Stamped as dispatched now: the next sweeps leave them alone for another grace period (a deep queue that is
+    # merely slow is not flooded with repeats every run). Still due: a claim takes them as before.
+    Command.objects.filter(pk__in=resent, state=C.QUEUED).update(next_attempt_at=now)
+    ids = revived + resent
     _dispatch(sorted(ids))
     return len(ids)
 

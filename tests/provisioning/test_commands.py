@@ -161,3 +161,7 @@ def test_sweep_sends_again_what_a_dead_worker_left(fleet):
 
     assert set(Command.objects.filter(state="QUEUED").values_list("pk", flat=True)) == {lost.pk, stale.pk, waiting.pk}
     assert Command.objects.get(pk=fresh.pk).state == "SENT"
+    # What it sent again waits another grace period before the next sweep sends it again.
+    assert services.commands_sweep() == 0
+    Command.objects.filter(pk__in=[lost.pk, stale.pk]).update(next_attempt_at=timezone.now() - timedelta(minutes=3))
+    assert services.commands_sweep() == 2
