@@ -210,7 +210,8 @@ def requests_process(*, numbers: list[int], process_id: str | None = None) -> di
 
     Returns the state each request this call took ended in (PENDING: to be tried again); a request not taken (not
     due, held by another worker, behind an earlier one of its card) or whose claim was taken over is not in it."""
-    claims = _claim_batch(numbers, process_id)
+    claims, refused = _claim_batch(numbers, process_id)
+    _queue_unblocked(refused)
     if not claims:
         return {}
     results = [(claim, claim.command) for claim in claims if isinstance(claim.command, Refused)]
@@ -233,7 +234,7 @@ class _Claim:
     sent_before: bool
 
 
-def _claim_batch(numbers: list[int], process_id: str | None) -> list[_Claim]:
+def _claim_batch(numbers: list[int], process_id: str | None) -> tuple[list[_Claim], list[int]]:
     """One short transaction: lock the due, free ones, claim the first of each card, mark those to send as sent.
     Those refused because an earlier request of their card goes first forget that they were queued, so that the
     earlier one queues them when it ends (and only then). On SQLite the lock clause is left out (one writer)."""
@@ -261,7 +262,20 @@ def _claim_batch(numbers: list[int], process_id: str | None) -> list[_Claim]:
         claims = [_claim(request, now, process_id, until) for request in taken]
         if taken:
             ProvisioningRequest.objects.bulk_update(taken, CLAIMED)
-    return claims
+    return claims, refused
+
+
+def _queue_unblocked(refused: list[int]) -> None:
+    """Those refused whose earlier request has ended since: its worker looked for the card's next one when it
+    committed, and if that was before this refusal committed it saw the request still queued and left it. Whichever
+    of the two looks last queues it (both may: the second message finds it taken, and returns)."""
+    if not refused:
+        return
+    now = timezone.now()
+    free = ProvisioningRequest.objects.filter(
+        _due_and_free(now), ~_earlier_of_same_card(now), pk__in=refused, enqueued_at__isnull=True
+    )
+    _enqueue(list(free.order_by(_rank(), "sequence_number", "number").values_list("number", "priority")))
 
 
 def _claim(request: ProvisioningRequest, now: datetime, process_id: str | None, until: datetime) -> _Claim:

@@ -205,13 +205,38 @@ def test_a_cards_two_requests_in_one_batch_go_in_order_express_first(
     assert Entitlement.objects.get(smartcard=card).active is False  # added, then cancelled: in that order
 
 
+def test_a_request_refused_while_its_predecessor_ends_is_queued_by_the_refusing_worker(
+    catalog, head_end, broker, django_capture_on_commit_callbacks
+):
+    card = cards(catalog, 1)[0]
+    first, second = change(card, catalog[0]), change(card, catalog[0], "CANCEL_SUBSCRIPTIONS")
+    queued_at = timezone.now()
+    ProvisioningRequest.objects.filter(pk=second.pk).update(enqueued_at=queued_at)  # its own message came
+    claims, refused = pipeline._claim_batch([second.pk], "worker-2")
+    assert (claims, refused) == ([], [second.pk])
+    pipeline._queue_unblocked(refused)
+    assert broker()["regular"] == []  # the first one is still PENDING: it queues the second when it ends
+    # The race: the first one ends, and its worker reads the second one's enqueued_at before the refusal (None)
+    # is committed, so it sees it queued and leaves it.
+    ProvisioningRequest.objects.filter(pk=second.pk).update(enqueued_at=queued_at)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.requests_process(numbers=[first.pk], process_id="worker-1") == {first.pk: "COMPLETED"}
+    assert broker()["regular"] == []
+    ProvisioningRequest.objects.filter(pk=second.pk).update(enqueued_at=None)  # the refusal, committed
+
+    pipeline._queue_unblocked(refused)  # the refusing worker looks after its commit
+
+    assert broker()["regular"] == [([second.pk], False)]
+    assert pipeline.requests_process(numbers=[second.pk]) == {second.pk: "COMPLETED"}
+
+
 def test_a_lost_claim_records_nothing_and_the_others_of_its_batch_are_recorded(catalog, head_end):
     service = catalog[0]
     lost, kept = (change(card, service) for card in cards(catalog, 2))
-    stale = pipeline._claim_batch([lost.pk, kept.pk], "worker-1")
+    stale, _ = pipeline._claim_batch([lost.pk, kept.pk], "worker-1")
     # the lease ran out for one of them (a stalled worker), and another worker claimed it: token 2
     ProvisioningRequest.objects.filter(pk=lost.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    assert [c.request.attempts for c in pipeline._claim_batch([lost.pk], "worker-2")] == [2]
+    assert [c.request.attempts for c in pipeline._claim_batch([lost.pk], "worker-2")[0]] == [2]
 
     recorded = pipeline._record(pipeline._call_all(stale))
 
@@ -228,7 +253,7 @@ def test_requests_sent_before_are_looked_up_and_the_head_end_carries_each_out_on
         settings.CAS_GATEWAY_URL, settings.CAS_TIMEOUT = server.url, 2.0
         gateway.reset_gateway_cache()
         # an earlier attempt of each was sent; the head-end carried out the first one, its reply was lost
-        [claim] = pipeline._claim_batch([known.pk], None)
+        [claim], _ = pipeline._claim_batch([known.pk], None)
         gateway.gateway_from_settings().send(claim.command)
         pipeline._claim_batch([unknown.pk], None)
         ProvisioningRequest.objects.filter(pk__in=[known.pk, unknown.pk]).update(claimed_until=None)
