@@ -117,10 +117,11 @@ def test_a_batchs_queries_do_not_grow_with_its_size(
         for request in firsts:  # a box each: its live event goes to the box's device (one query finds them all)
             ProvisioningRequest.objects.filter(pk=request.pk).update(set_top_box=SetTopBoxFactory())
 
-        # claim: savepoint, SELECT … FOR UPDATE, UPDATE, release; record: savepoint, SELECT … FOR UPDATE, UPDATE,
-        # entitlements INSERT … ON CONFLICT, webhook deliveries INSERT, release; after the commit: the boxes'
-        # devices, the cards' next requests, and marking them queued
-        with django_assert_max_num_queries(13) as captured, django_capture_on_commit_callbacks(execute=True):
+        # claim: savepoint, SELECT … FOR UPDATE, UPDATE of the claims, bulk UPDATE of the addresses, release;
+        # record: savepoint, SELECT … FOR UPDATE, UPDATE of the state, bulk UPDATE of the answers, entitlements
+        # INSERT … ON CONFLICT, webhook deliveries INSERT, release; after the commit: the boxes' devices, the cards'
+        # next requests, and marking them queued
+        with django_assert_max_num_queries(15) as captured, django_capture_on_commit_callbacks(execute=True):
             done = pipeline.requests_process(numbers=numbers)
 
         counts[size], finished = len(captured.captured_queries), finished + size
