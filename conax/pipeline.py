@@ -60,7 +60,7 @@ from conax.crypto import PinUnreadable, pin_decrypt
 from conax.gateway import CasCommand, Completed, Gateway, GatewayUnavailable, Rejected, gateway_from_settings
 from conax.models import Entitlement, Pairing, ProvisioningRequest, SetTopBox, Smartcard
 from portal.kernel import metrics, queues
-from portal.kernel.live import CasRequest, CasRequests, CasRequestState, publish_batch
+from portal.kernel.live import CasRequest, CasRequests, CasRequestState, LiveEvent, publish_batch
 from webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
@@ -507,7 +507,9 @@ def _publish(finished: list[ProvisioningRequest]) -> None:
         )
         for request in finished
     ]
-    per_device = [CasRequest(type="cas.request", **state) for state in states if state["device_id"] is not None]
+    per_device: list[LiveEvent] = [
+        CasRequest(type="cas.request", **state) for state in states if state["device_id"] is not None
+    ]
     publish_batch(per_device, CasRequests(type="cas.requests", requests=states))
 
 
