@@ -260,13 +260,15 @@ def _claim_batch(numbers: list[int], process_id: str | None) -> tuple[list[_Clai
 
 def _save_claims(claims: list[_Claim], now: datetime, process_id: str | None, until: datetime) -> None:
     """One UPDATE: each token up by one, the lease, ``sent_at`` of those to send; and the CA id they are addressed
-    to (``request``), written at their first send."""
+    to (``request``), written at their first send (in the same UPDATE for a batch of one)."""
+    same = {"attempts": F("attempts") + 1, "claimed_until": until, "process_id": process_id}
+    if len(claims) == 1:
+        one = claims[0].request
+        ProvisioningRequest.objects.filter(pk=one.pk).update(**same, sent_at=one.sent_at, request=one.request)
+        return
     sending = [claim.request.pk for claim in claims if isinstance(claim.command, CasCommand)]
     ProvisioningRequest.objects.filter(pk__in=[claim.request.pk for claim in claims]).update(
-        attempts=F("attempts") + 1,
-        claimed_until=until,
-        process_id=process_id,
-        sent_at=Case(When(pk__in=sending, then=Value(now)), default=F("sent_at")),
+        **same, sent_at=Case(When(pk__in=sending, then=Value(now)), default=F("sent_at"))
     )
     first = [c.request for c in claims if isinstance(c.command, CasCommand) and not c.sent_before and c.request.request]
     ProvisioningRequest.objects.bulk_update(first, ["request"])
@@ -431,10 +433,11 @@ def _save_finished(finished: list[ProvisioningRequest], now: datetime) -> None:
     bulk update of what the head-end answered each."""
     for state, fields in ANSWERED.items():
         rows = [request for request in finished if request.life_cycle_state == state]
-        if rows:
-            ProvisioningRequest.objects.filter(pk__in=[request.pk for request in rows]).update(
-                life_cycle_state=state, executed_date=now, claimed_until=None, ca_pin_encrypted=""
-            )
+        same = {"life_cycle_state": state, "executed_date": now, "claimed_until": None, "ca_pin_encrypted": ""}
+        if len(rows) == 1:  # one statement, no CASE
+            ProvisioningRequest.objects.filter(pk=rows[0].pk).update(**same, **{f: getattr(rows[0], f) for f in fields})
+        elif rows:
+            ProvisioningRequest.objects.filter(pk__in=[request.pk for request in rows]).update(**same)
             ProvisioningRequest.objects.bulk_update(rows, fields)
 
 
