@@ -3,15 +3,18 @@
 simulator, and the ``list`` endpoint at a million rows.
 
     .venv/bin/python bench/conax.py [--requests 10000] [--clients 8] [--workers 4] [--pool threads]
-        [--concurrency 16] [--worker-processes 1] [--latency 5] [--cards 1000] [--list-rows 1000000]
-        [--list-queries 2000]
+        [--concurrency 16] [--worker-processes 1] [--latency 5] [--cards 1000] [--backlog 10000]
+        [--express 200] [--express-interval 20] [--list-rows 1000000] [--list-queries 2000]
 
 Creates a throwaway PostgreSQL database (one subscription with one service, ``--cards`` smartcards, a support-staff
 user; bulk SQL) and starts, as separate processes: the CAS simulator (``manage.py simulate_cas --auto-register``,
 ``--latency`` ms before each answer), the production HTTP server (gunicorn sync workers, code preloaded) and a Celery
-worker on ``express,regular`` (Redis broker, PostgreSQL). The periodic dispatch (beat) does not run: every request
-reaches a worker through its own on-commit enqueue (or its smartcard's previous request, which queues the next).
-Then, in one run, with ``--clients`` client threads (one request in flight each, httpx keep-alive):
+worker on ``express,regular`` (Redis broker, PostgreSQL). Beat does not run: a request reaches a worker through its
+own on-commit enqueue, its smartcard's previous request (which queues the next), or the periodic dispatch task the
+script sends itself (phase 4). The portal decides what a message carries: since the pipeline works in batches, one
+``conax.tasks.process_requests`` message holds up to ``CAS_BATCH_SIZE`` numbers of one priority (a creation's own
+enqueue holds one); the same script measures the code before batches, whose messages held one number each. Then, in
+one run, with ``--clients`` client threads (one request in flight each, httpx keep-alive):
 
 1. baseline A: ``POST /bench/drf-create`` (bench/urls.py), a bare DRF view inserting one row, ``--requests`` times,
    once before and once after the creations; its rate is over both;
@@ -21,8 +24,15 @@ Then, in one run, with ``--clients`` client threads (one request in flight each,
    ``executed_date`` - the first ``created_date``), so it cannot exceed the creation rate; PENDING -> terminal is
    ``executed_date - created_date`` of each request;
 3. baseline B: ``--requests`` no-op tasks (``portal.kernel.tasks.noop``) through the same worker pool on ``regular``;
-4. exactly once: the simulator's ``/admin/stats`` (sends must equal the requests; no duplicate, nothing applied twice);
-5. list: ``--list-rows`` more requests (bulk SQL, the 13 types, after the drained ones), VACUUM ANALYZE, then
+4. backlog: ``--backlog`` due REGULAR ``add_subscriptions`` (bulk SQL, PENDING, never queued, the cards in turn),
+   queued by the app's own periodic dispatch (``conax.tasks.requests_dispatch``, sent once: it queues each card's
+   first, and each finished request queues its card's next). While they drain, one client creates ``--express``
+   EXPRESS requests through the CRM API (``process_immediately``), one every ``--express-interval`` ms. backlog
+   drain requests/s = backlog / (the last backlog ``executed_date`` - the dispatch); its ratio to baseline B is the
+   drain target (>= 0.5); EXPRESS PENDING -> terminal p99 under that backlog is the latency target (< 300 ms);
+5. exactly once: the simulator's ``/admin/stats`` (sends must equal every request made: no duplicate, nothing applied
+   twice);
+6. list: ``--list-rows`` more requests (bulk SQL, the 13 types, after the drained ones), VACUUM ANALYZE, then
    ``--list-queries`` ``GET list?type=<random>&number_of_results=50`` (plain, with a random offset below 500, with
    ``fields_set``) and a quarter as many from a single client (the service time without queueing); PASS/FAIL against
    p95 < 50 ms, and EXPLAIN ANALYZE of the query the list runs (through ``conax.selectors.request_list``).
@@ -30,7 +40,8 @@ Then, in one run, with ``--clients`` client threads (one request in flight each,
 Each phase also shows where the CPU went, in ms per request: the server, the worker, the PostgreSQL backends of the
 benchmark's database, backends that ended during the phase (reaped by the postmaster; any database), the simulator,
 the client; the machine's busy cores; and the PostgreSQL sessions opened. Exits non-zero on a wrong answer, a request
-not COMPLETED, or an exactly-once violation; a list p95 over the target is reported, not an error.
+not COMPLETED, or an exactly-once violation; a list p95, a drain ratio or an EXPRESS p99 off its target is reported,
+not an error.
 """
 
 from __future__ import annotations
@@ -76,6 +87,8 @@ CRM = "/crmapi/rest/v2/"
 REQUESTS = CRM + "conax_web_services/provisioning_requests/"
 SUBSCRIPTION, SERVICE, UNIT = "B0" * 16, "5E" * 16, "0A" * 16
 LIST_TARGET_MS = 50.0
+DRAIN_TARGET = 0.5  # backlog drain requests/s over no-op tasks/s
+EXPRESS_TARGET_MS = 300.0  # EXPRESS PENDING -> terminal p99 under a REGULAR backlog
 LIST_FIELDS = "number,type,life_cycle_state"
 STALL_SECONDS = 60
 
@@ -209,6 +222,36 @@ def load_list_rows(rows: int) -> float:
         )
         conn.execute("VACUUM ANALYZE conax_provisioningrequest")
     return time.monotonic() - started
+
+
+def load_backlog(rows: int) -> None:
+    """Bulk SQL: ``rows`` due REGULAR add_subscriptions, PENDING and never queued, over the cards in turn (each card's
+    after the requests it has), with the parameters ``conax.services.subscription_change`` gives them."""
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        user_id = conn.execute("SELECT id FROM auth_user WHERE username = %s", [USER]).fetchone()[0]
+        conn.execute(
+            """WITH c AS (SELECT s.id, s.ca_id, (row_number() OVER (ORDER BY s.serial_number) - 1)::int AS k,
+                                 (count(*) OVER ())::int AS n,
+                                 coalesce((SELECT max(r.sequence_number) FROM conax_provisioningrequest r
+                                            WHERE r.smartcard_id = s.id), 0) AS seq
+                            FROM conax_smartcard s)
+            INSERT INTO conax_provisioningrequest (uid, type, life_cycle_state, priority, scheduled_date,
+                process_immediately, sequence_number, parameters_set, ca_pin_encrypted, created_date, updated_date,
+                attempts, created_by_user_id, updated_by_user_id, created_by_unit_id, updated_by_unit_id,
+                subscription_id, service_id, smartcard_id)
+            SELECT upper(md5('backlog-' || g.i)), 'ADD_SUBSCRIPTIONS', 'PENDING', 'REGULAR', now(), true,
+                   c.seq + 1 + g.i / c.n,
+                   jsonb_build_array(
+                       jsonb_build_object('sub_provisioning_distribution_id', %(subscription)s::text,
+                                          'id', upper(md5('backlog-a-' || g.i))),
+                       jsonb_build_object('service_ca_id', 'P-BENCH', 'id', upper(md5('backlog-b-' || g.i))),
+                       jsonb_build_object('smartcard_ca_id', c.ca_id, 'id', upper(md5('backlog-c-' || g.i)))),
+                   '', now(), now(), 0, %(user)s, %(user)s, %(unit)s, %(unit)s, %(subscription)s, %(service)s, c.id
+              FROM generate_series(0, %(rows)s - 1) g(i) JOIN c ON c.k = g.i %% c.n
+             ORDER BY g.i""",
+            {"user": user_id, "unit": UNIT, "subscription": SUBSCRIPTION, "service": SERVICE, "rows": rows},
+        )
+        conn.execute("VACUUM ANALYZE conax_provisioningrequest")
 
 
 # --- processes -----------------------------------------------------------------------------------------------------
@@ -411,7 +454,9 @@ def baseline_call(http: httpx.Client, n: int, rnd: random.Random) -> tuple[bool,
     return response.status_code == 201 and len(response.json()["id"]) == 32, response.text
 
 
-def creation_call(token: str, cards: list[str], immediately: int) -> Call:
+def creation_call(token: str, cards: list[str], immediately: int, every: int = 10) -> Call:
+    """add_subscriptions of card ``n`` (in turn), one in ``every`` EXPRESS."""
+
     def call(http: httpx.Client, n: int, rnd: random.Random) -> tuple[bool, str]:
         body = {
             "token": token,
@@ -420,7 +465,7 @@ def creation_call(token: str, cards: list[str], immediately: int) -> Call:
             "smartcard_identifier": {"id": cards[n % len(cards)]},
             "process_immediately": immediately,
         }
-        if n % 10 == 0:
+        if n % every == 0:
             body["priority"] = "EXPRESS"
         answer = http.post(REQUESTS + "add_subscriptions", json=body).json()
         return answer["status"]["code"] == "OK", str(answer["status"])
@@ -507,6 +552,72 @@ def create_and_drain(base: str, args, call: Call) -> tuple[Run, bool]:
     return run, drained[0]
 
 
+def backlog_and_express(app: Celery, base: str, token: str, cards: list[str], args) -> dict:
+    """Queue the backlog through the app's own dispatch and, while it drains, create the EXPRESS requests; returns
+    once no request is PENDING (or the drain stalled)."""
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        first = conn.execute("SELECT coalesce(max(number), 0) + 1 FROM conax_provisioningrequest").fetchone()[0]
+    load_backlog(args.backlog)
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        after_backlog = conn.execute("SELECT max(number) FROM conax_provisioningrequest").fetchone()[0]
+        dispatched = conn.execute("SELECT now()").fetchone()[0]
+    app.send_task("conax.tasks.requests_dispatch", queue="regular")
+    express = Run("express")
+    pending_at_end = 0
+    with httpx.Client(base_url=base, timeout=60) as http:
+        call = creation_call(token, cards, 1, every=1)
+        for n in range(args.express):
+            started = time.perf_counter()
+            ok, detail = call(http, n * 7919, random.Random(n))  # cards spread, EXPRESS (every=1)
+            express.latencies_ms.append((time.perf_counter() - started) * 1000)
+            if not ok:
+                express.errors += 1
+                express.first_error = express.first_error or detail[:300]
+            time.sleep(max(0.0, args.express_interval / 1000 - (time.perf_counter() - started)))
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        pending_at_end = conn.execute(
+            "SELECT count(*) FROM conax_provisioningrequest WHERE life_cycle_state = 'PENDING' AND number BETWEEN %s "
+            "AND %s",
+            [first, after_backlog],
+        ).fetchone()[0]
+    creating = threading.Event()
+    drained = wait_drained(0, creating)
+    with psycopg.connect(f"{PG}/{DB}") as conn:
+        last, retried = conn.execute(
+            "SELECT max(executed_date), count(*) FILTER (WHERE attempts > 1) FROM conax_provisioningrequest "
+            "WHERE number BETWEEN %s AND %s",
+            [first, after_backlog],
+        ).fetchone()
+        rows = conn.execute(
+            "SELECT extract(epoch FROM executed_date - created_date)::float, "
+            "extract(epoch FROM sent_at - created_date)::float FROM conax_provisioningrequest "
+            "WHERE number > %s AND priority = 'EXPRESS'",
+            [after_backlog],
+        ).fetchall()
+        express_ms = [total * 1000 for total, _ in rows]
+        express_wait_ms = [wait * 1000 for _, wait in rows if wait is not None]
+        express_last = conn.execute(
+            "SELECT max(created_date) FROM conax_provisioningrequest WHERE number > %s", [after_backlog]
+        ).fetchone()[0]
+        states = dict(
+            conn.execute(
+                "SELECT life_cycle_state, count(*) FROM conax_provisioningrequest WHERE number >= %s GROUP BY 1",
+                [first],
+            ).fetchall()
+        )
+    return {
+        "states": states,
+        "drained": drained,
+        "seconds": (last - dispatched).total_seconds() if last else 0.0,
+        "retried": retried,
+        "pending_at_last_express": pending_at_end,
+        "express_created": express,
+        "express_ms": express_ms,
+        "express_wait_ms": express_wait_ms,
+        "express_window_s": (express_last - dispatched).total_seconds() if express_last else 0.0,
+    }
+
+
 def drain_figures() -> dict:
     with psycopg.connect(f"{PG}/{DB}") as conn:
         row = conn.execute(
@@ -583,6 +694,9 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=1, help="Celery worker processes of that pool")
     parser.add_argument("--latency", type=float, default=5.0, help="ms the simulator waits before each answer")
     parser.add_argument("--cards", type=int, default=1000, help="smartcards the creations go round")
+    parser.add_argument("--backlog", type=int, default=10_000, help="REGULAR requests of the backlog phase")
+    parser.add_argument("--express", type=int, default=200, help="EXPRESS requests created during the backlog")
+    parser.add_argument("--express-interval", type=float, default=20.0, help="ms between two EXPRESS creations")
     parser.add_argument("--list-rows", type=int, default=1_000_000, help="requests added for the list test")
     parser.add_argument("--list-queries", type=int, default=2000, help="list calls per variant")
     args = parser.parse_args()
@@ -645,6 +759,7 @@ def main() -> None:
         out["baseline_runs"] = (before, after)
         out["baseline"] = before.merged(after)
         out["noop"], out["cpu_noop"] = meter.measure(lambda: noop_rate(app, args.requests))
+        out["backlog"], out["cpu_backlog"] = meter.measure(lambda: backlog_and_express(app, base, token, cards, args))
         out["stats"] = httpx.get(f"{sim_url}/admin/stats", timeout=30).json()
 
         out["list_load_s"] = load_list_rows(args.list_rows)
@@ -716,6 +831,30 @@ def report(out: dict) -> None:
         f"ratios: creations/s / bare DRF creates/s = {create.rps / baseline.rps:.2f}; "
         f"drain requests/s / no-op tasks/s = {drain_rate / out['noop']:.2f}"
     )
+    backlog = out["backlog"]
+    backlog_rate = args.backlog / backlog["seconds"] if backlog["seconds"] else 0.0
+    ratio = backlog_rate / out["noop"] if out["noop"] else 0.0
+    print(
+        f"backlog: {args.backlog} REGULAR requests queued by one periodic dispatch drained at {backlog_rate:.0f} "
+        f"requests/s ({backlog['seconds']:.2f} s; claimed more than once: {backlog['retried']}; drained: "
+        f"{'yes' if backlog['drained'] else 'NO (stalled)'}); / no-op tasks/s = {ratio:.2f} (target >= "
+        f"{DRAIN_TARGET}: {'PASS' if ratio >= DRAIN_TARGET else 'FAIL'})"
+    )
+    print(f"{'':9}{out['cpu_backlog'].line(args.backlog + args.express)}")
+    express_ms, made = backlog["express_ms"], backlog["express_created"]
+    p99 = percentile(express_ms, 99)
+    print(
+        f"EXPRESS under the backlog: {len(express_ms)} created over {backlog['express_window_s']:.1f} s after the "
+        f"dispatch ({made.errors} wrong answers), {backlog['pending_at_last_express']} backlog requests still "
+        f"PENDING after the last; PENDING -> terminal p50 {percentile(express_ms, 50):.0f} ms  p95 "
+        f"{percentile(express_ms, 95):.0f} ms  p99 {p99:.0f} ms  max {max(express_ms, default=0):.0f} ms (target "
+        f"p99 < {EXPRESS_TARGET_MS:.0f} ms: {'PASS' if p99 < EXPRESS_TARGET_MS else 'FAIL'})"
+    )
+    wait = backlog["express_wait_ms"]
+    print(
+        f"{'':9}of which waiting to be claimed (created_date -> sent_at): p50 {percentile(wait, 50):.0f} ms  p99 "
+        f"{percentile(wait, 99):.0f} ms"
+    )
     rejections = f" rejections {drain['errors']}" if drain["errors"] else ""
     print(
         f"final states: {drain['states']}{rejections}; active entitlements {drain['entitlements']}; drained: "
@@ -723,8 +862,9 @@ def report(out: dict) -> None:
     )
     if out["purged"]:
         print(f"(purged {out['purged']} messages an earlier run left in the express/regular queues)")
+    expected = n + args.backlog + args.express
     print(
-        f"exactly once (simulator /admin/stats): sends {stats['sends']} (expected {n}), duplicates "
+        f"exactly once (simulator /admin/stats): sends {stats['sends']} (expected {expected}), duplicates "
         f"{stats['duplicates']}, lookups {stats['lookups']}, unavailable {stats['unavailable']}, keys "
         f"{stats['keys']}, applied_more_than_once {stats['applied_more_than_once'] or '[]'}"
     )
@@ -759,7 +899,11 @@ def report(out: dict) -> None:
             failures.append(f"{run.name}: {run.errors} wrong answers, first: {run.first_error}")
     if not out["drained"] or set(drain["states"]) != {"COMPLETED"}:
         failures.append(f"not all COMPLETED: {drain['states']}")
-    if stats["sends"] != n or stats["duplicates"] or stats["applied_more_than_once"]:
+    if backlog["express_created"].errors:
+        failures.append(f"express: {backlog['express_created'].errors} wrong answers")
+    if not backlog["drained"] or set(backlog["states"]) != {"COMPLETED"}:
+        failures.append(f"backlog and EXPRESS: not all COMPLETED: {backlog['states']}")
+    if stats["sends"] != expected or stats["duplicates"] or stats["applied_more_than_once"]:
         failures.append("exactly once: sends != requests, or duplicates, or applied more than once")
     if failures:
         raise SystemExit("FAILED: " + " | ".join(failures))

@@ -189,7 +189,9 @@ class ProvisioningRequestAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdm
     show_full_result_count = False  # a count(*) of a million-row table on every page is not worth it
     actions = ("process_now", "retry_rejected")
     change_list_template = "admin/portal/live_change_list.html"
-    live_event = "cas.request"
+    # conax.pipeline publishes one cas.requests per batch to staff (cas.request goes to each box's device only);
+    # cas.request stays for events published before batches
+    live_event = "cas.request cas.requests"
     object_actions = (
         ObjectAction("process_now", "Process now", run="process_now_one", shown="is_pending"),
         ObjectAction(

@@ -18,6 +18,10 @@ Outcomes are values, never exceptions: ``Completed`` or ``Rejected`` (the head-e
 only error raised for what a head-end does is ``GatewayUnavailable``: the command may or may not have been carried
 out, so the caller asks ``lookup`` before it sends the same idempotency key again.
 
+Both gateways are called from several threads at once (``conax.pipeline`` sends a batch's calls concurrently): the
+HTTP one shares one pooled ``httpx.Client`` (thread-safe, ``MAX_CONNECTIONS`` wide), the in-process one calls a
+head-end that must be thread-safe itself (the simulator holds one lock around its state).
+
 Parameters may hold a PIN: they are never logged and never part of a ``repr``.
 """
 
@@ -74,8 +78,8 @@ class Gateway(Protocol):
 
 
 class InProcessHeadend(Gateway, Protocol):
-    """What ``CAS_INPROCESS_BACKEND`` makes: a head-end called directly, raising ``GatewayUnavailable`` (or a
-    subclass) itself for what would be a 503 over HTTP."""
+    """What ``CAS_INPROCESS_BACKEND`` makes: a head-end called directly (from several threads at once: it must be
+    thread-safe), raising ``GatewayUnavailable`` (or a subclass) itself for what would be a 503 over HTTP."""
 
 
 class InProcessGateway:

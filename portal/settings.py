@@ -528,8 +528,12 @@ if CELERY_BROKER_URL.startswith(("portalfs://", "filesystem://")):
     # The filesystem transport has no fan-out for remote control; the embedded worker does not need it.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 else:
-    # Unacknowledged tasks come back after this long when a worker dies; every countdown stays below it.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=1800)}
+    # Unacknowledged tasks come back after this long when a worker dies; every countdown stays below it. A worker of
+    # several queues takes them in name order at every fetch: express before regular (kernel/queues.py ORDER).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=1800),
+        "queue_order_strategy": queues.ORDER,
+    }
 if CELERY_BROKER_URL.startswith("redis://"):
     # kombu's Redis transport with the guard that keeps a prefork worker alive across Redis restarts (kernel/broker.py).
     CELERY_BROKER_TRANSPORT = "portalredis"

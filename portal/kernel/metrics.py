@@ -9,7 +9,7 @@ Counted here, in as few places as possible (other code calls these functions, no
   activation dialect's answer);
 - commands by kind and outcome with their duration: ``command_finished`` (``provisioning.services._record``);
 - Conax requests by type and outcome with the time from due to terminal: ``cas_request_finished``
-  (``conax.pipeline._finish``);
+  (``conax.pipeline._after_record``);
 - rate-limit refusals by limit: ``rate_limited`` (``portal.kernel.ratelimit.retry_after``);
 - WebSocket connections open now: ``websocket_opened`` / ``websocket_closed`` (the live consumers).
 Labels are small closed sets (outcomes, kinds, types, limit names): never a serial, an address or an id.

@@ -251,11 +251,11 @@ def test_an_unreachable_head_end_is_retried_then_the_request_rejected(crm, world
 
 def test_an_outcome_from_a_worker_that_lost_its_claim_is_ignored(crm, head_end):
     request = create(crm, "add_subscriptions", ADD)
-    stale = pipeline._claim(request.pk, None)
+    [stale], _ = pipeline._claim_batch([request.pk], None)
     ProvisioningRequest.objects.filter(pk=request.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
     assert run(request) == "COMPLETED"  # a second worker took it over and finished
 
-    assert pipeline._finish(stale, pipeline.Rejected("LATE", "too late")) == "PENDING"
+    assert pipeline._record([(stale, pipeline.Rejected("LATE", "too late"))]) == {}
     request.refresh_from_db()
     assert (request.life_cycle_state, request.provider_error_code) == ("COMPLETED", None)
 

@@ -356,7 +356,7 @@ def test_the_request_list_follows_the_fleet_live(staff_client):
     world = world_load()
     ProvisioningRequestFactory(type="ADD_SUBSCRIPTIONS", service=world.service, smartcard=world.card)
     html = staff_client.get(reverse("admin:conax_provisioningrequest_changelist")).content.decode()
-    assert 'data-event-type="cas.request"' in html and "portal/livelist" in html
+    assert 'data-event-type="cas.request cas.requests"' in html and "portal/livelist" in html
     assert 'class="badge badge-busy" data-state="PENDING"' in html
     assert ProvisioningRequest.objects.count() == 1
 

@@ -117,6 +117,11 @@ class Socket:
     def seen(self, **match) -> dict | None:
         return next((m for m in self.messages if all(m.get(k) == v for k, v in match.items())), None)
 
+    def seen_request(self, number: int) -> dict | None:
+        """The staff summary of the Conax batch that finished request ``number`` (one per batch)."""
+        summaries = (m for m in self.messages if m.get("type") == "cas.requests")
+        return next((r for m in summaries for r in m["requests"] if r["number"] == number), None)
+
     def close(self) -> None:
         self._stack.close()
 
@@ -269,7 +274,7 @@ def test_the_production_shape_cooperates_behind_nginx_and_loses_nothing_when_pro
         # a Conax request created through one web process is completed by a worker and seen live
         token = crm_login(base)
         first = crm_add(base, token, "SC-3020-0005")
-        wait_for(lambda: staff_ws.seen(type="cas.request", number=first), timeout=20, message=output)
+        wait_for(lambda: staff_ws.seen_request(first), timeout=20, message=output)
         assert ProvisioningRequest.objects.get(pk=first).life_cycle_state in ("COMPLETED", "REJECTED")
 
         # when one process of each kind is killed (SIGKILL): a gunicorn worker, a uvicorn process, a Celery worker
@@ -299,7 +304,7 @@ def test_the_production_shape_cooperates_behind_nginx_and_loses_nothing_when_pro
         sockets.append(again)
         time.sleep(0.5)
         third = crm_add(base, token, "SC-3020-0005")
-        wait_for(lambda: again.seen(type="cas.request", number=third), timeout=20, message=output)
+        wait_for(lambda: again.seen_request(third), timeout=20, message=output)
         assert shape.poll() is None, output()
         alive = descendants(shape.pid)
         assert not set(victims.values()) & set(alive)

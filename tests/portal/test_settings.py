@@ -148,6 +148,21 @@ def test_a_good_production_environment_starts(tmp_path, override):
     assert result.stderr == ""
 
 
+def test_production_workers_take_the_express_queue_first(tmp_path):
+    script = f"{SETUP}; from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS)"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=clean_env(PORTAL_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="portal.settings", **PRODUCTION),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "'queue_order_strategy': 'sorted'" in result.stdout
+
+
 def test_the_head_end_default_stays_the_simulator_in_the_embedded_profile(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", f"{SETUP}; from django.conf import settings; print(settings.CAS_GATEWAY_URL)"],

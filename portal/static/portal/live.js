@@ -119,9 +119,20 @@
       .finally(function () { reading = null; if (again) { again = false; reread(); } });
   }
 
+  function fits(item) {
+    return Object.keys(filter).every(function (k) { return String(item[k]) === String(filter[k]); });
+  }
+
+  // An event matches the filter itself, or through one item of a list it carries (a batch's summary, e.g.
+  // cas.requests: {"requests": [{"number": …}, …]}).
   function matches(event) {
-    if (!filter) return true;
-    return Object.keys(filter).every(function (k) { return String(event[k]) === String(filter[k]); });
+    if (!filter || fits(event)) return true;
+    return Object.keys(event).some(function (k) {
+      var items = event[k];
+      return Array.isArray(items) && items.some(function (item) {
+        return item !== null && typeof item === "object" && fits(item);
+      });
+    });
   }
 
   window.portalSocket.follow({
