@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Generic, TypeVar
 
 from django.db import connection
@@ -87,8 +88,31 @@ def columns(model: type[M], names: tuple[str, ...] | None = None, alias: str | N
 
 def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
+        _fast_timestamps(cursor.cursor)
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+@functools.cache
+def _c_timestamptz_loader() -> type | None:
+    """psycopg's own loader of timestamptz text when it is the C one (psycopg[binary] or [c]), else None."""
+    import psycopg
+    from psycopg.postgres import types
+
+    loader = psycopg.adapters.get_loader(types["timestamptz"].oid, psycopg.pq.Format.TEXT)
+    return loader if loader is not None and psycopg.pq.__impl__ in ("c", "binary") else None
+
+
+def _fast_timestamps(cursor: Any) -> None:
+    """Django reads every timestamptz through a loader of its own written in Python (3 µs a value: a fifth of the
+    CRM list's CPU, 200 dates a page), which only pins the datetime's tzinfo to the session's zone. With the session
+    in UTC, as Django keeps it under USE_TZ, psycopg's C loader gives the same datetime, tzinfo ``timezone.utc``
+    included, six times faster; this cursor reads with that one."""
+    if connection.vendor != "postgresql" or connection.timezone is not UTC:
+        return
+    loader = _c_timestamptz_loader()
+    if loader is not None:
+        cursor.adapters.register_loader("timestamptz", loader)
 
 
 def placeholders(count: int) -> str:
