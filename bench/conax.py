@@ -4,17 +4,18 @@ simulator, and the ``list`` endpoint at a million rows.
 
     .venv/bin/python bench/conax.py [--requests 10000] [--clients 8] [--workers 4] [--pool threads]
         [--concurrency 16] [--worker-processes 1] [--latency 5] [--cards 1000] [--backlog 10000]
-        [--express 200] [--express-interval 20] [--list-rows 1000000] [--list-queries 2000]
+        [--express 200] [--express-interval 20] [--list-rows 1000000] [--list-queries 2000] [--no-list]
 
-Creates a throwaway PostgreSQL database (one subscription with one service, ``--cards`` smartcards, a support-staff
-user; bulk SQL) and starts, as separate processes: the CAS simulator (``manage.py simulate_cas --auto-register``,
-``--latency`` ms before each answer), the production HTTP server (gunicorn sync workers, code preloaded) and a Celery
-worker on ``express,regular`` (Redis broker, PostgreSQL). Beat does not run: a request reaches a worker through its
-own on-commit enqueue, its smartcard's previous request (which queues the next), or the periodic dispatch task the
-script sends itself (phase 4). The portal decides what a message carries: since the pipeline works in batches, one
-``conax.tasks.process_requests`` message holds up to ``CAS_BATCH_SIZE`` numbers of one priority (a creation's own
-enqueue holds one); the same script measures the code before batches, whose messages held one number each. Then, in
-one run, with ``--clients`` client threads (one request in flight each, httpx keep-alive):
+Creates a throwaway PostgreSQL database (``BENCH_DB``, default ``portal_bench_conax``; one subscription with one
+service, ``--cards`` smartcards, a support-staff user; bulk SQL) and starts, as separate processes: the CAS simulator
+(``manage.py simulate_cas --auto-register``, ``--latency`` ms before each answer), the production HTTP server (gunicorn
+sync workers, code preloaded) and a Celery worker on ``express,regular`` (Redis broker, PostgreSQL). Beat does not
+run: a request reaches a worker through its own on-commit enqueue, its smartcard's previous request (which queues the
+next), or the periodic dispatch task the script sends itself (phase 4). The portal decides what a message carries:
+since the pipeline works in batches, one ``conax.tasks.process_requests`` message holds up to ``CAS_BATCH_SIZE``
+numbers of one priority (a creation's own enqueue holds one); the same script measures the code before batches, whose
+messages held one number each. Then, in one run, with ``--clients`` client threads (one request in flight each, httpx
+keep-alive):
 
 1. baseline A: ``POST /bench/drf-create`` (bench/urls.py), a bare DRF view inserting one row, ``--requests`` times,
    once before and once after the creations; its rate is over both;
@@ -35,7 +36,8 @@ one run, with ``--clients`` client threads (one request in flight each, httpx ke
 6. list: ``--list-rows`` more requests (bulk SQL, the 13 types, after the drained ones), VACUUM ANALYZE, then
    ``--list-queries`` ``GET list?type=<random>&number_of_results=50`` (plain, with a random offset below 500, with
    ``fields_set``) and a quarter as many from a single client (the service time without queueing); PASS/FAIL against
-   p95 < 50 ms, and EXPLAIN ANALYZE of the query the list runs (through ``conax.selectors.request_list``).
+   p95 < 50 ms, and EXPLAIN ANALYZE of the query the list runs (through ``conax.selectors.request_list``);
+   ``--no-list`` leaves it out (bench/crm_list.py measures the list on its own).
 
 Each phase also shows where the CPU went, in ms per request: the server, the worker, the PostgreSQL backends of the
 benchmark's database, backends that ended during the phase (reaped by the postmaster; any database), the simulator,
@@ -81,7 +83,7 @@ from common import (  # bench/common.py: scripts run as `python bench/<name>.py`
     wait_port,
 )
 
-DB = "portal_bench_conax"
+DB = os.environ.get("BENCH_DB", "portal_bench_conax")
 USER, PASSWORD = "bench-crm", "bench-crm-password-2026"
 CRM = "/crmapi/rest/v2/"
 REQUESTS = CRM + "conax_web_services/provisioning_requests/"
@@ -699,6 +701,7 @@ def main() -> None:
     parser.add_argument("--express-interval", type=float, default=20.0, help="ms between two EXPRESS creations")
     parser.add_argument("--list-rows", type=int, default=1_000_000, help="requests added for the list test")
     parser.add_argument("--list-queries", type=int, default=2000, help="list calls per variant")
+    parser.add_argument("--no-list", action="store_true", help="skip the list phase (bench/crm_list.py measures it)")
     args = parser.parse_args()
 
     logs = Path(tempfile.mkdtemp(prefix="bench-conax-"))
@@ -762,19 +765,20 @@ def main() -> None:
         out["backlog"], out["cpu_backlog"] = meter.measure(lambda: backlog_and_express(app, base, token, cards, args))
         out["stats"] = httpx.get(f"{sim_url}/admin/stats", timeout=30).json()
 
-        out["list_load_s"] = load_list_rows(args.list_rows)
-        drive("warm-up", base, 200, args.clients, list_call(token))
-        lists = {
-            f"list, {args.clients} clients": (args.clients, list_call(token)),
-            f"list offset<500, {args.clients} clients": (args.clients, list_call(token, max_offset=500)),
-            f"list fields_set, {args.clients} clients": (args.clients, list_call(token, fields=LIST_FIELDS)),
-            "list, 1 client": (1, list_call(token)),
-        }
-        out["lists"] = {}
-        for label, (clients, call) in lists.items():
-            count = args.list_queries if clients > 1 else max(200, args.list_queries // 4)
-            out["lists"][label] = meter.measure(lambda c=clients, f=call, k=count: drive("list", base, k, c, f))
-        out["explain"] = {offset: explain(env, offset) for offset in (0, 450)}
+        if not args.no_list:
+            out["list_load_s"] = load_list_rows(args.list_rows)
+            drive("warm-up", base, 200, args.clients, list_call(token))
+            lists = {
+                f"list, {args.clients} clients": (args.clients, list_call(token)),
+                f"list offset<500, {args.clients} clients": (args.clients, list_call(token, max_offset=500)),
+                f"list fields_set, {args.clients} clients": (args.clients, list_call(token, fields=LIST_FIELDS)),
+                "list, 1 client": (1, list_call(token)),
+            }
+            out["lists"] = {}
+            for label, (clients, call) in lists.items():
+                count = args.list_queries if clients > 1 else max(200, args.list_queries // 4)
+                out["lists"][label] = meter.measure(lambda c=clients, f=call, k=count: drive("list", base, k, c, f))
+            out["explain"] = {offset: explain(env, offset) for offset in (0, 450)}
     except BaseException:
         for log in sorted(logs.iterdir()):
             tail = log.read_text(errors="replace").splitlines()[-20:]
@@ -868,6 +872,27 @@ def report(out: dict) -> None:
         f"{stats['duplicates']}, lookups {stats['lookups']}, unavailable {stats['unavailable']}, keys "
         f"{stats['keys']}, applied_more_than_once {stats['applied_more_than_once'] or '[]'}"
     )
+    if "lists" in out:
+        report_lists(out)
+
+    failures = []
+    for run in (create, baseline, *(run for run, _ in out.get("lists", {}).values())):
+        if run.errors:
+            failures.append(f"{run.name}: {run.errors} wrong answers, first: {run.first_error}")
+    if not out["drained"] or set(drain["states"]) != {"COMPLETED"}:
+        failures.append(f"not all COMPLETED: {drain['states']}")
+    if backlog["express_created"].errors:
+        failures.append(f"express: {backlog['express_created'].errors} wrong answers")
+    if not backlog["drained"] or set(backlog["states"]) != {"COMPLETED"}:
+        failures.append(f"backlog and EXPRESS: not all COMPLETED: {backlog['states']}")
+    if stats["sends"] != expected or stats["duplicates"] or stats["applied_more_than_once"]:
+        failures.append("exactly once: sends != requests, or duplicates, or applied more than once")
+    if failures:
+        raise SystemExit("FAILED: " + " | ".join(failures))
+
+
+def report_lists(out: dict) -> None:
+    args, n = out["args"], out["args"].requests
     print(
         f"list: {args.list_rows} requests added in {out['list_load_s']:.0f} s (bulk SQL), {args.list_rows + n} in "
         f"the table; GET list?type=<random of 13>&number_of_results=50; target p95 < {LIST_TARGET_MS:.0f} ms "
@@ -892,21 +917,6 @@ def report(out: dict) -> None:
             sep="\n",
         )
     print(f"list target p95 < {LIST_TARGET_MS:.0f} ms: " + (f"FAIL ({'; '.join(slow)})" if slow else "PASS"))
-
-    failures = []
-    for run in (create, baseline, *(run for run, _ in out["lists"].values())):
-        if run.errors:
-            failures.append(f"{run.name}: {run.errors} wrong answers, first: {run.first_error}")
-    if not out["drained"] or set(drain["states"]) != {"COMPLETED"}:
-        failures.append(f"not all COMPLETED: {drain['states']}")
-    if backlog["express_created"].errors:
-        failures.append(f"express: {backlog['express_created'].errors} wrong answers")
-    if not backlog["drained"] or set(backlog["states"]) != {"COMPLETED"}:
-        failures.append(f"backlog and EXPRESS: not all COMPLETED: {backlog['states']}")
-    if stats["sends"] != expected or stats["duplicates"] or stats["applied_more_than_once"]:
-        failures.append("exactly once: sends != requests, or duplicates, or applied more than once")
-    if failures:
-        raise SystemExit("FAILED: " + " | ".join(failures))
 
 
 if __name__ == "__main__":

@@ -48,20 +48,6 @@ class ProvisioningRequestFilter(filters.FilterSet):
         ]
 
 
-class ProvisioningRequestListFilter(filters.FilterSet):
-    """The filters the CRM.COM ``list`` takes (one of the three, the parameter table says), the same filter objects
-    as ProvisioningRequestFilter's: building all twelve of its filters and their form fields for every call was a
-    fifth of the list's CPU."""
-
-    type = ProvisioningRequestFilter.declared_filters["type"]
-    life_cycle_state = ProvisioningRequestFilter.declared_filters["life_cycle_state"]
-    reference_number = ProvisioningRequestFilter.declared_filters["reference_number"]
-
-    class Meta:
-        model = ProvisioningRequest
-        fields = ["type", "life_cycle_state", "reference_number"]
-
-
 # --- the catalog (the staff REST API's collections; the admin searches its own way) --------------------------------
 
 

@@ -142,8 +142,8 @@ def _read(spec: Method, values: dict) -> JsonResponse:
         key, value = next(iter(values.items()))
         return envelope(request_data(selectors.identified(ProvisioningRequest, key, value), names))
     offset, count = values.pop("offset", 0), values.pop("number_of_results", DEFAULT_RESULTS)
-    rows = selectors.request_page(filters=values, offset=offset, count=count, fields=names)
-    return envelope(crmlist.list_data(rows, names))
+    page = selectors.request_page(filters=values, offset=offset, count=count, fields=names)
+    return envelope(crmlist.list_data(page, names))
 
 
 def _create(spec: Method, values: dict, token) -> ProvisioningRequest:

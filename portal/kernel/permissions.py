@@ -23,7 +23,20 @@ class IsSupportStaff(BasePermission):
         return is_support_staff(request.user)
 
 
+# Whether a user is in the support group, when the statement that read the user read that too (the token check of
+# every API call, portal.kernel.services): is_support_staff then sends no query of its own. Kept on the instance, so
+# for one request, as Django keeps a user's permissions (``_perm_cache``).
+SUPPORT_MEMBER = "_portal_support_member"
+
+
+def remember_support_membership(user: User | AnonymousUser, *, member: bool) -> None:
+    setattr(user, SUPPORT_MEMBER, member)
+
+
 def is_support_staff(user: User | AnonymousUser | None) -> bool:
     if not (user and user.is_authenticated and user.is_active and user.is_staff):
         return False
-    return user.is_superuser or user.groups.filter(name=SUPPORT_GROUP).exists()
+    if user.is_superuser:
+        return True
+    member = getattr(user, SUPPORT_MEMBER, None)
+    return user.groups.filter(name=SUPPORT_GROUP).exists() if member is None else member

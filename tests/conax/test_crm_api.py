@@ -355,7 +355,7 @@ def test_list_query_count_does_not_grow_with_the_page(crm, django_assert_num_que
     for _ in range(6):
         crm.post("add_subscriptions", ADD)
 
-    with django_assert_num_queries(3) as small:  # token, support group, page (users and units joined)
+    with django_assert_num_queries(3) as small:  # token (its user, support group), page, its users (no unit here)
         crm.get("list", type="ADD_SUBSCRIPTIONS", number_of_results=1)
     with django_assert_num_queries(len(small.captured_queries)):
         crm.get("list", type="ADD_SUBSCRIPTIONS", number_of_results=6)

@@ -65,10 +65,10 @@ def test_rows_render_to_the_bytes_the_model_renderer_gives(names, zone, settings
     requests = _requests()
     instances = ProvisioningRequest.objects.select_related(*LOG_RELATIONS).order_by("number")
 
-    rows = selectors.request_page(filters={"type": "ADD_SUBSCRIPTIONS"}, offset=0, count=50, fields=names)
+    page = selectors.request_page(filters={"type": "ADD_SUBSCRIPTIONS"}, offset=0, count=50, fields=names)
 
-    assert json.dumps(list_data(rows, names)) == json.dumps([request_data(r, names) for r in instances])
-    assert len(rows) == len(requests)
+    assert json.dumps(list_data(page, names)) == json.dumps([request_data(r, names) for r in instances])
+    assert len(page.rows) == len(requests)
 
 
 def test_fields_set_trims_the_list_to_those_fields_in_that_order(crm):
@@ -100,7 +100,7 @@ def test_pages_partition_the_list_in_number_order_even_when_every_date_ties():
         for offset in (0, 3, 6, 9)
     ]
 
-    assert [[row["number"] for row in page] for page in pages] == [made[:3], made[3:6], made[6:], []]
+    assert [[row["number"] for row in page.rows] for page in pages] == [made[:3], made[3:6], made[6:], []]
 
 
 def test_the_list_takes_exactly_one_filter_and_the_selector_combines_them():
@@ -110,21 +110,39 @@ def test_the_list_takes_exactly_one_filter_and_the_selector_combines_them():
     ProvisioningRequestFactory(type="DISPLAY_FINGERPRINT", life_cycle_state="COMPLETED", executed_date=timezone.now())
     ProvisioningRequestFactory(type="ADD_SUBSCRIPTIONS")
 
-    rows = selectors.request_page(
+    page = selectors.request_page(
         filters={"type": "DISPLAY_FINGERPRINT", "life_cycle_state": "PENDING"}, offset=0, count=10, fields=("id",)
     )
 
-    assert rows == [{"uid": pending.uid}]
+    assert page.rows == [{"uid": pending.uid}]
 
 
-def test_the_list_runs_one_query_for_the_page_whatever_its_fields(crm):
+def _list_queries(crm: Crm, fields: str) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        answer = crm.get("list", type="ADD_SUBSCRIPTIONS", number_of_results=1000, fields_set=fields)
+    assert answer["status"]["code"] == "OK"
+    return [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param("number", 2, id="no-log"),  # the token (with its user and their support group), the page
+        pytest.param(",".join(REQUEST_FIELDS), 4, id="all"),  # and the log's users, then its units, each by id
+    ],
+)
+def test_a_list_call_runs_the_same_few_queries_for_one_row_and_for_a_thousand(client, world, fields, expected):
+    crm = Crm.login(client, unit="Admin Unit")
     crm.post("add_subscriptions", ADD)
+    one = _list_queries(crm, fields)
+    units, people = UnitFactory.create_batch(3), StaffFactory.create_batch(3)
+    for n in range(999):
+        ProvisioningRequestFactory(created_by_user=people[n % 3], updated_by_unit=units[n % 3])
 
-    for fields in ("number", ",".join(REQUEST_FIELDS)):
-        with CaptureQueriesContext(connection) as queries:
-            crm.get("list", type="ADD_SUBSCRIPTIONS", fields_set=fields)
-        about_requests = [q["sql"] for q in queries.captured_queries if "conax_provisioningrequest" in q["sql"]]
-        assert len(about_requests) == 1, about_requests
+    thousand = _list_queries(crm, fields)
+
+    assert len(one) == len(thousand) == expected, thousand
+    assert sum("conax_provisioningrequest" in sql for sql in thousand) == 1, thousand
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")

@@ -63,7 +63,7 @@ def test_anonymous_gets_401_and_customers_get_403(api_client, customer_user, nam
 @pytest.mark.parametrize("name", COLLECTIONS)
 def test_list_query_count_does_not_grow_with_page_size(staff_api, django_assert_max_num_queries, name):
     catalog(6)
-    with django_assert_max_num_queries(8) as small:  # token, support group, count, page, its prefetches
+    with django_assert_max_num_queries(7) as small:  # token (its user, support group), count, page, prefetches
         assert len(staff_api.get(f"{API}{name}/?limit=1").json()["results"]) == 1
     with django_assert_max_num_queries(len(small.captured_queries)):
         assert len(staff_api.get(f"{API}{name}/?limit=6").json()["results"]) == 6

@@ -18,7 +18,8 @@ from portal.kernel import services
 from portal.kernel.choices import TokenPurpose
 from portal.kernel.exceptions import TokenExpired, TokenInvalid, TokenRevoked
 from portal.kernel.models import ApiToken
-from tests.factories import UserFactory
+from portal.kernel.permissions import is_support_staff
+from tests.factories import StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +54,47 @@ def test_authenticate_returns_the_token_and_its_user():
 
     assert token.pk == issued.token.pk
     assert token.user == issued.token.user
+
+
+def _fields(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+def test_the_token_and_user_read_in_one_statement_are_what_the_orm_reads():
+    """Every column through the ORM's converters (SQLite: text datetimes and JSON, integer durations and booleans)."""
+    issued = issue(StaffFactory(first_name="Ada", email="ada@example.com"), metadata={"unit": "U1", "n": [1, 2]})
+
+    token = services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+
+    stored = ApiToken.objects.select_related("user").get(pk=issued.token.pk)
+    assert _fields(token) == _fields(stored) and _fields(token.user) == _fields(stored.user)
+    assert token.idle_timeout == stored.idle_timeout and token.metadata["n"] == [1, 2]
+    assert not token._state.adding and token.user._state.db == stored.user._state.db
+
+
+@pytest.mark.parametrize(
+    ("factory", "support"),
+    [
+        pytest.param(StaffFactory, True, id="support-staff"),
+        pytest.param(lambda: UserFactory(is_staff=True), False, id="staff-outside-support"),
+    ],
+)
+def test_the_token_check_answers_the_support_question_without_a_query(factory, support, django_assert_num_queries):
+    issued = issue(factory())
+
+    with django_assert_num_queries(1):  # the token, its user and their support membership
+        token = services.token_authenticate(raw=issued.raw, purpose=TokenPurpose.STAFF_API)
+        assert is_support_staff(token.user) is support
+
+
+def test_a_user_not_read_by_the_token_check_still_asks_for_the_support_group(django_assert_num_queries):
+    user = get_user_model().objects.get(pk=StaffFactory().pk)
+
+    with django_assert_num_queries(1):
+        assert is_support_staff(user) is True
+    user.groups.clear()
+    with django_assert_num_queries(1):  # nothing remembered: asked again
+        assert is_support_staff(user) is False
 
 
 @pytest.mark.parametrize(
