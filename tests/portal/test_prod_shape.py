@@ -57,8 +57,10 @@ def processes() -> dict[int, tuple[int, str]]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        found[int(entry.name)] = (ppid, cmdline)
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if state == "Z":  # dead, not yet reaped by its parent (a SIGKILLed child on a busy machine)
+            continue
+        found[int(entry.name)] = (int(ppid), cmdline)
     return found
 
 
