@@ -40,7 +40,6 @@ UVICORN += ["--lifespan", "off"]
 def server(tmp_path, redis_db):
     """uvicorn on the test database, re-reading live panels every POLL_SECONDS, its console (where the embedded
     default's email backend writes) kept in a file."""
-    port = free_port()
     console = tmp_path / "console.txt"
     env = clean_env(
         PORTAL_VAR_DIR=str(tmp_path),
@@ -50,16 +49,23 @@ def server(tmp_path, redis_db):
         LOG_LEVEL="WARNING",
         LIVE_POLL_SECONDS=str(POLL_SECONDS),
     )
-    with console.open("wb") as out:
-        proc = subprocess.Popen(
-            [*UVICORN, "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    wait_serving(base, proc)
+    for attempt in range(3):  # a free port can be taken by another process before uvicorn binds it: take another
+        port = free_port()
+        with console.open("wb") as out:
+            proc = subprocess.Popen(
+                [*UVICORN, "--port", str(port)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_serving(base, proc)
+            break
+        except AssertionError:
+            if attempt == 2 or b"address already in use" not in console.read_bytes():
+                raise
     yield base, console
     stop(proc)
 
