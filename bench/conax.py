@@ -3,13 +3,15 @@
 simulator, and the ``list`` endpoint at a million rows.
 
     .venv/bin/python bench/conax.py [--requests 10000] [--clients 8] [--workers 4] [--pool threads]
-        [--concurrency 16] [--worker-processes 1] [--latency 5] [--cards 1000] [--backlog 10000]
-        [--express 200] [--express-interval 20] [--list-rows 1000000] [--list-queries 2000] [--no-list]
+        [--concurrency 16] [--worker-processes 1] [--express-processes 0] [--express-concurrency 2] [--latency 5]
+        [--cards 1000] [--backlog 10000] [--express 200] [--express-interval 20] [--list-rows 1000000]
+        [--list-queries 2000] [--no-list]
 
 Creates a throwaway PostgreSQL database (``BENCH_DB``, default ``portal_bench_conax``; one subscription with one
 service, ``--cards`` smartcards, a support-staff user; bulk SQL) and starts, as separate processes: the CAS simulator
 (``manage.py simulate_cas --auto-register``, ``--latency`` ms before each answer), the production HTTP server (gunicorn
-sync workers, code preloaded) and a Celery worker on ``express,regular`` (Redis broker, PostgreSQL). Beat does not
+sync workers, code preloaded) and a Celery worker on ``express,regular`` (Redis broker, PostgreSQL), plus, with
+``--express-processes``, workers on ``express`` only (the production shape's ``express`` process). Beat does not
 run: a request reaches a worker through its own on-commit enqueue, its smartcard's previous request (which queues the
 next), or the periodic dispatch task the script sends itself (phase 4). The portal decides what a message carries:
 since the pipeline works in batches, one ``conax.tasks.process_requests`` message holds up to ``CAS_BATCH_SIZE``
@@ -280,7 +282,9 @@ def start_simulator(port: int, latency: float, env: dict[str, str], log: Path) -
     return proc
 
 
-def start_worker(args, env: dict[str, str], name: str, log: Path) -> subprocess.Popen:
+def start_worker(
+    args, env: dict[str, str], name: str, log: Path, queues: str = "express,regular", concurrency: int = 0
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -290,11 +294,11 @@ def start_worker(args, env: dict[str, str], name: str, log: Path) -> subprocess.
             "portal",
             "worker",
             "-Q",
-            "express,regular",
+            queues,
             "--pool",
             args.pool,
             "--concurrency",
-            str(args.concurrency),
+            str(concurrency or args.concurrency),
             "--hostname",
             f"{name}@%h",
             "--without-mingle",
@@ -596,7 +600,7 @@ def backlog_and_express(app: Celery, base: str, token: str, cards: list[str], ar
             "WHERE number > %s AND priority = 'EXPRESS'",
             [after_backlog],
         ).fetchall()
-        express_ms = [total * 1000 for total, _ in rows]
+        express_ms = [total * 1000 for total, _ in rows if total is not None]  # None: not terminal (reported)
         express_wait_ms = [wait * 1000 for _, wait in rows if wait is not None]
         express_last = conn.execute(
             "SELECT max(created_date) FROM conax_provisioningrequest WHERE number > %s", [after_backlog]
@@ -694,6 +698,13 @@ def main() -> None:
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"], help="Celery pool")
     parser.add_argument("--concurrency", type=int, default=16, help="Celery pool size (threads or processes)")
     parser.add_argument("--worker-processes", type=int, default=1, help="Celery worker processes of that pool")
+    parser.add_argument(
+        "--express-processes",
+        type=int,
+        default=0,
+        help="more Celery worker processes on the express queue only (the production shape's `express` worker)",
+    )
+    parser.add_argument("--express-concurrency", type=int, default=2, help="pool size of each express-only worker")
     parser.add_argument("--latency", type=float, default=5.0, help="ms the simulator waits before each answer")
     parser.add_argument("--cards", type=int, default=1000, help="smartcards the creations go round")
     parser.add_argument("--backlog", type=int, default=10_000, help="REGULAR requests of the backlog phase")
@@ -725,6 +736,10 @@ def main() -> None:
         procs.append(simulator)
         workers = [
             start_worker(args, worker_env, f"bench{n}", logs / f"worker{n}.log") for n in range(args.worker_processes)
+        ]
+        workers += [
+            start_worker(args, worker_env, f"express{n}", logs / f"express{n}.log", "express", args.express_concurrency)
+            for n in range(args.express_processes)
         ]
         procs += workers
         server = start_server(port, args.workers, 1, env)
@@ -794,11 +809,18 @@ def main() -> None:
 def report(out: dict) -> None:
     args, create, baseline, drain, stats = out["args"], out["create"], out["baseline"], out["drain"], out["stats"]
     n, load = args.requests, os.getloadavg()
+    express_only = (
+        f" + {args.express_processes} worker(s) on express only (--pool {args.pool} --concurrency "
+        f"{args.express_concurrency})"
+        if args.express_processes
+        else ""
+    )
     print(
         f"setup: 1 subscription, 1 service, {args.cards} smartcards; PostgreSQL (synchronous_commit on), Redis "
         f"broker; gunicorn sync x{args.workers}; celery --pool {args.pool} --concurrency {args.concurrency}"
-        f"{f' x{args.worker_processes} processes' if args.worker_processes > 1 else ''} on express,regular "
-        f"(no beat); HTTP CAS simulator, {args.latency:g} ms latency, auto-register; {args.clients} client threads "
+        f"{f' x{args.worker_processes} processes' if args.worker_processes > 1 else ''} on express,regular"
+        f"{express_only}"
+        f" (no beat); HTTP CAS simulator, {args.latency:g} ms latency, auto-register; {args.clients} client threads "
         f"(httpx keep-alive); {os.cpu_count()} shared cores, everything on this machine (load average at the end "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"
     )

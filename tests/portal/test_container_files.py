@@ -62,7 +62,14 @@ def test_compose_runs_the_procfiles_processes_from_the_one_image():
         text = command if isinstance(command, str) else " ".join(command)
         program = line.split()[0] if line.split()[0] != "python" else "manage.py"
         assert program in text, (kind, text)
-        for flag in ("-Q express,regular", "-Q devices", "--pool threads", "--http h11", "--no-proxy-headers"):
+        for flag in (
+            "-Q express,regular",
+            "-Q express ",
+            "-Q devices",
+            "--pool threads",
+            "--http h11",
+            "--no-proxy-headers",
+        ):
             assert (flag in line) == (flag in text), (kind, flag)
         assert services[kind]["image"] == "provisioning-portal:latest"
     for kind in set(kinds) - {"web", "nginx"}:

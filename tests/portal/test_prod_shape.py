@@ -135,8 +135,8 @@ def crm_login(base: str) -> str:
     return answer["data"]["token"]
 
 
-def crm_add(base: str, token: str, serial: str) -> int:
-    body = {"token": token, **ADD, "smartcard_identifier": {"serial_number": serial}}
+def crm_add(base: str, token: str, serial: str, priority: str = "REGULAR") -> int:
+    body = {"token": token, **ADD, "smartcard_identifier": {"serial_number": serial}, "priority": priority}
     answer = httpx.post(base + REQUESTS + "add_subscriptions", json=body, timeout=10).json()
     assert answer["status"]["code"] == "OK", answer
     return int(answer["data"]["number"])
@@ -213,6 +213,7 @@ def test_the_production_shape_cooperates_behind_nginx_and_loses_nothing_when_pro
         WEB_WORKERS="2",
         ASGI_WORKERS="2",
         WORKER_CONCURRENCY="2",
+        EXPRESS_CONCURRENCY="1",
         DEVICES_CONCURRENCY="4",
         ACTIVATION_RATE_LIMIT_IP="0",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -249,7 +250,7 @@ def test_the_production_shape_cooperates_behind_nginx_and_loses_nothing_when_pro
             message=output,
         )
         assert ready
-        wait_for(lambda: httpx.get(base + "/readyz").json()["workers"]["workers_seen"] >= 2, timeout=30, message=output)
+        wait_for(lambda: httpx.get(base + "/readyz").json()["workers"]["workers_seen"] >= 3, timeout=30, message=output)
 
         # nginx serves static files itself, and answers with the portal's request id
         static = httpx.get(base + "/static/probe.txt")
@@ -279,16 +280,17 @@ def test_the_production_shape_cooperates_behind_nginx_and_loses_nothing_when_pro
         wait_for(lambda: staff_ws.seen_request(first), timeout=20, message=output)
         assert ProvisioningRequest.objects.get(pk=first).life_cycle_state in ("COMPLETED", "REJECTED")
 
-        # when one process of each kind is killed (SIGKILL): a gunicorn worker, a uvicorn process, a Celery worker
-        # child (right after requests were queued for it) and nginx's worker
+        # when one process of each kind is killed (SIGKILL): a gunicorn worker, a uvicorn process, a child of each
+        # Conax worker (right after requests were queued for them) and nginx's worker
         tree = descendants(shape.pid)
         victims = {
             "gunicorn": child_of(tree, "gunicorn"),
             "uvicorn": child_of(tree, "uvicorn", "spawn_main"),
             "celery": child_of(tree, "-Q express,regular"),
+            "express": child_of(tree, "-Q express "),
             "nginx": child_of(tree, "nginx: master"),
         }
-        later = [crm_add(base, token, serial) for serial in ("S60058", "sc20000010")]
+        later = [crm_add(base, token, "S60058"), crm_add(base, token, "sc20000010", "EXPRESS")]
         for pid in victims.values():
             os.kill(pid, signal.SIGKILL)
 
@@ -305,7 +307,7 @@ def test_the_production_shape_cooperates_behind_nginx_and_loses_nothing_when_pro
         again = Socket(base, "/ws/staff/", session_cookie(staff))
         sockets.append(again)
         time.sleep(0.5)
-        third = crm_add(base, token, "SC-3020-0005")
+        third = crm_add(base, token, "SC-3020-0005", "EXPRESS")
         wait_for(lambda: again.seen_request(third), timeout=20, message=output)
         assert shape.poll() is None, output()
         alive = descendants(shape.pid)

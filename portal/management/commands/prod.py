@@ -24,7 +24,13 @@ REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "deploy" / "nginx.conf.template"
 PROCFILE = REPO / "Procfile"
 # The Procfile's process counts, from the environment (defaults for one machine with a few cores).
-COUNTS = {"WEB_WORKERS": "6", "ASGI_WORKERS": "2", "WORKER_CONCURRENCY": "4", "DEVICES_CONCURRENCY": "64"}
+COUNTS = {
+    "WEB_WORKERS": "6",
+    "ASGI_WORKERS": "2",
+    "WORKER_CONCURRENCY": "4",
+    "EXPRESS_CONCURRENCY": "2",
+    "DEVICES_CONCURRENCY": "64",
+}
 
 
 def free_loopback_port() -> int:
