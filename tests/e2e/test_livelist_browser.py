@@ -48,10 +48,11 @@ def receiver():
     receiver.stop()
 
 
-def _disable_a_device() -> Delivery:
+def _disable_a_device(serial_number: str = "SN-1ST") -> Delivery:
     """Through the services: disabling a device records its webhook delivery (the row; no live event yet)."""
-    device_services.device_disable(device=device_services.device_enable(device=DeviceFactory(serial_number="SN-1ST")))
-    return Delivery.objects.get()
+    device = device_services.device_enable(device=DeviceFactory(serial_number=serial_number))
+    device_services.device_disable(device=device)
+    return Delivery.objects.get(object_key=f"device:{device.pk}")
 
 
 def _open(browser, base: str, path: str, viewport: dict) -> Watched:
@@ -94,6 +95,15 @@ def test_an_empty_list_goes_live_and_shows_its_first_row_without_a_reload(
     expect(page.locator("#changelist-form .paginator")).to_have_text("1 delivery")
     expect(page.locator("#changelist-search .quiet")).to_have_text("1 result (Show all)")
     expect(page.locator("#live-list-status")).to_contain_text("(1 new)")
+
+    second = _disable_a_device("SN-2ND")
+    webhook_services.delivery_send(delivery_id=second.pk)  # now the list has its table: the new row goes on top
+
+    expect(rows).to_have_count(2, timeout=ROW_WITHIN_MS)
+    expect(rows.first).to_contain_text(second.object_key)
+    expect(page.locator("#changelist-form .paginator")).to_have_text("2 deliveries")
+    expect(page.locator("#changelist-search .quiet")).to_have_text("2 results (Show all)")
+    expect(page.locator(".actions .action-counter")).to_have_text("0 of 2 selected")
     assert page.evaluate("window.__sameDocument") is True  # no reload
     assert watched.problems() == []
 

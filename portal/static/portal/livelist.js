@@ -11,6 +11,7 @@
   var marker = document.getElementById("live-list");
   if (!marker) return;
   var table = document.getElementById("result_list");  // null while the list is empty
+  var ownCounter = !table;  // Django's actions script starts only on a page loaded with rows, else "0 of N" is ours
   var status = document.getElementById("live-list-status");
   var types = (marker.dataset.eventType || "").split(" ").filter(Boolean);  // one or more, space-separated
   var timer = null, reading = false, again = false;
@@ -54,7 +55,7 @@
   // The first rows of an empty list: the fresh table in its .results box (Django's change_list_results.html) goes
   // right after the marker, past the actions bar when the fresh page has that bar above the table and this one has
   // it too (Django shows no bar on an empty list that counts its full result, so there is none to pass then).
-  function insert(fresh, doc) {
+  function insert(fresh) {
     var box = fresh.parentNode.classList.contains("results") ? fresh.parentNode : fresh;
     var at = marker.nextElementSibling, before = box.previousElementSibling;
     if (before && before.classList.contains("actions") && at && at.classList.contains("actions")) {
@@ -67,16 +68,15 @@
     if (toggle) { toggle.disabled = true; toggle.title = "Reload the page to select these new rows"; }
     var rows = table.tBodies[0] ? table.tBodies[0].rows : [];
     Array.prototype.forEach.call(rows, arrived);
-    // "0 of N selected": Django's actions script starts only on a page that has rows, so on this one the text is ours.
-    replace("#changelist-form .action-counter", doc, null);
     return rows.length;
   }
 
   // Django's counts of the list, from the fresh page: the paginator's text, the search bar's "N results (...)" (shown
-  // only on some pages: added or removed with the fresh page).
+  // only on some pages: added or removed with the fresh page), the actions bar's "0 of N selected" when it is ours.
   function recount(doc) {
     replace("#changelist-form .paginator", doc, null);
     replace("#changelist-search .quiet", doc, "#changelist-search input[type=submit]");
+    if (ownCounter) replace("#changelist-form .action-counter", doc, null);
   }
 
   function replace(selector, doc, after) {
@@ -99,7 +99,7 @@
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html"), fresh = doc.getElementById("result_list");
-        var added = !fresh ? 0 : table ? merge(fresh) : insert(fresh, doc);
+        var added = !fresh ? 0 : table ? merge(fresh) : insert(fresh);
         if (added) recount(doc);
         say("Live updates: on — updated " + new Date().toLocaleTimeString("en-GB") +
             (added ? " (" + added + " new)" : ""));
