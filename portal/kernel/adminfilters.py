@@ -74,6 +74,8 @@ class FilterSetAdminMixin(admin.ModelAdmin):
         simple = {name for name, _ in self._simple_filters()}
 
         class FilterSetChangeList(base):  # type: ignore[valid-type,misc]  # a class chosen at run time
+            filter_refused = refused  # the page lists nothing, whatever happens (a live list does not follow it)
+
             # The FilterSet's parameters stay in the links (pagination, sorting) but are not read as field lookups;
             # a refused sidebar value is not read at all.
             def get_filters_params(self, params: dict | None = None) -> dict:

@@ -124,6 +124,25 @@ def test_every_app_admin_refuses_an_invalid_filterset_value(admin_client, path, 
     assert any(message.startswith("Filter not applied") for message in errors(response))
 
 
+@pytest.mark.parametrize(
+    ("params", "status", "following"),
+    [({"state": "FAILED"}, 200, True), ({"state": "NOPE"}, 400, False)],
+    ids=["empty-follows", "refused-does-not"],
+)
+def test_a_live_list_follows_when_empty_but_not_when_its_filter_was_refused(admin_client, params, status, following):
+    """livelist.js follows a list with no rows (its first rows bring the table in); a refused filter lists nothing
+    whatever happens, so that page says live updates are off instead of following."""
+    response = admin_client.get("/admin/provisioning/command/", params)
+    html = response.content.decode()
+
+    assert response.status_code == status
+    assert listed(response) == []
+    assert 'id="result_list"' not in html
+    assert ('id="live-list"' in html) is following
+    assert ("Live updates: off (the filter was not applied)" in html) is not following
+    assert ("Live updates: connecting" in html) is following
+
+
 def test_catalog_admins_name_each_models_filterset_and_q_stays_the_admin_search(admin_client):
     """The catalog FilterSets have only ``q``, which on an admin list is the admin's own search (the same match)."""
     from django.contrib import admin
