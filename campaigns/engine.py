@@ -210,9 +210,10 @@ def _create_requests(
 ) -> tuple[list[int], dict[str, list[int]], dict[tuple[str, str], list[int]]]:
     """The new requests' numbers, the members sent by note and those refused by (state, error or note).
 
-    Each request goes through ``request_create`` (its per-card sequence lock, its audit entry, its dispatch after the
-    commit), REGULAR priority so that EXPRESS traffic keeps going first. A card with requests still pending gets its
-    request all the same: the pipeline sends a card's requests in order, so the member waits behind them (``note``).
+    Each request goes through ``request_create`` (its per-card sequence lock, the campaign's creator recorded as the
+    request's, its dispatch after the commit), REGULAR priority so that EXPRESS traffic keeps going first. A card with
+    requests still pending gets its request all the same: the pipeline sends a card's requests in order, so the
+    member waits behind them (``note``).
     """
     cards = Smartcard.objects.select_related("subscription").in_bulk(
         [m.smartcard_id for m in members if m.smartcard_id]
