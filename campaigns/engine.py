@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from campaigns import actions, plan
+from campaigns import actions, plan, targets
 from campaigns import services as campaign_services
 from campaigns.choices import ActionKind, CampaignState, MemberState
 from campaigns.models import Campaign, Member
@@ -45,7 +45,7 @@ MAX_PER_STEP = 5000  # members released in one transaction, whatever the rate
 SCAN_FACTOR = 4  # with per-group limits, look this many times the budget ahead for members of groups with tokens
 CHUNK = 500  # members per call of the pipelines' services
 REMOVED = "device removed since the campaign started"
-RELEASE_FIELDS = ("state", "command_id", "request_id", "note", "error", "released_at", "finished_at")
+REQUEST_SUBJECT = {targets.CARD: "smartcard_id", targets.CAS_BOX: "set_top_box_id"}  # a member's subject: a request's
 GONE_IN_FLIGHT = "its command or request was deleted while in flight (device removed)"
 
 
@@ -147,9 +147,8 @@ def _group_budgets(campaign: Campaign, elapsed: float, now: datetime) -> default
 
 def _pick(campaign: Campaign, budget: int, groups: defaultdict[str, float] | None) -> list[Member]:
     pending = Member.objects.filter(campaign=campaign, wave=campaign.current_wave, state=M.PENDING).order_by("id")
-    # The release writes the outcome fields: loaded here, so that bulk_update never reads a deferred one (a query
-    # per member and field).
-    fields = ("id", "group_id", "box_id", "smartcard_id", "cas_box_id", *RELEASE_FIELDS)
+    # What the release reads of a member (it writes by UPDATE): any other field would be read deferred, a query each.
+    fields = ("id", "group_id", "box_id", "smartcard_id", "cas_box_id")
     if groups is None:
         return list(pending.only(*fields)[:budget])
     picked: list[Member] = []
@@ -189,9 +188,33 @@ def _release_commands(campaign: Campaign, members: list[Member], now: datetime) 
 
 
 def _release_requests(campaign: Campaign, members: list[Member], now: datetime) -> None:
-    """One request per member through ``conax.services.request_create`` (its per-card sequence lock included),
-    REGULAR priority so that EXPRESS traffic keeps going first. A card with requests still pending gets its request
-    all the same: the pipeline sends a card's requests in order, so the member waits behind them (``note``)."""
+    """One request per member through ``conax.services.request_create`` (``_create_requests``); the members take
+    their outcome in this same transaction, set-based as in ``_release_commands``: one UPDATE per note for those
+    sent (each its subject's new request, by a correlated subquery on the request's card or CAS box), one per error
+    for those a Conax rule refused, one for those removed."""
+    created, sent, refused = _create_requests(campaign, members)
+    # A wave names each subject once (the freeze selects by ``pk IN``), so each has one of the chunk's new requests.
+    subject = targets.subject_column(campaign.action_kind, campaign.action)
+    new = ProvisioningRequest.objects.filter(pk__in=created, **{REQUEST_SUBJECT[subject]: OuterRef(subject)})
+    for note, pks in sent.items():
+        Member.objects.filter(pk__in=pks).update(
+            state=M.SENT, request_id=Subquery(new.values("pk")[:1]), note=note, released_at=now
+        )
+    for (state, why), pks in refused.items():
+        text = {"note": why} if state == M.SKIPPED else {"error": why}
+        Member.objects.filter(pk__in=pks).update(state=state, finished_at=now, released_at=now, **text)
+
+
+def _create_requests(
+    campaign: Campaign, members: list[Member]
+) -> tuple[list[int], dict[str, list[int]], dict[tuple[str, str], list[int]]]:
+    """The new requests' numbers, the members sent by note and those refused by (state, error or note).
+
+    Each request goes through ``request_create`` (its per-card sequence lock, the campaign's creator recorded as the
+    request's, its dispatch after the commit), REGULAR priority so that EXPRESS traffic keeps going first. A card with
+    requests still pending gets its request all the same: the pipeline sends a card's requests in order, so the
+    member waits behind them (``note``).
+    """
     cards = Smartcard.objects.select_related("subscription").in_bulk(
         [m.smartcard_id for m in members if m.smartcard_id]
     )
@@ -201,27 +224,24 @@ def _release_requests(campaign: Campaign, members: list[Member], now: datetime) 
         .values_list("smartcard_id")
         .annotate(n=Count("number"))
     )
-    actor = conax.Actor(campaign.created_by)
-    options = conax.Options(process_immediately=True)
+    actor, options = conax.Actor(campaign.created_by), conax.Options(process_immediately=True)
+    created: list[int] = []
+    sent: defaultdict[str, list[int]] = defaultdict(list)
+    refused: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
     for member in members:
-        member.released_at = now
         card, box = cards.get(member.smartcard_id), boxes.get(member.cas_box_id)
         if card is None and box is None:
-            member.state, member.note, member.finished_at = M.SKIPPED, REMOVED, now
+            refused[M.SKIPPED, REMOVED].append(member.pk)
             continue
         try:
             draft = actions.draft(action=campaign.action, params=campaign.params, card=card, cas_box=box)
-            request = conax.request_create(draft=draft, actor=actor, options=options)
+            created.append(conax.request_create(draft=draft, actor=actor, options=options).pk)
         except ConaxError as exc:
-            member.state, member.finished_at = M.FAILED, now
-            member.error = f"{exc.code}: {exc.message}"[:2000]
+            refused[M.FAILED, f"{exc.code}: {exc.message}"[:2000]].append(member.pk)
             continue
-        member.state, member.request_id = M.SENT, request.pk
-        if behind := waiting.get(member.smartcard_id):
-            member.note = f"queued behind {behind} pending request(s) of this card"
-    Member.objects.bulk_update(
-        members, ["state", "request_id", "note", "error", "released_at", "finished_at"], batch_size=CHUNK
-    )
+        behind = waiting.get(member.smartcard_id)
+        sent[f"queued behind {behind} pending request(s) of this card" if behind else ""].append(member.pk)
+    return created, sent, refused
 
 
 # --- outcomes ------------------------------------------------------------------------------------------------------

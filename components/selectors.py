@@ -5,7 +5,6 @@ API, the staff REST API and the admin all read through here."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser, Group, User
-from django.db import connection
 from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, When
 
 from components.choices import ComponentType
@@ -19,6 +18,7 @@ from components.filters import (
 from components.models import DeviceProvisioning, Parameter, ParameterGroup, ProvisioningComponent, Sensor
 from devices.models import Device
 from devices.selectors import device_visibility
+from portal.kernel.db import statements
 from portal.kernel.filters import filtered
 from portal.kernel.permissions import SUPPORT_GROUP
 
@@ -52,18 +52,22 @@ def with_catalog_name(components: QuerySet[ProvisioningComponent]) -> QuerySet[P
     return components.annotate(name=Case(*names, output_field=CharField()))
 
 
-# The /v1/ select in SQL written once: its filters are a fixed set of exact matches, and building the ORM query
-# (three catalog sub-selects in a CASE) took more CPU than everything else in the call. Portable SQL (SQLite, the
-# embedded default, and PostgreSQL); only whitelisted column names are formatted in, every value is a parameter.
+# The /v1/ select in SQL written once (``portal.kernel.db.statements``): its filters are a fixed set of exact matches,
+# and building the ORM query (three catalog sub-selects in a CASE) took more CPU than everything else in the call.
+# Portable SQL (SQLite, the embedded default, and PostgreSQL); only whitelisted column names are formatted in, every
+# value is a parameter. The component's columns are read through the ORM's converters, so ``last_modified_datetime``
+# is an aware UTC datetime on both (SQLite's cursor alone gives a naive one).
 SELECT_SQL = (
-    "SELECT c.id, c.provisioning_id, c.component_type, c.component_id, COALESCE(s.name, p.name, g.name), "
-    "c.active_status, c.last_modified_by_id, c.last_modified_datetime "
+    "SELECT {columns}, COALESCE(s.name, p.name, g.name) "
     "FROM {component} c "
     "LEFT JOIN {sensor} s ON c.component_type = 0 AND s.id = c.component_id "
     "LEFT JOIN {parameter} p ON c.component_type = 1 AND p.id = c.component_id "
     "LEFT JOIN {group} g ON c.component_type = 2 AND g.id = c.component_id "
     "WHERE {where} ORDER BY c.id LIMIT %s"
 )
+# Every field of the select but the catalog name is a column of the component (``pk`` is its ``id``).
+COMPONENT_FIELDS = tuple(name for name in SELECT_FIELDS if name != "name")
+COMPONENT_COLUMNS = ("id", *COMPONENT_FIELDS[1:])
 SELECT_COLUMNS = {
     "provisioning_component_id": "c.id",
     "provisioning_id": "c.provisioning_id",
@@ -108,16 +112,21 @@ def component_select(*, user: User | AnonymousUser, filters: dict, limit: int) -
         else:
             where.append(f"{SELECT_COLUMNS[name]} = %s")
             params.append(int(value))
+    columns = statements.columns(ProvisioningComponent, COMPONENT_COLUMNS, "c")
     sql = SELECT_SQL.format(
-        component=ProvisioningComponent._meta.db_table,
-        sensor=Sensor._meta.db_table,
-        parameter=Parameter._meta.db_table,
-        group=ParameterGroup._meta.db_table,
+        columns=columns.sql,
+        component=statements.table(ProvisioningComponent),
+        sensor=statements.table(Sensor),
+        parameter=statements.table(Parameter),
+        group=statements.table(ParameterGroup),
         where=" AND ".join(where),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
-        return [dict(zip(SELECT_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+    rows = []
+    for row in statements.fetch(sql, [*params, limit]):
+        found = dict(zip(COMPONENT_FIELDS, columns.values(row), strict=True))
+        found["name"] = row[-1]  # the one column that is no field of the component
+        rows.append(found)
+    return rows
 
 
 def component_list(*, filters: dict | None = None) -> QuerySet[ProvisioningComponent]:

@@ -20,7 +20,7 @@ from conax.models import ProvisioningRequest
 from provisioning import services as provisioning
 from provisioning.models import Command
 from tests.campaigns.support import REPROVISION, boxes, definition, member_states
-from tests.conax.factories import SmartcardFactory, SubscriptionFactory
+from tests.conax.factories import SetTopBoxFactory, SmartcardFactory, SubscriptionFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -148,6 +148,58 @@ def test_a_release_takes_the_same_number_of_queries_for_5_members_and_for_60(set
     assert {c.box_id for c in Command.objects.filter(pk__in=sent.values("command_id"))} == set(
         sent.values_list("box_id", flat=True)
     )
+
+
+def test_a_conax_release_costs_one_request_creation_per_member_and_nothing_more(
+    head_end, settings, django_capture_on_commit_callbacks
+):
+    # Given 80 cards of one subscription, a mail campaign over them, and what one creation of its own costs.
+    settings.CAMPAIGN_TICK_SECONDS = 1.0
+    subscription = SubscriptionFactory()
+    cards = [SmartcardFactory(subscription=subscription) for _ in range(80)]
+    campaign = started(
+        target_kind="smartcards",
+        action_kind="conax",
+        action="SEND_MAIL_MESSAGE_TO_CLIENT",
+        params={"message": "Maintenance tonight"},
+        waves=["rest"],
+        rate_per_second=5.0,
+    )
+    t0 = campaign.bucket_at
+    step_at(campaign, t0 + timedelta(seconds=1))  # the first step also reads what is cached for a while
+    other = SmartcardFactory(subscription=subscription)
+    with CaptureQueriesContext(connection) as one:
+        lone = conax.request_create(
+            draft=conax.mail(smartcard=other, message="a lone one"),
+            actor=conax.Actor(campaign.created_by),
+            options=conax.Options(process_immediately=True),
+        )
+
+    # When steps release 5 members, then 60.
+    counted = []
+    for rate, at in ((5.0, 2), (60.0, 3)):
+        Campaign.objects.filter(pk=campaign.pk).update(rate_per_second=rate, bucket_tokens=rate)
+        with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks() as callbacks:
+            released = step_at(campaign, t0 + timedelta(seconds=at)).released
+        counted.append((released, len(captured)))
+
+    # Then the 55 more members cost 55 creations' queries exactly (a member's outcome costs none of its own), every
+    # member sent names its own card's new request, and the last step's 60 are queued for the worker after the commit.
+    assert [released for released, _ in counted] == [5, 60]
+    assert counted[1][1] - counted[0][1] == 55 * len(one)
+    sent = Member.objects.filter(campaign=campaign, state="sent")
+    assert sent.count() == 5 + 5 + 60
+    assert all(m.released_at is not None and m.note == "" and m.error == "" for m in sent)
+    requests = ProvisioningRequest.objects.exclude(pk=lone.pk).in_bulk(list(sent.values_list("request_id", flat=True)))
+    assert len(requests) == 70
+    assert {(m.smartcard_id, requests[m.request_id].smartcard_id) for m in sent} == {
+        (m.smartcard_id, m.smartcard_id) for m in sent
+    }
+    assert {r.sequence_number for r in requests.values()} == {1}
+    assert Member.objects.filter(campaign=campaign, state="pending").count() == len(cards) - 70
+    queued = {number for callback in callbacks for number, _ in callback.numbers_by_priority}
+    assert queued == set(sent.filter(released_at=t0 + timedelta(seconds=3)).values_list("request_id", flat=True))
+    assert len(queued) == 60
 
 
 # --- outcomes and waves --------------------------------------------------------------------------------------------
@@ -312,3 +364,30 @@ def test_a_conax_rule_refusing_one_card_fails_that_member_only(head_end):
     assert (refused.state, refused.request_id) == ("failed", None)
     assert refused.error == "CONSTRAINT_VIOLATION: service does not belong to the subscription"
     assert ProvisioningRequest.objects.filter(smartcard=stray).count() == 0
+
+
+def test_cas_boxes_get_their_own_pairing_module_queries_and_a_box_removed_before_its_release_is_skipped(head_end):
+    kept, gone = SetTopBoxFactory(), SetTopBoxFactory()
+    campaign = started(
+        target_kind="set_top_boxes",
+        action_kind="conax",
+        action="GET_PAIRING_STATUS_FOR_PAIRING_MODULE",
+        params={},
+        waves=["rest"],
+    )
+    gone_id = gone.pk
+    gone.delete()
+
+    step_at(campaign, campaign.bucket_at + timedelta(seconds=1))
+
+    sent = Member.objects.get(campaign=campaign, cas_box_id=kept.pk)
+    request = ProvisioningRequest.objects.get(pk=sent.request_id)
+    assert (sent.state, request.type, request.set_top_box_id) == (
+        "sent",
+        "GET_PAIRING_STATUS_FOR_PAIRING_MODULE",
+        kept.pk,
+    )
+    skipped = Member.objects.get(campaign=campaign, cas_box_id=gone_id)
+    assert (skipped.state, skipped.note, skipped.request_id) == ("skipped", engine.REMOVED, None)
+    assert skipped.released_at == skipped.finished_at == sent.released_at
+    assert ProvisioningRequest.objects.count() == 1

@@ -4,9 +4,12 @@ configuration_version bumps, limits, the token header, and a table of bad inputs
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from components import selectors
 from components.models import DeviceProvisioning, ProvisioningComponent, Sensor
 from devices.models import Device
 from portal.kernel import services as portal_services
@@ -238,6 +241,27 @@ def test_select_filters_combine(v1):
 
     assert [r["provisioning_component_id"] for r in body["responses"].values()] == [wanted]
     assert body["responses"]["response_0"]["name"] == "Reporting interval"
+
+
+def test_a_select_answers_the_documented_utc_time_on_sqlite_as_on_postgresql(v1, staff_user, settings):
+    # Given a component last modified at 01:30:05.25 Paris time, with the portal's zone not UTC.
+    settings.TIME_ZONE = "Europe/Paris"
+    row = component(DeviceFactory(), 0, 1)
+    moment = datetime(2026, 3, 29, 1, 30, 5, 250000, tzinfo=ZoneInfo("Europe/Paris"))
+    ProvisioningComponent.objects.filter(pk=row.pk).update(last_modified_datetime=moment)
+
+    # When it is selected, through the API and through its selector.
+    body = v1({"action": "select", "provisioning_component_id": row.pk})
+    (selected,) = selectors.component_select(user=staff_user, filters={"provisioning_id": row.provisioning_id}, limit=1)
+
+    # Then the answer is UTC, "YYYY-MM-DD HH:MM:SS" (docs/components.md), and the selector's value is the aware
+    # moment, as the ORM reads it (a bare SQLite cursor gives a naive datetime).
+    assert body["responses"]["response_0"]["last_modified_datetime"] == "2026-03-29 00:30:05"
+    assert selected["last_modified_datetime"].utcoffset() == timedelta(0)
+    assert selected["last_modified_datetime"] == moment
+    assert selected == ProvisioningComponent.objects.filter(pk=row.pk).values(*selectors.COMPONENT_FIELDS).get() | {
+        "name": "Temperature"
+    }
 
 
 # --- the token and the method --------------------------------------------------------------------------------------
