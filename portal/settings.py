@@ -199,6 +199,26 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------------------------------
+
+
+def _prepared_statements() -> dict[str, object]:
+    """psycopg 3's server-side binding and automatic prepared statements (docs/operations.md#database-connections).
+    Off unless asked for, as Django ships them: PgBouncer in transaction pooling mode before 1.21, or without
+    ``max_prepared_statements``, hands one session's prepared statements to another. A threshold alone would do
+    nothing (Django's client-side binding cursor never prepares), so it is refused without the binding."""
+    binding = env.bool("DATABASE_SERVER_SIDE_BINDING", default=False)
+    threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="").strip().lower()
+    if threshold and not binding:
+        raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD needs DATABASE_SERVER_SIDE_BINDING=true")
+    if not binding:
+        return {}
+    if threshold not in ("", "none") and not threshold.isdigit():
+        raise ImproperlyConfigured(f"DATABASE_PREPARE_THRESHOLD must be a whole number or none, not {threshold!r}")
+    # psycopg's own default: a statement is prepared on its sixth execution on a connection (none: never).
+    prepare = 5 if threshold == "" else None if threshold == "none" else int(threshold)
+    return {"server_side_binding": True, "prepare_threshold": prepare}
+
+
 _embedded_db = f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"
 DATABASES = {"default": env.db_url("DATABASE_URL", default="" if PRODUCTION else _embedded_db)}
 if not DATABASES["default"].get("ENGINE"):
@@ -221,6 +241,7 @@ else:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend plus a breaker: after a failed connect, fail at once for DATABASE_RETRY_AFTER seconds.
         DATABASES["default"]["ENGINE"] = "portal.kernel.db.postgresql"
+    DATABASES["default"]["OPTIONS"].update(_prepared_statements())
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Seconds a client is told to wait (Retry-After) when the database is unavailable; the breaker stays open as long.
 DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=5)
