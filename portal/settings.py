@@ -212,8 +212,10 @@ def _prepared_statements() -> dict[str, object]:
         raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD needs DATABASE_SERVER_SIDE_BINDING=true")
     if not binding:
         return {}
-    if threshold not in ("", "none") and not threshold.isdigit():
-        raise ImproperlyConfigured(f"DATABASE_PREPARE_THRESHOLD must be a whole number or none, not {threshold!r}")
+    if threshold not in ("", "none") and not (threshold.isdigit() and int(threshold) >= 1):
+        # 0 would prepare every statement on its first run, a migration's several commands in one too, which
+        # PostgreSQL refuses ("cannot insert multiple commands into a prepared statement").
+        raise ImproperlyConfigured(f"DATABASE_PREPARE_THRESHOLD must be a whole number ≥ 1 or none, not {threshold!r}")
     # psycopg's own default: a statement is prepared on its sixth execution on a connection (none: never).
     prepare = 5 if threshold == "" else None if threshold == "none" else int(threshold)
     return {"server_side_binding": True, "prepare_threshold": prepare}

@@ -28,8 +28,9 @@ from tests.conax.support import Crm, world_load
 from tests.conftest import REPO, clean_env
 
 DATABASE = pytest.mark.django_db(transaction=True)
-OPTIONS = {"server_side_binding": True, "prepare_threshold": 0}
+BINDING = {"server_side_binding": True, "prepare_threshold": 1}  # prepared on its second run on the connection
 PAST_THE_LIMIT = MAX_PARAMETERS + 1000
+VARIABLES = ("DATABASE_SERVER_SIDE_BINDING", "DATABASE_PREPARE_THRESHOLD")
 PRINT_OPTIONS = (
     "import json, django; django.setup(); from django.conf import settings; "
     "print(json.dumps(settings.DATABASES['default']['OPTIONS']))"
@@ -38,10 +39,12 @@ PRINT_OPTIONS = (
 
 def _options(tmp_path, **env: str) -> subprocess.CompletedProcess:
     """The database options a process started with ``env`` (on a PostgreSQL URL, never connected to) gets."""
+    ambient = {k: v for k, v in clean_env().items() if k not in VARIABLES}  # the suite may run with the binding on
     return subprocess.run(
         [sys.executable, "-c", PRINT_OPTIONS],
         cwd=REPO,
-        env=clean_env(
+        env=ambient
+        | dict(
             PORTAL_VAR_DIR=str(tmp_path),
             DJANGO_SETTINGS_MODULE="portal.settings",
             DATABASE_URL="postgres://portal@db.example.net:5432/portal",
@@ -63,9 +66,9 @@ def _options(tmp_path, **env: str) -> subprocess.CompletedProcess:
             id="binding-psycopg-threshold",
         ),
         pytest.param(
-            {"DATABASE_SERVER_SIDE_BINDING": "true", "DATABASE_PREPARE_THRESHOLD": "0"},
-            {"connect_timeout": 2, "server_side_binding": True, "prepare_threshold": 0},
-            id="prepare-at-once",
+            {"DATABASE_SERVER_SIDE_BINDING": "true", "DATABASE_PREPARE_THRESHOLD": "1"},
+            {"connect_timeout": 2, "server_side_binding": True, "prepare_threshold": 1},
+            id="prepare-on-the-second-run",
         ),
         pytest.param(
             {"DATABASE_SERVER_SIDE_BINDING": "true", "DATABASE_PREPARE_THRESHOLD": "none"},
@@ -90,8 +93,13 @@ def test_the_variables_set_the_psycopg_options(tmp_path, env, expected):
             id="threshold-without-binding",
         ),
         pytest.param(
+            {"DATABASE_SERVER_SIDE_BINDING": "true", "DATABASE_PREPARE_THRESHOLD": "0"},
+            "DATABASE_PREPARE_THRESHOLD must be a whole number ≥ 1 or none, not '0'",
+            id="prepare-at-once-breaks-migrations",
+        ),
+        pytest.param(
             {"DATABASE_SERVER_SIDE_BINDING": "true", "DATABASE_PREPARE_THRESHOLD": "-1"},
-            "DATABASE_PREPARE_THRESHOLD must be a whole number or none, not '-1'",
+            "DATABASE_PREPARE_THRESHOLD must be a whole number ≥ 1 or none, not '-1'",
             id="negative-threshold",
         ),
     ],
@@ -104,23 +112,24 @@ def test_a_threshold_that_would_do_nothing_or_is_not_a_count_is_refused(tmp_path
 
 
 @contextmanager
-def bound_on_the_server() -> Iterator[None]:
-    """The default alias as a new connection with the options on; the usual connection again after it."""
+def connection_with(**options: object) -> Iterator[None]:
+    """The default alias as a new connection with these psycopg options (and without the binding's unless given,
+    whatever the suite runs with); the usual connection again after it."""
     default = connections["default"]
     if default.vendor != "postgresql":
         pytest.skip("PostgreSQL's server-side binding")
-    bound = default.__class__({**default.settings_dict, "OPTIONS": {**default.settings_dict["OPTIONS"], **OPTIONS}})
-    connections["default"] = bound
+    base = {k: v for k, v in default.settings_dict["OPTIONS"].items() if k not in BINDING}
+    connections["default"] = default.__class__({**default.settings_dict, "OPTIONS": {**base, **options}})
     try:
         yield
     finally:
-        bound.close()
+        connections["default"].close()
         connections["default"] = default
 
 
 @pytest.fixture
 def server_side() -> Iterator[None]:
-    with bound_on_the_server():
+    with connection_with(**BINDING):
         yield
 
 
@@ -149,6 +158,7 @@ def test_the_connection_binds_on_the_server_and_prepares_the_statements_a_call_s
     _requests()
 
     _list(client)
+    _list(client)
 
     connection = connections["default"]
     assert connection.features.uses_server_side_binding
@@ -164,10 +174,11 @@ def test_the_connection_binds_on_the_server_and_prepares_the_statements_a_call_s
 @DATABASE
 def test_the_crm_list_answers_the_bytes_it_answers_with_client_side_binding(client, staff_user):
     _requests()
-    by_default = _list(client)
-    assert not connections["default"].features.uses_server_side_binding
+    with connection_with():
+        assert not connections["default"].features.uses_server_side_binding
+        by_default = _list(client)
 
-    with bound_on_the_server():
+    with connection_with(**BINDING):
         bound = _list(client)
 
     assert bound == by_default and by_default.count(b'"number"') == 3
