@@ -110,16 +110,20 @@ def _next_sequence(smartcard: Smartcard | None) -> int | None:
 def request_create(
     *, draft: Draft, actor: Actor, options: Options, retry_of: ProvisioningRequest | None = None
 ) -> ProvisioningRequest:
-    """Create the request PENDING; with ``process_immediately`` it is queued for the worker after the commit."""
+    """Create the request PENDING; with ``process_immediately`` (and due) it is queued for the worker after the
+    commit, marked queued by its own INSERT (``enqueued_at``: no UPDATE of its own)."""
     from conax.pipeline import request_dispatch_on_commit  # the pipeline imports this module
 
     now = timezone.now()
+    scheduled = options.start_date or now
+    queued = options.process_immediately and scheduled <= now
     with transaction.atomic():
         request = ProvisioningRequest.objects.create(
             type=draft.type,
             priority=options.priority,
             process_immediately=options.process_immediately,
-            scheduled_date=options.start_date or now,
+            scheduled_date=scheduled,
+            enqueued_at=now if queued else None,
             sequence_number=_next_sequence(draft.smartcard),
             parameters_set=[{name: value, "id": new_id()} for name, value in draft.params],
             ca_pin_encrypted=pin_encrypt(draft.ca_pin) if draft.ca_pin else "",
@@ -133,7 +137,7 @@ def request_create(
             updated_by_unit=actor.unit,
             retry_of=retry_of,
         )
-        if options.process_immediately and request.scheduled_date <= now:
+        if queued:
             request_dispatch_on_commit(request)
     return request
 
@@ -335,7 +339,8 @@ def request_retry(*, request: ProvisioningRequest, actor: Actor) -> Provisioning
 
 
 def requests_process_now(*, numbers: list[int], actor: Actor) -> int:
-    """Staff "process now": PENDING requests become due at once and are queued (EXPRESS first) after the commit.
+    """Staff "process now": PENDING requests become due at once and are queued (EXPRESS first) after the commit,
+    marked queued by the same UPDATE.
 
     A request a worker holds right now is left alone (it is being processed already).
     """
@@ -348,9 +353,10 @@ def requests_process_now(*, numbers: list[int], actor: Actor) -> int:
         )
         taken = list(free.select_for_update(of=("self",)).order_by("number"))
         ProvisioningRequest.objects.filter(pk__in=[r.pk for r in taken]).update(
-            scheduled_date=now, process_name="MANUAL", updated_by_user=actor.user, claimed_until=None
+            scheduled_date=now, process_name="MANUAL", updated_by_user=actor.user, claimed_until=None, enqueued_at=now
         )
         for request in sorted(taken, key=lambda r: (r.priority != Priority.EXPRESS, r.number)):
+            request.enqueued_at = now  # written by the UPDATE above
             request_dispatch_on_commit(request)
     return len(taken)
 
