@@ -5,7 +5,7 @@ simulator, and the ``list`` endpoint at a million rows.
     .venv/bin/python bench/conax.py [--requests 10000] [--clients 8] [--workers 4] [--pool threads]
         [--concurrency 16] [--worker-processes 1] [--express-processes 0] [--express-concurrency 2] [--latency 5]
         [--cards 1000] [--backlog 10000] [--express 200] [--express-interval 20] [--list-rows 1000000]
-        [--list-queries 2000] [--no-list]
+        [--list-queries 2000] [--no-list] [--creations-only]
 
 Creates a throwaway PostgreSQL database (``BENCH_DB``, default ``portal_bench_conax``; one subscription with one
 service, ``--cards`` smartcards, a support-staff user; bulk SQL) and starts, as separate processes: the CAS simulator
@@ -40,6 +40,11 @@ keep-alive):
    ``fields_set``) and a quarter as many from a single client (the service time without queueing); PASS/FAIL against
    p95 < 50 ms, and EXPLAIN ANALYZE of the query the list runs (through ``conax.selectors.request_list``);
    ``--no-list`` leaves it out (bench/crm_list.py measures the list on its own).
+
+``--creations-only`` runs baseline A and the creations (phases 1 and 2) with no worker and no simulator started, in
+about two minutes at ``--requests 2000``: each creation still publishes its message after its commit, nobody consumes
+it (the queues are purged at the end), so the ratio is the creation's own cost, without the drain competing for the
+same cores. It checks that every request is PENDING with ``enqueued_at`` set.
 
 Each phase also shows where the CPU went, in ms per request: the server, the worker, the PostgreSQL backends of the
 benchmark's database, backends that ended during the phase (reaped by the postmaster; any database), the simulator,
@@ -713,7 +718,15 @@ def main() -> None:
     parser.add_argument("--list-rows", type=int, default=1_000_000, help="requests added for the list test")
     parser.add_argument("--list-queries", type=int, default=2000, help="list calls per variant")
     parser.add_argument("--no-list", action="store_true", help="skip the list phase (bench/crm_list.py measures it)")
+    parser.add_argument(
+        "--creations-only",
+        action="store_true",
+        help="baseline A and the creations only, no worker (nothing drains): the creation's own cost",
+    )
     args = parser.parse_args()
+    if args.creations_only:
+        creations_only(args)
+        return
 
     logs = Path(tempfile.mkdtemp(prefix="bench-conax-"))
     sim_port, port = free_port(), free_port()
@@ -804,6 +817,82 @@ def main() -> None:
         drop_database(DB)
         shutil.rmtree(logs, ignore_errors=True)
     report(out)
+
+
+def creations_only(args) -> None:
+    """Baseline A and the creations (``process_immediately``), with no worker and no simulator: each creation still
+    publishes its message to Redis after its commit, but nothing consumes it, so the two cores go to the server,
+    PostgreSQL and the clients only (the full run measures the creations while the worker drains on the same
+    cores). Every request must end PENDING with ``enqueued_at`` set, one message each waiting; the queues are
+    purged at the end."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = server_env(DB, CELERY_BROKER_URL=REDIS, CAS_DISPATCH_GRACE_SECONDS="600", LOG_LEVEL="WARNING")
+    procs: list[subprocess.Popen] = []
+    fresh_database(DB)
+    app = Celery(broker=REDIS)
+    try:
+        migrate(env)
+        load(args.cards)
+        create_user(env)
+        cards = card_ids()
+        purged = purge(app, "express", "regular")
+        server = start_server(port, args.workers, 1, env)
+        procs.append(server)
+        meter = CpuMeter(
+            {
+                "server": lambda: ticks(tree(server.pid)),
+                "postgres": lambda: ticks(db_backends()),
+                "client": lambda: ticks([os.getpid()]),
+            }
+        )
+        token = login(base)
+        warm = min(400, args.requests)
+        drive("warm-up", base, warm, args.clients, baseline_call)
+        drive("warm-up", base, warm, args.clients, creation_call(token, cards, 1))
+        with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+            conn.execute("DELETE FROM conax_provisioningrequest")
+        purge(app, "express", "regular")
+        before, cpu_baseline = meter.measure(
+            lambda: drive("baseline", base, args.requests, args.clients, baseline_call)
+        )
+        create, cpu_create = meter.measure(
+            lambda: drive("create", base, args.requests, args.clients, creation_call(token, cards, 1))
+        )
+        after = drive("baseline", base, args.requests, args.clients, baseline_call)
+        messages = queued(app, "express", "regular")
+        with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT life_cycle_state, count(*), count(enqueued_at) FROM conax_provisioningrequest GROUP BY 1"
+            ).fetchall()
+    finally:
+        stop_processes(procs)
+        with contextlib.suppress(Exception):  # Redis gone: nothing to purge
+            purge(app, "express", "regular")
+        drop_database(DB)
+    baseline = before.merged(after)
+    load_avg = os.getloadavg()
+    print(
+        f"creations only: no worker, no simulator; gunicorn sync x{args.workers}; {args.clients} client threads; "
+        f"{os.cpu_count()} shared cores (load average at the end {load_avg[0]:.1f} / {load_avg[1]:.1f} / "
+        f"{load_avg[2]:.1f})"
+    )
+    print(baseline.line("baseline A: bare DRF create of one row"))
+    print(f"{'':38} (before the creations {before.rps:.0f} req/s, after {after.rps:.0f} req/s)")
+    print(f"{'':38} {cpu_baseline.line(args.requests)}")
+    print(create.line(f"creations (add_subscriptions, {args.requests})"))
+    print(f"{'':38} {cpu_create.line(args.requests)}")
+    print(f"requests (state, count, with enqueued_at): {rows}; messages waiting: {messages}")
+    if purged:
+        print(f"(purged {purged} messages an earlier run left in the express/regular queues)")
+    print(f"ratio: creations/s / bare DRF creates/s = {create.rps / baseline.rps:.2f}")
+    failures = [
+        f"{run.name}: {run.errors} wrong answers, first: {run.first_error}" for run in (create, baseline) if run.errors
+    ]
+    if rows != [("PENDING", args.requests, args.requests)]:
+        failures.append(f"every request PENDING and queued expected, found {rows}")
+    if failures:
+        raise SystemExit("FAILED: " + " | ".join(failures))
 
 
 def report(out: dict) -> None:
