@@ -205,8 +205,6 @@ if not DATABASES["default"].get("ENGINE"):
     raise ImproperlyConfigured("DATABASE_URL is required in production (postgres://user:pass@host:5432/name)")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # Django's backend, batching up to the SQLite library's own limit of variables a statement.
-    DATABASES["default"]["ENGINE"] = "portal.kernel.db.sqlite3"
     # WAL + IMMEDIATE transactions: the web process and the worker share the file without "database is locked".
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
