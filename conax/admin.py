@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import ManyToManyField, QuerySet
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -144,22 +142,9 @@ class RetriesInline(ConsoleInline):
     show_change_link = True
 
 
-class RequestChangeList(ChangeList):
-    """Django's date hierarchy computes the next day, month or year of the one asked for in plain Python
-    (``?created_date__year=9999&created_date__month=12&created_date__day=31`` overflows into a 500): a date the
-    calendar cannot hold is a bad filter, answered like any other (the list with "?e=1"), never an error page."""
-
-    def get_filters(self, request):
-        try:
-            return super().get_filters(request)
-        except (OverflowError, ValueError) as exc:
-            raise IncorrectLookupParameters(exc) from exc
-
-
 @admin.register(ProvisioningRequest)
 class ProvisioningRequestAdmin(FilterSetAdminMixin, ExportAdminMixin, ConsoleAdmin):
     filterset_class = ProvisioningRequestFilter
-    changelist_base = RequestChangeList
     list_display = (
         "number",
         "type",

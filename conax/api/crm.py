@@ -19,7 +19,16 @@ from django.views.decorators.csrf import csrf_exempt
 
 from conax import selectors, services
 from conax.api import crminput, crmlist
-from conax.api.crmparams import DOMAIN_ERRORS, METHODS, REQUEST_FIELDS, CrmError, Method, crm_error, fields_set
+from conax.api.crmparams import (
+    DOMAIN_ERRORS,
+    METHODS,
+    REQUEST_FIELDS,
+    CrmError,
+    Method,
+    crm_error,
+    fields_set,
+    parameters_set,
+)
 from conax.choices import Priority, RequestType
 from conax.exceptions import ConaxError
 from conax.models import ProvisioningRequest, Unit
@@ -263,7 +272,7 @@ def request_data(request: ProvisioningRequest, names: tuple[str, ...] = REQUEST_
         "number": str(request.number),
         "process_id": request.process_id,
         "name": request.name,
-        "parameters_set": request.parameters_set,
+        "parameters_set": parameters_set(request.parameters_set),
         "process_immediately": immediately,
         "request": request.request,
         "log_information": None,

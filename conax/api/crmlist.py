@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from conax.api.crmparams import REQUEST_FIELDS
+from conax.api.crmparams import REQUEST_FIELDS, parameters_set
 from conax.selectors import RequestPage
 
 DATE = "%Y-%m-%dT%H:%M:%S"
@@ -79,6 +79,7 @@ def _renderers(page: RequestPage, date: Dater) -> dict[str, Callable[[Row], Any]
         ),
         "log_information": _logger(page, date),
         "id": lambda row: row["uid"],
+        "parameters_set": lambda row: parameters_set(row["parameters_set"]),
         "executed_date": lambda row: date(row["executed_date"]),
     }
 

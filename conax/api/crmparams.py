@@ -389,6 +389,13 @@ METHODS: dict[str, Method] = {
     )
 }
 
+
+def parameters_set(entries: list[dict]) -> list[dict]:
+    """A request's parameters_set as the document writes its entries, each name before its id, on every database
+    (PostgreSQL's jsonb reads an entry's keys back shortest first, ``id`` first; SQLite keeps them as written)."""
+    return [{**{key: value for key, value in entry.items() if key != "id"}, "id": entry.get("id")} for entry in entries]
+
+
 # The fields of a provisioning request on the wire, in the seed's order; fields_set picks among them.
 REQUEST_FIELDS = (
     "scheduled_date",

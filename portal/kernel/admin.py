@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 
-from portal.kernel import adminexport, jobs, services
+from portal.kernel import adminexport, adminfilters, jobs, services
 from portal.kernel.adminexport import ExportAdminMixin
 from portal.kernel.console import ConsoleAdmin, ObjectAction, badge
 from portal.kernel.models import ApiToken, BulkJob, WorkerHeartbeat
@@ -182,7 +182,7 @@ admin.site.unregister(LogEntry)
 
 
 @admin.register(LogEntry)
-class AuditLogEntryAdmin(ExportAdminMixin, LogEntryAdmin):
+class AuditLogEntryAdmin(adminfilters.DateSafeAdminMixin, ExportAdminMixin, LogEntryAdmin):
     export_fields = (
         "timestamp",
         "actor",
@@ -194,3 +194,7 @@ class AuditLogEntryAdmin(ExportAdminMixin, LogEntryAdmin):
         "changes",
         "additional_data",
     )
+
+
+# Last of the admin modules (portal.kernel is the last installed app): every admin is registered by now.
+adminfilters.date_safe_site(admin.site)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -21,3 +22,6 @@ class KernelConfig(AppConfig):
         from portal.kernel import audit, logging, services  # noqa: F401
 
         post_migrate.connect(_sync_groups, sender=self, dispatch_uid="portal.groups_sync")
+        from portal.kernel.db.sqlite import use_library_limit
+
+        connection_created.connect(use_library_limit, dispatch_uid="portal.sqlite_limit")

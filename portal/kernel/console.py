@@ -32,6 +32,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from portal.kernel import jobs
+from portal.kernel.adminfilters import DateSafeAdminMixin
 from portal.kernel.errors import Category, DomainError
 
 
@@ -77,7 +78,7 @@ class ObjectAction:
         return bool(self.confirm or self.form)
 
 
-class ConsoleAdmin(admin.ModelAdmin):
+class ConsoleAdmin(DateSafeAdminMixin, admin.ModelAdmin):
     """Mixed in before ``admin.ModelAdmin`` (``class DeviceAdmin(ConsoleAdmin, admin.ModelAdmin)``)."""
 
     object_actions: Sequence[ObjectAction] = ()

@@ -206,7 +206,8 @@ def test_the_admin_list_survives_crafted_date_filters(client, staff_user, world,
 
     response = client.get(ADMIN, query)
 
-    assert response.status_code in (200, 302)
+    # refused the admin's way on both databases (SQLite's adapter overflowed converting to UTC: a 500)
+    assert (response.status_code, response.get("Location")) == (302, f"{ADMIN}?e=1")
 
 
 @pytest.mark.parametrize(

@@ -159,3 +159,38 @@ def test_catalog_admins_name_each_models_filterset_and_q_stays_the_admin_search(
 
     assert sensors.status_code == 200
     assert [s.pk for s in sensors.context["cl"].result_list] == [temperature.pk]
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        (DEVICES, {"created_at__gt": "9999-12-31T23:59:59-14:00"}),
+        (DEVICES, {"created_at": "0001-01-01T00:00:00+14:00"}),
+        (DEVICES, {"created_at__in": "2020-01-01T00:00:00Z,9999-12-31T23:59:59-14:00"}),
+        (DEVICES, {"created_at__range": "0001-01-01T00:00:00+14:00,2020-01-01T00:00:00Z"}),
+        (DEVICES, {"created_at__year": "10000"}),
+        (DEVICES, {"created_at__year__gte": "0"}),
+        (REQUESTS, {"executed_date__lte": "0001-01-01T00:00:00+14:00"}),
+        ("/admin/auth/user/", {"date_joined__gte": "9999-12-31T23:59:59-14:00"}),
+        ("/admin/auditlog/logentry/", {"timestamp__lt": "0001-01-01T00:00:00+14:00"}),
+    ],
+    ids=["gt", "exact", "in", "range", "year", "year-gte", "request", "users", "audit"],
+)
+def test_a_date_the_database_cannot_hold_is_refused_on_every_admin_list(admin_client, fleet, url, params):
+    """Django's own refusal ("?e=1"), on PostgreSQL and SQLite alike: SQLite's adapter converts the value to the
+    connection's zone (UTC), where these moments leave years 1-9999, and answered a 500."""
+    response = admin_client.get(url, params)
+
+    assert (response.status_code, response.get("Location")) == (302, f"{url}?e=1")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"created_at__gt": "9999-12-31T23:59:59+14:00"}, {"created_at__year": "9999"}, {"created_at__lt": "0001-01-02"}],
+    ids=["late-but-representable", "year-9999", "early-but-representable"],
+)
+def test_an_extreme_date_the_database_can_hold_still_filters(admin_client, fleet, params):
+    response = admin_client.get(DEVICES, params)
+
+    assert response.status_code == 200
+    assert listed(response) == []

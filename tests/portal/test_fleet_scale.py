@@ -8,7 +8,8 @@ from django.urls import reverse
 from bench.dashboard import build_fleet
 from tests.factories import StaffFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+# bench/dashboard.py builds the fleet in PostgreSQL's SQL (generate_series, intervals): the production database.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.postgres]
 DEVICES = 100_000
 # The page's queries whatever the fleet's size: session and user, support group, the app list's permissions, recent
 # actions, one aggregate per table (devices, boxes, provision types, commands, requests), the two failure lists, the
