@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from celery import Task, shared_task, signals
+from django.db import DatabaseError, connections
 
 from portal.kernel import adminexport, jobs, services
 
 if TYPE_CHECKING:
     from celery.worker.consumer import Consumer
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, ignore_result=True)
@@ -42,13 +46,18 @@ def tokens_purge() -> int:
 def _announce(sender: Consumer | None = None, **kwargs: object) -> None:
     """A worker shows up in /readyz as soon as it starts, not only at the first scheduled heartbeat.
 
-    Sent to a queue this worker consumes, so that a worker on dedicated queues can still announce itself.
+    Recorded here, in the worker's main process, under this worker's own name. A heartbeat task sent to one of its
+    queues could be taken by another worker consuming the same queue (the express worker shares ``express`` with the
+    regular one): that worker was then seen twice and this one not at all until beat's heartbeat, up to 30 s later.
+    The connection is closed again, so that a pool child forked later inherits none.
     """
-    queues = list(sender.app.amqp.queues.consume_from) if sender is not None else []
-    if queues:
-        heartbeat.apply_async(queue=queues[0])
-    else:
-        heartbeat.apply_async()
+    hostname = getattr(sender, "hostname", None) or "unknown"
+    try:
+        services.heartbeat_record(hostname=hostname)
+    except DatabaseError as exc:  # a worker starts even while the database is away; beat's heartbeat follows
+        logger.warning("worker=%s announcement not recorded: %s", hostname, type(exc).__name__)
+    finally:
+        connections.close_all()
 
 
 @shared_task(ignore_result=False)

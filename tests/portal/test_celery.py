@@ -23,13 +23,9 @@ def broker_url(redis_url) -> str:
     return redis_url.rsplit("/", 1)[0] + "/14"
 
 
-@pytest.fixture
-def worker(tmp_path, broker_url):
-    """A worker on its own Redis database and queue, stopped by pid at the end."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    name = f"{queue}@pytest"
-    env = clean_env(PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=subprocess_database_url(), CELERY_BROKER_URL=broker_url)
-    proc = subprocess.Popen(
+def named_worker(var_dir, broker_url: str, queues: str, name: str) -> subprocess.Popen:
+    env = clean_env(PORTAL_VAR_DIR=str(var_dir), DATABASE_URL=subprocess_database_url(), CELERY_BROKER_URL=broker_url)
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -38,7 +34,7 @@ def worker(tmp_path, broker_url):
             "portal",
             "worker",
             "-Q",
-            queue,
+            queues,
             "-n",
             name,
             "-c",
@@ -50,10 +46,17 @@ def worker(tmp_path, broker_url):
         ],
         cwd=REPO,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+
+
+@pytest.fixture
+def worker(tmp_path, broker_url):
+    """A worker on its own Redis database and queue, stopped by pid at the end."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    name = f"{queue}@pytest"
+    proc = named_worker(tmp_path, broker_url, queue, name)
     yield queue, name, proc
     proc.kill()
     proc.wait(timeout=10)
@@ -112,3 +115,27 @@ def test_worker_on_the_embedded_broker_runs_tasks_from_other_processes_and_acks_
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_workers_sharing_a_queue_are_each_seen_as_they_start(tmp_path, broker_url):
+    # given a worker on a queue, idle and waiting on it (as the express worker waits on express)
+    shared = f"test-{uuid.uuid4().hex[:8]}"
+    first_name, second_name = f"express-{shared}@pytest", f"regular-{shared}@pytest"
+    first = named_worker(tmp_path / "first", broker_url, shared, first_name)
+    second = None
+    try:
+        wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=first_name).exists(), timeout=60, interval=0.2)
+
+        # when a second worker starts on that queue and one of its own (the regular worker: express,regular)
+        second = named_worker(tmp_path / "second", broker_url, f"{shared},{shared}-own", second_name)
+
+        # then it is seen under its own name, with no beat running (an announcement sent as a task to the shared queue
+        # was taken by the waiting worker, and the second stayed unseen)
+        wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=second_name).exists(), timeout=60, interval=0.2)
+        assert first.poll() is None and second.poll() is None
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait(timeout=10)
+        redis.Redis.from_url(broker_url).flushdb()
