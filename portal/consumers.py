@@ -53,9 +53,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         self.joined = groups
-        await self.accept()
+        # counted before the accept goes out: a client (or a scrape) that sees the socket open sees it counted
         metrics.websocket_opened(self.metric_path)
         self.counted = True
+        await self.accept()
         with requestid.bound(self.request_id):
             log.debug("live socket opened", extra={"path": self.scope.get("path"), "user_id": user.pk})
 

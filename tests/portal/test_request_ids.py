@@ -14,8 +14,10 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
+from portal.celery import app as celery_app
 from portal.kernel import requestid
 from portal.kernel.logging import JsonFormatter, KeyValueFormatter
+from portal.kernel.tasks import heartbeat
 from tests.conftest import REPO, clean_env, subprocess_database_url
 
 # At import, not inside a test: it imports portal.asgi, whose django.setup() re-applies LOGGING and would drop the
@@ -138,7 +140,9 @@ def test_the_id_travels_to_the_task_the_request_queues_and_into_the_workers_log_
     output = collect(proc)
     settings.TRUSTED_PROXIES = ["127.0.0.1"]
     try:
-        # the worker announces itself with a heartbeat queued outside any request: its task line has no id
+        # a heartbeat queued outside any request: its task line has no id
+        with celery_app.connection_for_write(redis_url) as conn:
+            heartbeat.apply_async(connection=conn, queue=queue)
         wait_for(lambda: any("task=portal.kernel.tasks.heartbeat" in line for line in output), timeout=60)
 
         # when a request through a trusted proxy queues a task
