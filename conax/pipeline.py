@@ -18,7 +18,10 @@ records every outcome.
   PENDING requests, and one UPDATE: ``attempts`` goes up by one and is each claim's token, ``claimed_until`` the
   batch's lease. A request is refused while an earlier due request of the same smartcard is PENDING (EXPRESS before
   REGULAR, then ``sequence_number``), so a batch holds one request per card at most, the first; the earlier one
-  queues the card's next when it ends.
+  queues the card's next when it ends. A batch with room tops itself up, in the same locking SELECT's transaction,
+  with due, free requests of its priority that have waited in a queue for over ``CAS_BATCH_TOP_UP_AFTER`` seconds
+  (first of their card, oldest first): one-number messages behind a backlog (CRM creations faster than the drain)
+  each fill a batch, and the messages of the requests they took end at once.
 - **Exactly once at the head-end**: the request's ``uid`` is the idempotency key. ``sent_at`` is written in the claim's
   transaction, committed before any call; a later attempt that finds it set first asks the head-end (``lookup``) and
   takes the stored outcome instead of sending again. The head-end also answers a repeated key with its first outcome.
@@ -281,11 +284,39 @@ def _claim_batch(numbers: list[int], process_id: str | None) -> tuple[list[_Clai
             taken.append(request)
         if refused:
             ProvisioningRequest.objects.filter(pk__in=refused).update(enqueued_at=None)
+        if taken:
+            taken += _top_up(taken[0].priority, settings.CAS_BATCH_SIZE - len(taken), numbers, cards, now)
         until = now + _batch_lease(len(taken))
         claims = [_claim(request, now, process_id, until) for request in taken]
         if taken:
             _save_claims(claims, now, process_id, until)
     return claims, refused
+
+
+def _top_up(priority: str, room: int, numbers: list[int], cards: set[str], now: datetime) -> list[ProvisioningRequest]:
+    """Requests of the batch's priority that the queue has held for over ``CAS_BATCH_TOP_UP_AFTER`` seconds, due, free
+    and first of their card, oldest first, locked with the message's own (in its transaction). Messages of one number
+    each (a CRM creation's) then fill a batch whenever the workers are behind; their own messages find them taken and
+    end at once. Nothing is taken while the queue keeps up (no request waits that long), and a request whose card is
+    already in the batch is left to its own message. ``cards`` gets the cards taken."""
+    after = settings.CAS_BATCH_TOP_UP_AFTER
+    if room <= 0 or not after:
+        return []
+    waiting = (
+        ProvisioningRequest.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(_due_and_free(now), priority=priority, enqueued_at__lte=now - timedelta(seconds=after))
+        .exclude(pk__in=numbers)
+        .exclude(Q(smartcard__isnull=False) & (Q(smartcard_id__in=cards) | _earlier_of_same_card(now)))
+        .order_by("number")
+    )
+    extra: list[ProvisioningRequest] = []
+    for request in waiting[:room]:
+        if request.smartcard_id:
+            if request.smartcard_id in cards:  # two of one card among the extras: the later waits for its own message
+                continue
+            cards.add(request.smartcard_id)
+        extra.append(request)
+    return extra
 
 
 def _save_claims(claims: list[_Claim], now: datetime, process_id: str | None, until: datetime) -> None:

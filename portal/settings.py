@@ -362,6 +362,9 @@ CAS_DISPATCH_GRACE_SECONDS = env.int("CAS_DISPATCH_GRACE_SECONDS", default=120)
 # Conax requests one task claims, sends concurrently and records at once, and the sending threads per worker process.
 CAS_BATCH_SIZE = env.int("CAS_BATCH_SIZE", default=50)
 CAS_BATCH_THREADS = env.int("CAS_BATCH_THREADS", default=25)
+# A message with room in its batch also takes due requests of its priority whose own messages have waited in the queue
+# longer than this (seconds; 0: never): one-number messages behind a backlog fill a batch each (docs/conax.md).
+CAS_BATCH_TOP_UP_AFTER = env.float("CAS_BATCH_TOP_UP_AFTER", default=1.0)
 
 # --- outbound webhooks (webhooks/, docs/webhooks.md) ---------------------------------------------------------------
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)  # seconds a receiver may take to answer

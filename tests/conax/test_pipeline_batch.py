@@ -117,11 +117,11 @@ def test_a_batchs_queries_do_not_grow_with_its_size(
         for request in firsts:  # a box each: its live event goes to the box's device (one query finds them all)
             ProvisioningRequest.objects.filter(pk=request.pk).update(set_top_box=SetTopBoxFactory())
 
-        # claim: savepoint, SELECT … FOR UPDATE, UPDATE of the claims, bulk UPDATE of the addresses, release;
-        # record: savepoint, SELECT … FOR UPDATE, UPDATE of the state, bulk UPDATE of the answers, entitlements
-        # INSERT … ON CONFLICT, webhook deliveries INSERT, release; after the commit: the boxes' devices, the cards'
-        # next requests, and marking them queued
-        with django_assert_max_num_queries(15) as captured, django_capture_on_commit_callbacks(execute=True):
+        # claim: savepoint, SELECT … FOR UPDATE, the top-up's SELECT … FOR UPDATE (room in the batch), UPDATE of the
+        # claims, bulk UPDATE of the addresses, release; record: savepoint, SELECT … FOR UPDATE, UPDATE of the state,
+        # bulk UPDATE of the answers, entitlements INSERT … ON CONFLICT, webhook deliveries INSERT, release; after the
+        # commit: the boxes' devices, the cards' next requests, and marking them queued
+        with django_assert_max_num_queries(16) as captured, django_capture_on_commit_callbacks(execute=True):
             done = pipeline.requests_process(numbers=numbers)
 
         counts[size], finished = len(captured.captured_queries), finished + size
@@ -311,3 +311,72 @@ def test_the_batch_task_and_the_single_task_of_older_messages_both_run(catalog, 
     tasks.process_request.apply(args=[third.pk])
 
     assert states(first, second, third) == [("COMPLETED", 1)] * 3
+
+
+# --- a batch tops itself up from the queue -------------------------------------------------------------------------
+
+
+def queued(seconds_ago: float, *requests: ProvisioningRequest) -> None:
+    """Their own messages went to the queue that long ago (a CRM creation's INSERT writes enqueued_at)."""
+    at = timezone.now() - timedelta(seconds=seconds_ago)
+    ProvisioningRequest.objects.filter(pk__in=[r.pk for r in requests]).update(enqueued_at=at)
+
+
+def test_a_one_number_message_behind_a_backlog_takes_the_requests_waiting_in_the_queue(catalog, head_end, settings):
+    # given requests whose one-number messages have waited in the queue (a stream of CRM creations the workers are
+    # behind), and requests queued a moment ago, of another priority, or never queued
+    settings.CAS_BATCH_SIZE, settings.CAS_BATCH_TOP_UP_AFTER = 4, 1.0
+    service = catalog[0]
+    own, *waiting = (change(card, service) for card in cards(catalog, 5))
+    fresh, unqueued = (change(card, service) for card in cards(catalog, 2))
+    urgent = create(services.card_query(type="GET_ACTIVE_SUBSCRIPTIONS", smartcard=cards(catalog, 1)[0]), "EXPRESS")
+    queued(5, own, *waiting, urgent)
+    queued(0.1, fresh)
+
+    # when the message of the first is processed
+    done = pipeline.requests_process(numbers=[own.pk])
+
+    # then its batch is full: its own and the oldest waiting ones of its priority, up to CAS_BATCH_SIZE
+    assert done == dict.fromkeys([own.pk, *[r.pk for r in waiting[:3]]], "COMPLETED")
+    assert states(waiting[3], fresh, unqueued, urgent) == [("PENDING", 0)] * 4
+    # and the messages of those it took find nothing to do; the rest still goes through its own message
+    assert pipeline.requests_process(numbers=[waiting[0].pk]) == {}
+    assert pipeline.requests_process(numbers=[waiting[3].pk]) == {waiting[3].pk: "COMPLETED"}
+    assert head_end.applied_counts() == dict.fromkeys([own.uid, *[r.uid for r in waiting]], 1)
+
+
+def test_a_top_up_keeps_each_cards_order_and_leaves_held_and_later_requests(catalog, head_end, settings):
+    settings.CAS_BATCH_TOP_UP_AFTER = 1.0
+    service = catalog[0]
+    card, busy, other = cards(catalog, 3)
+    own = change(card, service)
+    behind = change(card, service, "CANCEL_SUBSCRIPTIONS")  # the same card: after own, in a later batch
+    held = change(busy, service)  # another worker holds it
+    after_held = change(busy, service, "CANCEL_SUBSCRIPTIONS")  # its card's earlier one is still PENDING
+    first, second = change(other, service), change(other, service, "CANCEL_SUBSCRIPTIONS")
+    retrying = change(cards(catalog, 1)[0], service)  # waiting out its backoff
+    queued(5, own, behind, held, after_held, first, second, retrying)
+    ProvisioningRequest.objects.filter(pk=held.pk).update(claimed_until=timezone.now() + timedelta(seconds=60))
+    ProvisioningRequest.objects.filter(pk=retrying.pk).update(claimed_until=timezone.now() + timedelta(seconds=8))
+
+    assert pipeline.requests_process(numbers=[own.pk]) == {own.pk: "COMPLETED", first.pk: "COMPLETED"}
+
+    assert states(behind, held, after_held, second, retrying) == [("PENDING", 0)] * 5
+    assert pipeline.requests_process(numbers=[behind.pk]) == {behind.pk: "COMPLETED", second.pk: "COMPLETED"}
+
+
+def test_a_top_up_is_off_at_zero_and_a_message_that_finds_nothing_takes_nothing(
+    catalog, head_end, settings, django_assert_num_queries
+):
+    service = catalog[0]
+    own, waiting = (change(card, service) for card in cards(catalog, 2))
+    done = change(cards(catalog, 1)[0], service)
+    queued(5, own, waiting, done)
+    ProvisioningRequest.objects.filter(pk=done.pk).update(life_cycle_state="COMPLETED", executed_date=timezone.now())
+
+    settings.CAS_BATCH_TOP_UP_AFTER = 0
+    assert pipeline.requests_process(numbers=[own.pk]) == {own.pk: "COMPLETED"}
+    settings.CAS_BATCH_TOP_UP_AFTER = 1.0
+    with django_assert_num_queries(3):  # the claim's savepoint, its SELECT and release: no top-up, no claim
+        assert pipeline.requests_process(numbers=[done.pk]) == {}
+    assert states(waiting) == [("PENDING", 0)]
