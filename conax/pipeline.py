@@ -18,10 +18,10 @@ records every outcome.
   PENDING requests, and one UPDATE: ``attempts`` goes up by one and is each claim's token, ``claimed_until`` the
   batch's lease. A request is refused while an earlier due request of the same smartcard is PENDING (EXPRESS before
   REGULAR, then ``sequence_number``), so a batch holds one request per card at most, the first; the earlier one
-  queues the card's next when it ends. A batch with room tops itself up, in the same locking SELECT's transaction,
-  with due, free requests of its priority that have waited in a queue for over ``CAS_BATCH_TOP_UP_AFTER`` seconds
-  (first of their card, oldest first): one-number messages behind a backlog (CRM creations faster than the drain)
-  each fill a batch, and the messages of the requests they took end at once.
+  queues the card's next when it ends. A batch with room tops itself up, in the claim's transaction, with due, free
+  requests of its priority queued after its own and waiting for over ``CAS_BATCH_TOP_UP_AFTER`` seconds (first of
+  their card, oldest first): one-number messages behind a backlog (CRM creations faster than the drain) each fill a
+  batch, and the messages of the requests they took end at once.
 - **Exactly once at the head-end**: the request's ``uid`` is the idempotency key. ``sent_at`` is written in the claim's
   transaction, committed before any call; a later attempt that finds it set first asks the head-end (``lookup``) and
   takes the stored outcome instead of sending again. The head-end also answers a repeated key with its first outcome.
@@ -51,6 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -261,31 +262,21 @@ class _Claim:
 
 
 def _claim_batch(numbers: list[int], process_id: str | None) -> tuple[list[_Claim], list[int]]:
-    """One short transaction: lock the due, free ones, claim the first of each card, mark those to send as sent.
-    Those refused because an earlier request of their card goes first forget that they were queued, so that the
-    earlier one queues them when it ends (and only then). On SQLite the lock clause is left out (one writer)."""
+    """One short transaction: lock the due, free ones, claim the first of each card, top the batch up (``_top_up``),
+    mark those to send as sent. Those refused because an earlier request of their card goes first forget that they
+    were queued, so that the earlier one queues them when it ends (and only then). Every row locked here is taken or
+    refused: a row locked and left as it was would be skipped (``SKIP LOCKED``) by its own message meanwhile, and
+    nobody would queue it again before the periodic run's grace. On SQLite the lock clause is left out (one writer)."""
     now = timezone.now()
     with transaction.atomic():
-        free = (
-            ProvisioningRequest.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(_due_and_free(now), pk__in=numbers)
-            .annotate(waits=_earlier_of_same_card(now))
-            .order_by(_rank(), "sequence_number", "number")
-        )
         taken: list[ProvisioningRequest] = []
         refused: list[int] = []
         cards: set[str] = set()
-        for request in free:
-            if request.waits or request.smartcard_id in cards:
-                refused.append(request.pk)
-                continue
-            if request.smartcard_id:
-                cards.add(request.smartcard_id)
-            taken.append(request)
+        _take(_locked(numbers, now), taken, refused, cards)
+        if taken and (extra := _top_up(taken[0].priority, settings.CAS_BATCH_SIZE - len(taken), numbers, cards, now)):
+            _take(_locked(extra, now), taken, refused, cards)
         if refused:
             ProvisioningRequest.objects.filter(pk__in=refused).update(enqueued_at=None)
-        if taken:
-            taken += _top_up(taken[0].priority, settings.CAS_BATCH_SIZE - len(taken), numbers, cards, now)
         until = now + _batch_lease(len(taken))
         claims = [_claim(request, now, process_id, until) for request in taken]
         if taken:
@@ -293,30 +284,62 @@ def _claim_batch(numbers: list[int], process_id: str | None) -> tuple[list[_Clai
     return claims, refused
 
 
-def _top_up(priority: str, room: int, numbers: list[int], cards: set[str], now: datetime) -> list[ProvisioningRequest]:
-    """Requests of the batch's priority that the queue has held for over ``CAS_BATCH_TOP_UP_AFTER`` seconds, due, free
-    and first of their card, oldest first, locked with the message's own (in its transaction). Messages of one number
-    each (a CRM creation's) then fill a batch whenever the workers are behind; their own messages find them taken and
-    end at once. Nothing is taken while the queue keeps up (no request waits that long), and a request whose card is
-    already in the batch is left to its own message. ``cards`` gets the cards taken."""
+def _locked(numbers: list[int], now: datetime) -> Iterable[Any]:
+    """Those of ``numbers`` due and free, locked (rows another worker is locking are its), in their cards' order; each
+    with ``waits``: an earlier request of its card goes first."""
+    return (
+        ProvisioningRequest.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(_due_and_free(now), pk__in=numbers)
+        .annotate(waits=_earlier_of_same_card(now))
+        .order_by(_rank(), "sequence_number", "number")
+    )
+
+
+def _take(free: Iterable[Any], taken: list[ProvisioningRequest], refused: list[int], cards: set[str]) -> None:
+    """The first of each card is taken; one behind an earlier request of its card (or of a card taken) is refused."""
+    for request in free:
+        if request.waits or request.smartcard_id in cards:
+            refused.append(request.pk)
+            continue
+        if request.smartcard_id:
+            cards.add(request.smartcard_id)
+        taken.append(request)
+
+
+def _top_up(priority: str, room: int, numbers: list[int], cards: set[str], now: datetime) -> list[int]:
+    """Up to ``room`` requests of the batch's priority queued after the message's own and waiting for over
+    ``CAS_BATCH_TOP_UP_AFTER`` seconds, due and free, oldest first, one per card and none of a card in the batch.
+    Messages of one number each (a CRM creation's) then fill a batch whenever the workers are behind; the messages of
+    those taken find them taken and end at once. Nothing is taken while the queue keeps up (no request waits that
+    long). The caller locks them as it locks the message's own, and takes or refuses each.
+
+    Read without a lock and without the card check, by the ``(life_cycle_state, number)`` index from the message's
+    last number on, so that the cost does not depend on the planner's statistics of a table whose PENDING part churns:
+    the locking SELECT then checks each card's order for these few rows only."""
     after = settings.CAS_BATCH_TOP_UP_AFTER
     if room <= 0 or not after:
         return []
-    waiting = (
-        ProvisioningRequest.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(_due_and_free(now), priority=priority, enqueued_at__lte=now - timedelta(seconds=after))
-        .exclude(pk__in=numbers)
-        .exclude(Q(smartcard__isnull=False) & (Q(smartcard_id__in=cards) | _earlier_of_same_card(now)))
-        .order_by("number")
+    rows = (
+        ProvisioningRequest.objects.filter(
+            _due_and_free(now),
+            priority=priority,
+            number__gt=max(numbers),
+            enqueued_at__lte=now - timedelta(seconds=after),
+        )
+        .order_by("life_cycle_state", "number")
+        .values_list("number", "smartcard_id")[: room * 2]
     )
-    extra: list[ProvisioningRequest] = []
-    for request in waiting[:room]:
-        if request.smartcard_id:
-            if request.smartcard_id in cards:  # two of one card among the extras: the later waits for its own message
-                continue
-            cards.add(request.smartcard_id)
-        extra.append(request)
-    return extra
+    chosen: list[int] = []
+    seen = set(cards)
+    for number, card in rows:
+        if card in seen:  # the later of a card waits for its own message
+            continue
+        if card:
+            seen.add(card)
+        chosen.append(number)
+        if len(chosen) == room:
+            break
+    return chosen
 
 
 def _save_claims(claims: list[_Claim], now: datetime, process_id: str | None, until: datetime) -> None:

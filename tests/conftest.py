@@ -77,6 +77,9 @@ def clean_env(**extra: str) -> dict[str, str]:
         "PORTAL_VAR_DIR",
         "DJANGO_SETTINGS_MODULE",
         "PORTAL_TEST_REDIS_URL",
+        # the settings export it (prometheus-client reads it from the environment): inherited, a server started by a
+        # test counted in the test process's folder and, starting, emptied it of the test process's own files
+        "PROMETHEUS_MULTIPROC_DIR",
     }
     env = {key: value for key, value in os.environ.items() if key not in portal_vars}
     env.update(extra)

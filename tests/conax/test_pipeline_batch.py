@@ -324,13 +324,14 @@ def queued(seconds_ago: float, *requests: ProvisioningRequest) -> None:
 
 def test_a_one_number_message_behind_a_backlog_takes_the_requests_waiting_in_the_queue(catalog, head_end, settings):
     # given requests whose one-number messages have waited in the queue (a stream of CRM creations the workers are
-    # behind), and requests queued a moment ago, of another priority, or never queued
+    # behind), and requests queued a moment ago, of another priority, never queued, or queued before the message's
+    # own (their messages went first: another worker has them or is about to)
     settings.CAS_BATCH_SIZE, settings.CAS_BATCH_TOP_UP_AFTER = 4, 1.0
     service = catalog[0]
-    own, *waiting = (change(card, service) for card in cards(catalog, 5))
+    earlier, own, *waiting = (change(card, service) for card in cards(catalog, 6))
     fresh, unqueued = (change(card, service) for card in cards(catalog, 2))
     urgent = create(services.card_query(type="GET_ACTIVE_SUBSCRIPTIONS", smartcard=cards(catalog, 1)[0]), "EXPRESS")
-    queued(5, own, *waiting, urgent)
+    queued(5, earlier, own, *waiting, urgent)
     queued(0.1, fresh)
 
     # when the message of the first is processed
@@ -338,7 +339,7 @@ def test_a_one_number_message_behind_a_backlog_takes_the_requests_waiting_in_the
 
     # then its batch is full: its own and the oldest waiting ones of its priority, up to CAS_BATCH_SIZE
     assert done == dict.fromkeys([own.pk, *[r.pk for r in waiting[:3]]], "COMPLETED")
-    assert states(waiting[3], fresh, unqueued, urgent) == [("PENDING", 0)] * 4
+    assert states(earlier, waiting[3], fresh, unqueued, urgent) == [("PENDING", 0)] * 5
     # and the messages of those it took find nothing to do; the rest still goes through its own message
     assert pipeline.requests_process(numbers=[waiting[0].pk]) == {}
     assert pipeline.requests_process(numbers=[waiting[3].pk]) == {waiting[3].pk: "COMPLETED"}
@@ -363,6 +364,33 @@ def test_a_top_up_keeps_each_cards_order_and_leaves_held_and_later_requests(cata
 
     assert states(behind, held, after_held, second, retrying) == [("PENDING", 0)] * 5
     assert pipeline.requests_process(numbers=[behind.pk]) == {behind.pk: "COMPLETED", second.pk: "COMPLETED"}
+
+
+def test_a_request_a_top_up_locked_but_could_not_take_is_queued_by_its_cards_earlier_one(
+    catalog, head_end, broker, settings, django_capture_on_commit_callbacks
+):
+    # given a card whose first request is in flight in another worker's batch, and its second request queued a while
+    # ago: its own message may come while a top-up holds its row, and then skips it (SKIP LOCKED)
+    settings.CAS_BATCH_TOP_UP_AFTER = 1.0
+    service = catalog[0]
+    card, other = cards(catalog, 2)
+    in_flight = change(card, service)
+    claims, _ = pipeline._claim_batch([in_flight.pk], "worker-1")
+    own = change(other, service)
+    behind = change(card, service, "CANCEL_SUBSCRIPTIONS")
+    queued(5, own, behind)
+
+    # when a message with room locks it as a top-up candidate, and finds its card's earlier one still PENDING
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.requests_process(numbers=[own.pk]) == {own.pk: "COMPLETED"}
+
+    # then it is refused as its own message would refuse it (no longer marked queued), so that the earlier one queues
+    # it when it ends, instead of leaving it to a message that may have come and gone
+    assert ProvisioningRequest.objects.get(pk=behind.pk).enqueued_at is None
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline._record(pipeline._call_all(claims)) == {in_flight.pk: "COMPLETED"}
+    assert broker()["regular"] == [([behind.pk], False)]
+    assert pipeline.requests_process(numbers=[behind.pk]) == {behind.pk: "COMPLETED"}
 
 
 def test_a_top_up_is_off_at_zero_and_a_message_that_finds_nothing_takes_nothing(
