@@ -81,3 +81,22 @@ def test_readyz_names_the_broker_when_it_is_down(client, broker, dead_url):
     assert response.status_code == 503
     assert response.json()["failing"] == ["broker"]
     assert response.json()["checks"]["database"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)  # the announcement closes its connection, as a worker's main process must
+def test_a_starting_worker_is_recorded_under_its_own_name_and_starts_even_without_the_database(monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from django.db import OperationalError
+
+    from portal.kernel import tasks
+
+    tasks._announce(sender=SimpleNamespace(hostname="regular@box-7"))
+    assert list(WorkerHeartbeat.objects.values_list("hostname", flat=True)) == ["regular@box-7"]
+
+    def database_away(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks.services, "heartbeat_record", database_away)
+    tasks._announce(sender=SimpleNamespace(hostname="express@box-7"))  # does not raise: the worker goes on starting
+    assert "worker=express@box-7 announcement not recorded: OperationalError" in caplog.text
