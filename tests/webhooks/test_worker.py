@@ -106,11 +106,13 @@ def test_a_receiver_down_for_a_while_gets_everything_once_it_is_back(tmp_path, b
 
 
 def test_a_worker_killed_mid_send_loses_nothing(tmp_path, broker):
-    receiver = Receiver(mode="slow", delay=0.3).start()
+    receiver = Receiver(mode="slow", delay=1.0).start()
     endpoint(receiver.url)
     ids = disable_devices(30)
     # Batches of 5 (a lease of one delivery's length): the 30 take several batches, so the kill lands while some are
-    # unsent or unrecorded (one batch of 30 on 25 threads could be sent and recorded before the kill).
+    # unsent or unrecorded (one batch of 30 on 25 threads could be sent and recorded before the kill). A second per
+    # POST: the 30 take about 3 s on the two children, longer than the wait's one-second polls need to see the first
+    # five arrive (at 0.3 s they were sometimes all recorded before the kill: CI).
     slow_batch = {**worker_env(), "WEBHOOK_BATCH_SIZE": "5", "WEBHOOK_BATCH_THREADS": "5"}
     worker = start_worker(tmp_path, broker, "regular", concurrency=2, **slow_batch)
     try:
